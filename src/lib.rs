@@ -1,0 +1,3 @@
+//! identify-bridge: OpenID Connect sign-in, enrichment traits, profiles and identify calls.
+
+pub mod config;
