@@ -1,6 +1,25 @@
 //! The typed settings tree: defaults, then the TOML file, then `IDENTIFY_BRIDGE__…` variables.
+//!
+//! Every key has one environment name: the path in upper case joined by `__`, under the prefix
+//! `IDENTIFY_BRIDGE__` (`server.listen` → `IDENTIFY_BRIDGE__SERVER__LISTEN`). Providers are a
+//! list in TOML, so in the environment they are addressed by name:
+//! `IDENTIFY_BRIDGE__PROVIDERS__{NAME}__{KEY}` (name upper-cased, `-` written as `_`); a name
+//! that is not in the file adds a provider.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+use url::Url;
+
+/// Environment prefix for every key.
+pub const ENV_PREFIX: &str = "IDENTIFY_BRIDGE__";
 
 /// Which family a configured provider belongs to; decides discovery quirks and default trait mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -10,4 +29,651 @@ pub enum ProviderKind {
     Microsoft,
     Okta,
     Oidc,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Google => "google",
+            ProviderKind::Microsoft => "microsoft",
+            ProviderKind::Okta => "okta",
+            ProviderKind::Oidc => "oidc",
+        }
+    }
+}
+
+/// A secret value: never printed by `Debug`, serialized as `"[redacted]"`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(SecretString::from(value.into()))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// The whole configuration, after validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub session: SessionSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub providers: Vec<ProviderSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address the HTTP server binds to.
+    pub listen: SocketAddr,
+    /// The URL browsers use to reach the bridge; redirect URIs are `{public_url}/callback/{provider}`.
+    pub public_url: Url,
+    /// Origins (scheme://host[:port]) that `return_to` may point at besides the bridge itself.
+    pub allowed_return_origins: Vec<String>,
+    /// Timeout for every call to a provider (discovery, token, userinfo, JWKS), in seconds.
+    pub provider_timeout_secs: u64,
+    /// Bound on finishing in-flight requests after SIGTERM/SIGINT, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            public_url: Url::parse("http://127.0.0.1:8080").expect("valid default URL"),
+            allowed_return_origins: Vec::new(),
+            provider_timeout_secs: 10,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn provider_timeout(&self) -> Duration {
+        Duration::from_secs(self.provider_timeout_secs)
+    }
+    /// Whether the session cookie may drop `Secure`: only plain http on loopback names.
+    pub fn insecure_cookies_allowed(&self) -> bool {
+        self.public_url.scheme() == "http"
+            && matches!(
+                self.public_url.host_str(),
+                Some("localhost") | Some("127.0.0.1") | Some("[::1]")
+            )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    /// The configured database (default).
+    Database,
+    /// Process memory: for tests and single-process experiments only.
+    Memory,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    pub store: SessionStoreKind,
+    pub cookie_name: String,
+    /// A signed-in session ends after this many seconds without a request.
+    pub idle_timeout_secs: u64,
+    /// A started sign-in must come back from the provider within this many seconds.
+    pub login_timeout_secs: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            store: SessionStoreKind::Database,
+            cookie_name: "identify_bridge_session".into(),
+            idle_timeout_secs: 8 * 3600,
+            login_timeout_secs: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` (embedded default) or `postgres://user@host/db`.
+    pub url: Secret,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: Secret::new("sqlite://data/identify-bridge.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `identify_bridge=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+/// One `[[providers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// URL segment: `/login/{name}`, `/callback/{name}`.
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Button label on the sign-in page; defaults from the kind.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub token_auth_method: TokenAuthMethod,
+    /// Issuer URL. Required for `oidc`; overrides the built-in issuer for the other kinds.
+    #[serde(default)]
+    pub issuer: Option<Url>,
+    /// Microsoft: `common`, `organizations`, `consumers`, a tenant id or a domain.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Microsoft: tenant ids allowed to sign in (empty: any the `tenant` admits).
+    #[serde(default)]
+    pub allowed_tenants: Vec<String>,
+    /// Microsoft: the login host, `https://login.microsoftonline.com` by default.
+    #[serde(default)]
+    pub authority: Option<Url>,
+    /// Microsoft: call Microsoft Graph for more traits (adds the `User.Read` scope).
+    #[serde(default)]
+    pub graph: bool,
+    /// Okta: the org domain, e.g. `acme.okta.com` (a full `https://…` URL is accepted too).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Okta: a custom authorization server id, e.g. `default`; none means the org server.
+    #[serde(default)]
+    pub authorization_server: Option<String>,
+    /// Trait name → JSON Pointers into the merged claims; the first non-empty value wins.
+    #[serde(default)]
+    pub traits: BTreeMap<String, OneOrMany>,
+}
+
+/// A TOML value that may be one string or a list of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+
+impl ProviderSettings {
+    /// The client secret, from `client_secret` or `client_secret_file` (resolved at load time).
+    pub fn secret(&self) -> Option<&Secret> {
+        self.client_secret.as_ref()
+    }
+
+    pub fn label(&self) -> String {
+        if let Some(label) = &self.display_name {
+            return label.clone();
+        }
+        match self.kind {
+            ProviderKind::Google => "Google".into(),
+            ProviderKind::Microsoft => "Microsoft".into(),
+            ProviderKind::Okta => "Okta".into(),
+            ProviderKind::Oidc => self.name.clone(),
+        }
+    }
+
+    /// The scopes to request, with what the kind's options add.
+    pub fn effective_scopes(&self) -> Vec<String> {
+        let mut scopes = self.scopes.clone();
+        if self.kind == ProviderKind::Microsoft
+            && self.graph
+            && !scopes.iter().any(|s| s == "User.Read")
+        {
+            scopes.push("User.Read".into());
+        }
+        scopes
+    }
+}
+
+/// A configuration error: one line naming the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+fn err(key: impl fmt::Display, what: impl fmt::Display) -> ConfigError {
+    ConfigError(format!("`{key}`: {what}"))
+}
+
+impl Settings {
+    /// Load from an optional TOML file, then the environment, then validate.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        let mut figment = Figment::from(Serialized::defaults(Settings::defaults_value()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Provider keys are addressed by name, not index, so they are merged separately below.
+        for (k, v) in &env {
+            let rest = &k[ENV_PREFIX.len()..];
+            if rest.starts_with("PROVIDERS__") {
+                continue;
+            }
+            let path = rest.to_ascii_lowercase().replace("__", ".");
+            figment = figment.merge(Serialized::default(&path, env_value(v)));
+        }
+        let providers = merge_provider_env(&figment, &env)?;
+        let figment = figment.merge(Serialized::default("providers", providers));
+        let mut settings: Settings = figment.extract().map_err(figment_error)?;
+        settings.resolve_secret_files()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn defaults_value() -> serde_json::Value {
+        serde_json::json!({
+            "server": ServerSettings::default(),
+            "session": SessionSettings::default(),
+            "database": { "url": "sqlite://data/identify-bridge.db" },
+            "log": LogSettings::default(),
+        })
+    }
+
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        for (i, p) in self.providers.iter_mut().enumerate() {
+            let key = format!("providers[{i}] ({})", p.name);
+            match (&p.client_secret, &p.client_secret_file) {
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        format!("{key}.client_secret_file"),
+                        "set either client_secret or client_secret_file, not both",
+                    ))
+                }
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        err(
+                            format!("{key}.client_secret_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?;
+                    p.client_secret = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every rule the types cannot express; the message names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let public = &self.server.public_url;
+        if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
+            return Err(err("server.public_url", "must be an http(s) URL with a host"));
+        }
+        if public.query().is_some() || public.fragment().is_some() {
+            return Err(err("server.public_url", "must not have a query or fragment"));
+        }
+        for (i, origin) in self.server.allowed_return_origins.iter().enumerate() {
+            parse_origin(origin).map_err(|what| {
+                err(format!("server.allowed_return_origins[{i}]"), what)
+            })?;
+        }
+        if self.session.cookie_name.is_empty()
+            || !self
+                .session
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(err("session.cookie_name", "use letters, digits, `-` and `_`"));
+        }
+        if self.session.login_timeout_secs == 0 {
+            return Err(err("session.login_timeout_secs", "must be at least 1"));
+        }
+        if self.server.provider_timeout_secs == 0 {
+            return Err(err("server.provider_timeout_secs", "must be at least 1"));
+        }
+        let db = self.database.url.expose();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(err("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let key = format!("providers[{i}]");
+            if p.name.is_empty()
+                || p.name.len() > 64
+                || !p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(err(
+                    format!("{key}.name"),
+                    format!("{:?} must be 1 to 64 letters, digits, `-` or `_`", p.name),
+                ));
+            }
+            let key = format!("providers[{i}] ({})", p.name);
+            if !seen.insert(p.name.to_ascii_lowercase()) {
+                return Err(err(format!("{key}.name"), "another provider has this name"));
+            }
+            if p.client_id.trim().is_empty() {
+                return Err(err(format!("{key}.client_id"), "must not be empty"));
+            }
+            if p.client_secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+                return Err(err(
+                    format!("{key}.client_secret"),
+                    "missing: set client_secret, client_secret_file or the environment variable",
+                ));
+            }
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return Err(err(format!("{key}.scopes"), "must include \"openid\""));
+            }
+            if let Some(issuer) = &p.issuer {
+                if !matches!(issuer.scheme(), "http" | "https") {
+                    return Err(err(format!("{key}.issuer"), "must be an http(s) URL"));
+                }
+            }
+            match p.kind {
+                ProviderKind::Oidc if p.issuer.is_none() => {
+                    return Err(err(format!("{key}.issuer"), "required for kind = \"oidc\""));
+                }
+                ProviderKind::Microsoft => {
+                    let tenant = p.tenant.as_deref().unwrap_or("");
+                    if tenant.is_empty()
+                        || !tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+                    {
+                        return Err(err(
+                            format!("{key}.tenant"),
+                            "required for kind = \"microsoft\": common, organizations, consumers, a tenant id or a domain",
+                        ));
+                    }
+                    for (j, t) in p.allowed_tenants.iter().enumerate() {
+                        if uuid::Uuid::parse_str(t).is_err() {
+                            return Err(err(
+                                format!("{key}.allowed_tenants[{j}]"),
+                                format!("{t:?} is not a tenant id (a GUID)"),
+                            ));
+                        }
+                    }
+                }
+                ProviderKind::Okta if p.issuer.is_none() && p.domain.as_deref().unwrap_or("").is_empty() => {
+                    return Err(err(format!("{key}.domain"), "required for kind = \"okta\""));
+                }
+                _ => {}
+            }
+            if p.graph && p.kind != ProviderKind::Microsoft {
+                return Err(err(format!("{key}.graph"), "only for kind = \"microsoft\""));
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML, secrets redacted (`check-config`).
+    pub fn to_redacted_toml(&self) -> String {
+        toml_string(self)
+    }
+}
+
+fn toml_string(settings: &Settings) -> String {
+    // figment's TOML dependency is not re-exported; JSON → TOML via figment's value would add
+    // little, so print JSON, which every operator tool reads.
+    serde_json::to_string_pretty(settings).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+}
+
+/// Parse `scheme://host[:port]` into its normalised origin string.
+pub fn parse_origin(origin: &str) -> Result<String, String> {
+    let url = Url::parse(origin).map_err(|e| format!("{origin:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{origin:?} must be an http(s) origin"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("{origin:?} must be an origin only (scheme://host[:port]), no path"));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// Fold `IDENTIFY_BRIDGE__PROVIDERS__{NAME}__{KEY}` variables into the providers list.
+fn merge_provider_env(
+    figment: &Figment,
+    env: &[(String, String)],
+) -> Result<Vec<serde_json::Value>, ConfigError> {
+    let mut providers: Vec<serde_json::Value> = match figment.find_value("providers") {
+        Ok(value) => value.deserialize().map_err(figment_error)?,
+        Err(_) => Vec::new(),
+    };
+    let prefix = format!("{ENV_PREFIX}PROVIDERS__");
+    // name (normalised) -> [(key path, value)]
+    let mut by_name: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix(&prefix) else { continue };
+        let Some((name, key)) = rest.split_once("__") else {
+            return Err(err(k, "expected IDENTIFY_BRIDGE__PROVIDERS__{NAME}__{KEY}"));
+        };
+        by_name
+            .entry(name.to_ascii_uppercase())
+            .or_default()
+            .push((key.to_ascii_lowercase(), v.clone()));
+    }
+    let norm = |s: &str| s.to_ascii_uppercase().replace('-', "_");
+    for (name, keys) in by_name {
+        let index = providers.iter().position(|p| {
+            p.get("name").and_then(|n| n.as_str()).map(norm).as_deref() == Some(name.as_str())
+        });
+        let index = match index {
+            Some(i) => i,
+            None => {
+                providers.push(serde_json::json!({ "name": name.to_ascii_lowercase().replace('_', "-") }));
+                providers.len() - 1
+            }
+        };
+        let mut entry = Figment::from(Serialized::defaults(providers[index].clone()));
+        for (key, value) in keys {
+            let path = key.replace("__", ".");
+            entry = entry.merge(Serialized::default(&path, env_value(&value)));
+        }
+        providers[index] = entry.extract().map_err(figment_error)?;
+    }
+    Ok(providers)
+}
+
+/// An environment value as figment reads it: TOML-like scalars and arrays, else a string.
+fn env_value(value: &str) -> figment::value::Value {
+    value
+        .parse()
+        .unwrap_or_else(|_| figment::value::Value::from(value.to_string()))
+}
+
+fn figment_error(e: figment::Error) -> ConfigError {
+    let mut key = e.path.join(".");
+    if key.starts_with("default.") {
+        key = key["default.".len()..].to_string();
+    }
+    let what = e.kind.to_string();
+    let source = e
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    if key.is_empty() {
+        ConfigError(format!("{what}{source}"))
+    } else {
+        ConfigError(format!("`{key}`: {what}{source}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(toml.as_bytes()).unwrap();
+        Settings::load_with_env(
+            Some(file.path()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    const GOOGLE: &str = r#"
+        [server]
+        listen = "127.0.0.1:9000"
+        public_url = "https://login.example.com"
+        [[providers]]
+        name = "google"
+        kind = "google"
+        client_id = "abc"
+        client_secret = "s3cret"
+    "#;
+
+    #[test]
+    fn a_minimal_file_loads_with_defaults() {
+        let s = load(GOOGLE, &[]).unwrap();
+        assert_eq!(s.server.listen.port(), 9000);
+        assert_eq!(s.providers[0].scopes, vec!["openid", "profile", "email"]);
+        assert_eq!(s.session.login_timeout_secs, 600);
+    }
+
+    #[test]
+    fn environment_overrides_plain_keys_and_providers_by_name() {
+        let s = load(
+            GOOGLE,
+            &[
+                ("IDENTIFY_BRIDGE__SERVER__LISTEN", "0.0.0.0:7000"),
+                ("IDENTIFY_BRIDGE__PROVIDERS__GOOGLE__CLIENT_SECRET", "from-env"),
+                ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__KIND", "okta"),
+                ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__DOMAIN", "acme.okta.com"),
+                ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__CLIENT_ID", "0oa1"),
+                ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__CLIENT_SECRET", "x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.server.listen.port(), 7000);
+        assert_eq!(s.providers[0].secret().unwrap().expose(), "from-env");
+        assert_eq!(s.providers[1].name, "my-okta");
+        assert_eq!(s.providers[1].kind, ProviderKind::Okta);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load(&GOOGLE.replace("127.0.0.1:9000", "nonsense"), &[]).unwrap_err();
+        assert!(e.to_string().contains("server.listen"), "{e}");
+        let e = load(&GOOGLE.replace("client_secret = \"s3cret\"", ""), &[]).unwrap_err();
+        assert!(e.to_string().contains("providers[0] (google).client_secret"), "{e}");
+        let e = load(&GOOGLE.replace("name = \"google\"", "name = \"go/ogle\""), &[]).unwrap_err();
+        assert!(e.to_string().contains("providers[0].name"), "{e}");
+        let e = load(&format!("{GOOGLE}\nsurprise = 1\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("surprise"), "{e}");
+        let e = load(
+            r#"[[providers]]
+            name = "ms"
+            kind = "microsoft"
+            client_id = "a"
+            client_secret = "b""#,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("providers[0] (ms).tenant"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        writeln!(secret, "file-secret").unwrap();
+        let toml = GOOGLE.replace(
+            "client_secret = \"s3cret\"",
+            &format!("client_secret_file = {:?}", secret.path()),
+        );
+        let s = load(&toml, &[]).unwrap();
+        assert_eq!(s.providers[0].secret().unwrap().expose(), "file-secret");
+        let printed = s.to_redacted_toml();
+        assert!(!printed.contains("file-secret"), "{printed}");
+        assert!(!format!("{s:?}").contains("file-secret"));
+    }
+
+    #[test]
+    fn return_origins_must_be_bare_origins() {
+        assert_eq!(parse_origin("https://app.example.com").unwrap(), "https://app.example.com");
+        assert!(parse_origin("https://app.example.com/path").is_err());
+        assert!(parse_origin("javascript:alert(1)").is_err());
+    }
 }
