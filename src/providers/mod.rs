@@ -1,0 +1,435 @@
+//! Configured OpenID providers: discovery (retried in the background), JWKS caching and the
+//! generic authorization-code flow in [`oidc`]; the kind files hold only what differs.
+
+pub mod google;
+pub mod microsoft;
+pub mod oidc;
+pub mod okta;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{AdditionalProviderMetadata, IssuerUrl, JsonWebKeySet, ProviderMetadata};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::{ProviderKind, ProviderSettings, Settings};
+
+/// Discovery fields the core metadata type leaves out.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+}
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+/// Provider metadata with the extra fields above.
+pub type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// At most one JWKS refetch per provider in this interval, however many unknown `kid`s arrive.
+pub const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+/// Discovery is refreshed this often once loaded (keys rotate; endpoints rarely move).
+const METADATA_REFRESH: Duration = Duration::from_secs(12 * 3600);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// What a failed provider call was doing, for messages and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Discovery,
+    Jwks,
+    Token,
+    Userinfo,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Discovery => "discovery",
+            Stage::Jwks => "jwks",
+            Stage::Token => "token",
+            Stage::Userinfo => "userinfo",
+        })
+    }
+}
+
+/// Failures talking to or verifying a provider. Display never contains tokens or codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider {0} is not ready (its discovery document has not loaded yet)")]
+    NotReady(String),
+    #[error("the provider did not answer the {0} request in time")]
+    Timeout(Stage),
+    #[error("the {0} request to the provider failed: {1}")]
+    Unreachable(Stage, String),
+    #[error("the provider rejected the {0} request: {1}")]
+    Rejected(Stage, String),
+    #[error("the provider's {0} response is invalid: {1}")]
+    InvalidResponse(Stage, String),
+    #[error("the ID token failed verification: {0}")]
+    InvalidIdToken(String),
+    #[error("userinfo subject does not match the ID token subject")]
+    SubjectMismatch,
+    #[error("{0}")]
+    Tenant(#[from] microsoft::TenantError),
+}
+
+impl ProviderError {
+    /// A short, bounded label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProviderError::NotReady(_) => "not_ready",
+            ProviderError::Timeout(_) => "timeout",
+            ProviderError::Unreachable(..) => "unreachable",
+            ProviderError::Rejected(..) => "rejected",
+            ProviderError::InvalidResponse(..) => "invalid_response",
+            ProviderError::InvalidIdToken(_) => "invalid_id_token",
+            ProviderError::SubjectMismatch => "subject_mismatch",
+            ProviderError::Tenant(_) => "tenant_not_allowed",
+        }
+    }
+}
+
+/// Map a reqwest failure to a provider error for `stage`.
+pub(crate) fn transport_error(stage: Stage, e: &reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout(stage)
+    } else {
+        // reqwest errors name the URL, which holds no secrets for these endpoints.
+        ProviderError::Unreachable(stage, e.without_url_ref())
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut msg = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        msg
+    }
+}
+
+/// Loaded metadata for one provider.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub metadata: Metadata,
+    /// Microsoft `common`/`organizations`: the issuer holds `{tenantid}`.
+    pub issuer_template: Option<String>,
+}
+
+/// One configured provider and its live state.
+#[derive(Debug)]
+pub struct Provider {
+    pub settings: ProviderSettings,
+    /// Where discovery is fetched from: `{base}/.well-known/openid-configuration`.
+    pub discovery_base: String,
+    pub redirect_url: Url,
+    http: reqwest::Client,
+    discovered: RwLock<Option<Arc<Discovered>>>,
+    last_error: RwLock<Option<String>>,
+    last_jwks_fetch: Mutex<Option<Instant>>,
+}
+
+impl Provider {
+    pub fn new(settings: ProviderSettings, public_url: &Url, http: reqwest::Client) -> Provider {
+        let discovery_base = match settings.kind {
+            ProviderKind::Microsoft => match &settings.issuer {
+                Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
+                None => microsoft::discovery_base(
+                    settings
+                        .authority
+                        .as_ref()
+                        .map(|u| u.as_str())
+                        .unwrap_or(microsoft::AUTHORITY),
+                    settings.tenant.as_deref().unwrap_or("common"),
+                ),
+            },
+            _ => match &settings.issuer {
+                Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
+                None => match settings.kind {
+                    ProviderKind::Google => google::ISSUER.to_string(),
+                    ProviderKind::Okta => okta::issuer(
+                        settings.domain.as_deref().unwrap_or_default(),
+                        settings.authorization_server.as_deref(),
+                    ),
+                    _ => String::new(),
+                },
+            },
+        };
+        let redirect_url = callback_url(public_url, &settings.name);
+        Provider {
+            settings,
+            discovery_base,
+            redirect_url,
+            http,
+            discovered: RwLock::new(None),
+            last_error: RwLock::new(None),
+            last_jwks_fetch: Mutex::new(None),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The loaded metadata, or `NotReady`.
+    pub fn discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
+        self.discovered
+            .read()
+            .expect("provider lock poisoned")
+            .clone()
+            .ok_or_else(|| ProviderError::NotReady(self.name().to_string()))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.discovered.read().expect("provider lock poisoned").is_some()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.read().expect("provider lock poisoned").clone()
+    }
+
+    /// Fetch the discovery document and keys once.
+    #[tracing::instrument(skip_all, fields(provider = %self.name()))]
+    pub async fn discover(&self) -> Result<(), ProviderError> {
+        let result = self.fetch_metadata().await;
+        match &result {
+            Ok(d) => {
+                *self.discovered.write().expect("provider lock poisoned") = Some(Arc::new(d.clone()));
+                *self.last_error.write().expect("provider lock poisoned") = None;
+                *self.last_jwks_fetch.lock().expect("provider lock poisoned") = Some(Instant::now());
+                tracing::info!(issuer = %d.metadata.issuer().as_str(), "provider metadata loaded");
+            }
+            Err(e) => {
+                *self.last_error.write().expect("provider lock poisoned") = Some(e.to_string());
+                tracing::warn!(error = %e, "provider discovery failed");
+            }
+        }
+        result.map(|_| ())
+    }
+
+    async fn fetch_metadata(&self) -> Result<Discovered, ProviderError> {
+        let url = format!("{}/.well-known/openid-configuration", self.discovery_base);
+        // Fetched directly rather than with `discover_async`: Microsoft's templated and
+        // domain-named tenants publish an issuer that differs from the URL, which that
+        // function rejects. The issuer check moves to ID-token verification, where it stays exact.
+        let response = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| transport_error(Stage::Discovery, &e))?;
+        if !response.status().is_success() {
+            return Err(ProviderError::InvalidResponse(
+                Stage::Discovery,
+                format!("HTTP {} from {url}", response.status()),
+            ));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(Stage::Discovery, &e))?;
+        let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| {
+            ProviderError::InvalidResponse(Stage::Discovery, format!("not a discovery document: {e}"))
+        })?;
+        let issuer = metadata.issuer().as_str().to_string();
+        let issuer_template = issuer
+            .contains(microsoft::TENANT_PLACEHOLDER)
+            .then(|| issuer.clone());
+        if issuer_template.is_some() && self.settings.kind != ProviderKind::Microsoft {
+            return Err(ProviderError::InvalidResponse(
+                Stage::Discovery,
+                "templated issuers are only accepted from Microsoft".into(),
+            ));
+        }
+        // For every provider but Microsoft (whose domain-named tenants resolve to a GUID
+        // issuer), the issuer must be the URL we asked (OIDC Discovery §4.3).
+        if self.settings.kind != ProviderKind::Microsoft
+            && issuer.trim_end_matches('/') != self.discovery_base.trim_end_matches('/')
+        {
+            return Err(ProviderError::InvalidResponse(
+                Stage::Discovery,
+                format!("issuer {issuer:?} does not match the configured {:?}", self.discovery_base),
+            ));
+        }
+        let jwks = self.fetch_jwks(&metadata).await?;
+        Ok(Discovered {
+            metadata: metadata.set_jwks(jwks),
+            issuer_template,
+        })
+    }
+
+    async fn fetch_jwks(&self, metadata: &Metadata) -> Result<JsonWebKeySet<CoreJsonWebKey>, ProviderError> {
+        let response = self
+            .http
+            .get(metadata.jwks_uri().url().clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| transport_error(Stage::Jwks, &e))?;
+        if !response.status().is_success() {
+            return Err(ProviderError::InvalidResponse(
+                Stage::Jwks,
+                format!("HTTP {}", response.status()),
+            ));
+        }
+        let body = response.bytes().await.map_err(|e| transport_error(Stage::Jwks, &e))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::InvalidResponse(Stage::Jwks, format!("not a JWK set: {e}")))
+    }
+
+    /// Fetch the keys again after a token named an unknown `kid`. Rate-limited: returns
+    /// `false` without a request when the last fetch was under [`JWKS_REFRESH_MIN_INTERVAL`] ago.
+    pub async fn refresh_jwks(&self) -> Result<bool, ProviderError> {
+        {
+            let mut last = self.last_jwks_fetch.lock().expect("provider lock poisoned");
+            if last.is_some_and(|t| t.elapsed() < JWKS_REFRESH_MIN_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(Instant::now());
+        }
+        let current = self.discovered()?;
+        let jwks = self.fetch_jwks(&current.metadata).await?;
+        let updated = Discovered {
+            metadata: current.metadata.clone().set_jwks(jwks),
+            issuer_template: current.issuer_template.clone(),
+        };
+        *self.discovered.write().expect("provider lock poisoned") = Some(Arc::new(updated));
+        tracing::info!(provider = %self.name(), "provider signing keys refetched");
+        Ok(true)
+    }
+
+    /// Keep trying discovery with exponential backoff until it works, then refresh it
+    /// periodically, until `stop` fires.
+    pub async fn keep_discovered(self: Arc<Self>, stop: CancellationToken) {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let wait = match self.discover().await {
+                Ok(()) => {
+                    delay = Duration::from_secs(1);
+                    METADATA_REFRESH
+                }
+                Err(_) => {
+                    let wait = delay;
+                    delay = (delay * 2).min(RETRY_MAX);
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// `{public_url}/callback/{name}`, the redirect URI to register with the provider.
+pub fn callback_url(public_url: &Url, name: &str) -> Url {
+    let mut url = public_url.clone();
+    let path = format!("{}/callback/{}", url.path().trim_end_matches('/'), name);
+    url.set_path(&path);
+    url
+}
+
+/// All configured providers, in configuration order.
+#[derive(Clone, Debug)]
+pub struct Providers {
+    by_name: Arc<BTreeMap<String, Arc<Provider>>>,
+    order: Arc<Vec<String>>,
+}
+
+impl Providers {
+    pub fn new(settings: &Settings, http: reqwest::Client) -> Providers {
+        let mut by_name = BTreeMap::new();
+        let mut order = Vec::new();
+        for p in &settings.providers {
+            order.push(p.name.clone());
+            by_name.insert(
+                p.name.clone(),
+                Arc::new(Provider::new(p.clone(), &settings.server.public_url, http.clone())),
+            );
+        }
+        Providers {
+            by_name: Arc::new(by_name),
+            order: Arc::new(order),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Provider>> {
+        self.by_name.get(name).cloned()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.order.iter().filter_map(|n| self.by_name.get(n))
+    }
+
+    /// Start one background discovery task per provider.
+    pub fn spawn_discovery(&self, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        self.iter()
+            .map(|p| tokio::spawn(p.clone().keep_discovered(stop.clone())))
+            .collect()
+    }
+
+    /// Wait (up to `timeout`) for every provider to be ready; returns whether all are.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.iter().all(|p| p.is_ready()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// The HTTP client for provider calls: bounded time, no redirects (SSRF), rustls.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("identify-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client configuration is static and valid")
+}
+
+pub(crate) fn issuer_url(s: &str) -> Result<IssuerUrl, ProviderError> {
+    IssuerUrl::new(s.to_string())
+        .map_err(|e| ProviderError::InvalidIdToken(format!("issuer {s:?} is not a URL: {e}")))
+}

@@ -1,0 +1,407 @@
+//! The generic authorization-code flow: authorize URL (PKCE S256, state, nonce), code exchange,
+//! ID-token verification with the checks the library lacks (`azp`, `iat`, `at_hash`, Microsoft
+//! tenant issuers), userinfo with the subject check, and the merged claims.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+};
+use openidconnect::{
+    AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthorizationCode, ClaimsVerificationError,
+    ClientId, ClientSecret, CsrfToken, IdToken, IdTokenClaims, IdTokenVerifier, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    SignatureVerificationError, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::{issuer_url, microsoft, Discovered, Provider, ProviderError, Stage};
+use crate::config::{ProviderKind, TokenAuthMethod};
+
+/// Every claim the token carries beyond the standard ones, kept as JSON.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct ExtraClaims(pub Map<String, Value>);
+impl AdditionalClaims for ExtraClaims {}
+
+type ExtIdToken =
+    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type ExtIdTokenClaims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
+
+/// ID tokens issued more than this far in the future are refused (clock skew allowance).
+pub const MAX_IAT_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
+/// ID tokens issued longer ago than this are refused: the code flow gets them fresh.
+pub const MAX_IAT_AGE: ChronoDuration = ChronoDuration::minutes(10);
+/// Claims about the token itself, not the person: userinfo never overrides them.
+const TOKEN_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "at_hash", "c_hash", "auth_time", "jti"];
+/// Userinfo bodies larger than this are refused.
+const MAX_USERINFO_BYTES: usize = 256 * 1024;
+
+/// What `begin_login` hands back: where to send the browser and what to remember.
+pub struct AuthorizationRequest {
+    pub url: Url,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// A verified sign-in: who the provider says this is, and what else it says.
+#[derive(Debug, Clone)]
+pub struct VerifiedLogin {
+    /// The token's `iss` (tenant-specific for Microsoft).
+    pub issuer: String,
+    /// The ID token `sub`.
+    pub subject: String,
+    /// The stable account key at this issuer: Microsoft `oid` when present, else `sub`.
+    pub account_key: String,
+    /// ID-token claims merged with userinfo (userinfo wins for profile claims).
+    pub claims: Map<String, Value>,
+    /// Kept only for calls made during this sign-in (Graph); never stored or logged.
+    pub access_token: AccessToken,
+}
+
+impl Provider {
+    fn client(&self, d: &Discovered) -> CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    > {
+        let client = CoreClient::from_provider_metadata(
+            d.metadata.clone(),
+            ClientId::new(self.settings.client_id.clone()),
+            self.settings.secret().map(|s| ClientSecret::new(s.expose().to_string())),
+        )
+        .set_redirect_uri(RedirectUrl::from_url(self.redirect_url.clone()));
+        match self.settings.token_auth_method {
+            TokenAuthMethod::ClientSecretBasic => client.set_auth_type(AuthType::BasicAuth),
+            TokenAuthMethod::ClientSecretPost => client.set_auth_type(AuthType::RequestBody),
+        }
+    }
+
+    /// Build the authorization URL with PKCE S256, a fresh state and nonce.
+    pub fn authorization_request(&self, login_hint: Option<&str>) -> Result<AuthorizationRequest, ProviderError> {
+        let d = self.discovered()?;
+        let client = self.client(&d);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in self.settings.effective_scopes() {
+            if scope != "openid" {
+                request = request.add_scope(Scope::new(scope));
+            }
+        }
+        if let Some(hint) = login_hint {
+            request = request.add_extra_param("login_hint", hint.to_string());
+        }
+        let (url, state, nonce) = request.url();
+        Ok(AuthorizationRequest {
+            url,
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        })
+    }
+
+    /// RFC 9207: when the response carries `iss`, it must be this provider's issuer.
+    pub fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), ProviderError> {
+        let d = self.discovered()?;
+        let Some(iss) = iss else {
+            if d.metadata.additional_metadata().authorization_response_iss_parameter_supported == Some(true) {
+                return Err(ProviderError::InvalidResponse(
+                    Stage::Token,
+                    "the authorization response lacks the iss parameter the provider promises".into(),
+                ));
+            }
+            return Ok(());
+        };
+        let ok = match &d.issuer_template {
+            Some(template) => microsoft::iss_matches_template(template, iss),
+            None => d.metadata.issuer().as_str() == iss,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ProviderError::InvalidResponse(
+                Stage::Token,
+                "the authorization response comes from a different issuer (iss mismatch)".into(),
+            ))
+        }
+    }
+
+    /// Exchange the code, verify the ID token, call userinfo and merge the claims.
+    #[tracing::instrument(skip_all, fields(provider = %self.name()))]
+    pub async fn finish_login(
+        &self,
+        code: String,
+        pkce_verifier: String,
+        nonce: String,
+    ) -> Result<VerifiedLogin, ProviderError> {
+        let d = self.discovered()?;
+        let client = self.client(&d);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code))
+            .map_err(|e| ProviderError::InvalidResponse(Stage::Token, e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
+            .request_async(self.http())
+            .await
+            .map_err(token_error)?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| ProviderError::InvalidResponse(Stage::Token, "no id_token in the token response".into()))?;
+        // Re-read the same signed token with our claims type so every claim is kept.
+        let id_token: ExtIdToken = id_token
+            .to_string()
+            .parse()
+            .map_err(|e| ProviderError::InvalidIdToken(format!("malformed: {e}")))?;
+        let access_token = response.access_token().clone();
+        let nonce = Nonce::new(nonce);
+        let claims = match self.verify_id_token(&d, &id_token, &nonce, &access_token) {
+            Err(VerifyError::UnknownKey) => {
+                // Key rotation: fetch the keys again (rate-limited) and try once more.
+                if self.refresh_jwks().await? {
+                    let d = self.discovered()?;
+                    self.verify_id_token(&d, &id_token, &nonce, &access_token)
+                } else {
+                    Err(VerifyError::UnknownKey)
+                }
+            }
+            other => other,
+        }
+        .map_err(ProviderError::from)?;
+
+        let subject = claims.subject().as_str().to_string();
+        let issuer = claims.issuer().as_str().to_string();
+        let mut merged = match serde_json::to_value(&claims) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        if let Some(endpoint) = d.metadata.userinfo_endpoint() {
+            let userinfo = self
+                .fetch_userinfo(endpoint.url(), &access_token, &subject)
+                .await?;
+            merge_userinfo(&mut merged, userinfo);
+        }
+        let account_key = match self.settings.kind {
+            ProviderKind::Microsoft => claims
+                .additional_claims()
+                .0
+                .get("oid")
+                .and_then(Value::as_str)
+                .filter(|oid| uuid::Uuid::parse_str(oid).is_ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| subject.clone()),
+            _ => subject.clone(),
+        };
+        Ok(VerifiedLogin {
+            issuer,
+            subject,
+            account_key,
+            claims: merged,
+            access_token,
+        })
+    }
+
+    /// Verify signature, iss, aud, exp, nonce (library) plus iat, azp, at_hash and the
+    /// Microsoft tenant policy (ours).
+    fn verify_id_token(
+        &self,
+        d: &Discovered,
+        token: &ExtIdToken,
+        nonce: &Nonce,
+        access_token: &AccessToken,
+    ) -> Result<ExtIdTokenClaims, VerifyError> {
+        let expected_issuer = match &d.issuer_template {
+            Some(template) => {
+                // The unverified tid only chooses which issuer to verify against; the policy
+                // is applied again to the verified claims below.
+                let unverified = token
+                    .claims(&IdTokenVerifier::<CoreJsonWebKey>::new_insecure_without_verification(), |_: Option<&Nonce>| Ok(()))
+                    .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+                let tid = unverified.additional_claims().0.get("tid").and_then(Value::as_str);
+                let tid = microsoft::check_tenant(tid, self.settings.tenant.as_deref().unwrap_or(""), &self.settings.allowed_tenants)?;
+                microsoft::expected_issuer(template, &tid)
+            }
+            None => d.metadata.issuer().as_str().to_string(),
+        };
+        let client_id = ClientId::new(self.settings.client_id.clone());
+        let mut verifier = IdTokenVerifier::new_confidential_client(
+            client_id.clone(),
+            ClientSecret::new(self.settings.secret().map(|s| s.expose().to_string()).unwrap_or_default()),
+            issuer_url(&expected_issuer).map_err(|e| VerifyError::Invalid(e.to_string()))?,
+            d.metadata.jwks().clone(),
+        )
+        .set_issue_time_verifier_fn(|iat| {
+            let now = Utc::now();
+            if iat > now + MAX_IAT_FUTURE {
+                Err(format!("issued {}s in the future", (iat - now).num_seconds()))
+            } else if iat < now - MAX_IAT_AGE {
+                Err(format!("issued {}s ago", (now - iat).num_seconds()))
+            } else {
+                Ok(())
+            }
+        });
+        let advertised: Vec<CoreJwsSigningAlgorithm> = d
+            .metadata
+            .id_token_signing_alg_values_supported()
+            .iter()
+            .filter(|a| !matches!(a, CoreJwsSigningAlgorithm::None))
+            .cloned()
+            .collect();
+        if !advertised.is_empty() {
+            verifier = verifier.set_allowed_algs(advertised);
+        }
+        let claims = token.claims(&verifier, nonce).map_err(|e| match e {
+            ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
+                VerifyError::UnknownKey
+            }
+            other => VerifyError::Invalid(other.to_string()),
+        })?;
+        // azp: when present it must be us (the library leaves this to the client).
+        if let Some(azp) = claims.authorized_party() {
+            if azp != &client_id {
+                return Err(VerifyError::Invalid("azp is not this client".into()));
+            }
+        }
+        // at_hash: when present it must match the access token we were given.
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = token.signing_alg().map_err(|e| VerifyError::Invalid(e.to_string()))?;
+            let key = token.signing_key(&verifier).map_err(|e| VerifyError::Invalid(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(access_token, alg, key)
+                .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+            if &actual != expected {
+                return Err(VerifyError::Invalid("at_hash does not match the access token".into()));
+            }
+        }
+        if d.issuer_template.is_some() {
+            let tid = claims.additional_claims().0.get("tid").and_then(Value::as_str);
+            microsoft::check_tenant(tid, self.settings.tenant.as_deref().unwrap_or(""), &self.settings.allowed_tenants)?;
+        }
+        Ok(claims.clone())
+    }
+
+    /// GET userinfo with the access token; its `sub` must be the ID token's.
+    async fn fetch_userinfo(
+        &self,
+        endpoint: &Url,
+        access_token: &AccessToken,
+        subject: &str,
+    ) -> Result<Map<String, Value>, ProviderError> {
+        let response = self
+            .http()
+            .get(endpoint.clone())
+            .bearer_auth(access_token.secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| super::transport_error(Stage::Userinfo, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ProviderError::Rejected(Stage::Userinfo, format!("HTTP {status}")));
+        }
+        let is_jwt = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/jwt"));
+        if is_jwt {
+            return Err(ProviderError::InvalidResponse(
+                Stage::Userinfo,
+                "signed (application/jwt) userinfo responses are not supported; configure the provider to answer JSON".into(),
+            ));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| super::transport_error(Stage::Userinfo, &e))?;
+        if body.len() > MAX_USERINFO_BYTES {
+            return Err(ProviderError::InvalidResponse(Stage::Userinfo, "response too large".into()));
+        }
+        let claims: Map<String, Value> = serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::InvalidResponse(Stage::Userinfo, format!("not a JSON object: {e}")))?;
+        match claims.get("sub").and_then(Value::as_str) {
+            Some(sub) if sub == subject => Ok(claims),
+            _ => Err(ProviderError::SubjectMismatch),
+        }
+    }
+}
+
+/// Userinfo wins for profile claims; claims about the token stay the ID token's.
+pub fn merge_userinfo(merged: &mut Map<String, Value>, userinfo: Map<String, Value>) {
+    for (key, value) in userinfo {
+        if TOKEN_CLAIMS.contains(&key.as_str()) || value.is_null() {
+            continue;
+        }
+        merged.insert(key, value);
+    }
+}
+
+enum VerifyError {
+    UnknownKey,
+    Invalid(String),
+    Tenant(microsoft::TenantError),
+}
+
+impl From<microsoft::TenantError> for VerifyError {
+    fn from(e: microsoft::TenantError) -> Self {
+        VerifyError::Tenant(e)
+    }
+}
+
+impl From<VerifyError> for ProviderError {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::UnknownKey => ProviderError::InvalidIdToken("signed with an unknown key".into()),
+            VerifyError::Invalid(reason) => ProviderError::InvalidIdToken(reason),
+            VerifyError::Tenant(t) => ProviderError::Tenant(t),
+        }
+    }
+}
+
+fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(
+    e: RequestTokenError<openidconnect::HttpClientError<RE>, T>,
+) -> ProviderError {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            // The error code (`invalid_grant`, …) is safe to show; the description is the provider's text.
+            ProviderError::Rejected(Stage::Token, r.to_string())
+        }
+        RequestTokenError::Request(openidconnect::HttpClientError::Reqwest(inner)) => {
+            let inner: &dyn std::error::Error = inner.as_ref();
+            match inner.downcast_ref::<reqwest::Error>() {
+                Some(re) => super::transport_error(Stage::Token, re),
+                None => ProviderError::Unreachable(Stage::Token, inner.to_string()),
+            }
+        }
+        RequestTokenError::Request(other) => ProviderError::Unreachable(Stage::Token, other.to_string()),
+        RequestTokenError::Parse(e, _) => ProviderError::InvalidResponse(Stage::Token, e.to_string()),
+        RequestTokenError::Other(s) => ProviderError::InvalidResponse(Stage::Token, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_overrides_profile_claims_but_not_token_claims() {
+        let mut merged: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"sub": "a", "iss": "x", "name": "Old", "email": "e@x"})).unwrap();
+        let userinfo = serde_json::from_value(serde_json::json!({"sub": "b", "iss": "y", "name": "New", "email": null, "title": "CTO"})).unwrap();
+        merge_userinfo(&mut merged, userinfo);
+        assert_eq!(merged["sub"], "a");
+        assert_eq!(merged["iss"], "x");
+        assert_eq!(merged["name"], "New");
+        assert_eq!(merged["email"], "e@x");
+        assert_eq!(merged["title"], "CTO");
+    }
+}
