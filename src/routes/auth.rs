@@ -1,0 +1,33 @@
+//! `GET /auth`: for reverse proxies' `auth_request`. 204 with the user's id and email in
+//! headers when signed in, 401 otherwise.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_sessions::Session;
+
+use crate::error::AppError;
+use crate::session;
+use crate::state::AppState;
+
+pub const USER_ID_HEADER: &str = "x-identify-user-id";
+pub const EMAIL_HEADER: &str = "x-identify-email";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/auth", get(auth))
+}
+
+async fn auth(session: Session) -> Result<Response, AppError> {
+    let user = session::signed_in_user(&session).await?.ok_or(AppError::NotSignedIn)?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&user.user_id) {
+        headers.insert(HeaderName::from_static(USER_ID_HEADER), v);
+    }
+    // Claims are untrusted text: only values that are valid header text are passed on.
+    if let Some(Ok(v)) = user.email.as_deref().map(HeaderValue::from_str) {
+        headers.insert(HeaderName::from_static(EMAIL_HEADER), v);
+    }
+    Ok(response)
+}

@@ -1,0 +1,141 @@
+//! `GET /login` (the page with a button per provider) and `GET /login/{provider}` (begin a
+//! sign-in: remember state, nonce and PKCE verifier in the session, redirect to the provider).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::providers::Providers;
+use crate::session::{push_pending_login, PendingLogin};
+use crate::state::AppState;
+use crate::{return_to, session};
+
+/// Longest `login_hint` / `anonymous_id` passed on.
+const MAX_HINT_LEN: usize = 256;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/login") }))
+        .route("/login", get(login_page))
+        .route("/login/{provider}", get(begin_login))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginParams {
+    return_to: Option<String>,
+    login_hint: Option<String>,
+    anonymous_id: Option<String>,
+}
+
+struct ProviderButton {
+    label: String,
+    kind: &'static str,
+    href: String,
+    ready: bool,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    providers: Vec<ProviderButton>,
+}
+
+async fn login_page(
+    State(settings): State<Arc<Settings>>,
+    State(providers): State<Providers>,
+    Query(params): Query<LoginParams>,
+) -> Result<Response, AppError> {
+    let target = return_to::validate(
+        params.return_to.as_deref(),
+        &settings.server.public_url,
+        &allowed_origins(&settings),
+    )?;
+    let query = match params.return_to.as_deref() {
+        Some(_) => format!("?return_to={}", urlencode(target.as_str())),
+        None => String::new(),
+    };
+    let buttons = providers
+        .iter()
+        .map(|p| ProviderButton {
+            label: p.settings.label(),
+            kind: p.settings.kind.as_str(),
+            href: format!("/login/{}{}", p.name(), query),
+            ready: p.is_ready(),
+        })
+        .collect();
+    let html = LoginPage { providers: buttons }
+        .render()
+        .map_err(|e| AppError::Internal(e.into()))?;
+    Ok(Html(html).into_response())
+}
+
+/// Start a sign-in with `provider`.
+#[tracing::instrument(skip_all, fields(provider = %name))]
+async fn begin_login(
+    State(settings): State<Arc<Settings>>,
+    State(providers): State<Providers>,
+    Path(name): Path<String>,
+    Query(params): Query<LoginParams>,
+    session: Session,
+) -> Result<Response, AppError> {
+    let provider = providers.get(&name).ok_or_else(|| AppError::UnknownProvider(name.clone()))?;
+    let target = return_to::validate(
+        params.return_to.as_deref(),
+        &settings.server.public_url,
+        &allowed_origins(&settings),
+    )?;
+    let login_hint = checked_text("login_hint", params.login_hint)?;
+    let anonymous_id = checked_text("anonymous_id", params.anonymous_id)?;
+    let request = provider.authorization_request(login_hint.as_deref())?;
+    push_pending_login(
+        &session,
+        PendingLogin {
+            provider: name,
+            state: request.state,
+            nonce: request.nonce,
+            pkce_verifier: request.pkce_verifier,
+            return_to: target.to_string(),
+            started_at: chrono::Utc::now().timestamp(),
+            anonymous_id,
+        },
+    )
+    .await?;
+    tracing::info!("sign-in started");
+    Ok(Redirect::to(request.url.as_str()).into_response())
+}
+
+/// Optional short text from the query: bounded, no control characters.
+fn checked_text(field: &str, value: Option<String>) -> Result<Option<String>, AppError> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if v.len() > MAX_HINT_LEN || v.chars().any(char::is_control) => Err(AppError::BadRequest(
+            format!("The {field} parameter must be at most {MAX_HINT_LEN} characters of plain text."),
+        )),
+        Some(v) => Ok(Some(v)),
+    }
+}
+
+pub(crate) fn allowed_origins(settings: &Settings) -> Vec<String> {
+    settings
+        .server
+        .allowed_return_origins
+        .iter()
+        .filter_map(|o| crate::config::parse_origin(o).ok())
+        .collect()
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Re-exported for the callback: the session helpers live in one place.
+pub use session::take_pending_login;

@@ -1,0 +1,172 @@
+//! `Application`: bind, build the router and background workers, run until a shutdown signal.
+//! Tests build the same application on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer};
+
+use crate::config::Settings;
+use crate::error;
+use crate::providers::{self, Providers};
+use crate::routes;
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    providers: Providers,
+    grace: Duration,
+}
+
+impl Application {
+    /// Bind the listener, start provider discovery in the background and build the router.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;
+        let http = providers::http_client(settings.server.provider_timeout());
+        let providers = Providers::new(&settings, http);
+        let stop = CancellationToken::new();
+        let workers = providers.spawn_discovery(&stop);
+        let state = AppState {
+            settings: settings.clone(),
+            providers: providers.clone(),
+        };
+        let session_layer = SessionManagerLayer::new(MemoryStore::default())
+            .with_name(settings.session.cookie_name.clone())
+            .with_http_only(true)
+            // Lax, not Strict: the cookie must come back on the redirect from the provider.
+            .with_same_site(SameSite::Lax)
+            .with_secure(!settings.server.insecure_cookies_allowed())
+            .with_path("/")
+            .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+                settings.session.idle_timeout_secs as i64,
+            )));
+        let router = routes::router()
+            .fallback(error::not_found)
+            .layer(session_layer)
+            .layer(CatchPanicLayer::custom(error::panic_response))
+            .layer(axum::middleware::from_fn(error::render_errors))
+            .layer(
+                ServiceBuilder::new()
+                    .layer(SetSensitiveHeadersLayer::new([
+                        axum::http::header::AUTHORIZATION,
+                        axum::http::header::COOKIE,
+                        axum::http::header::SET_COOKIE,
+                        HeaderName::from_static("key"),
+                        HeaderName::from_static("x-api-key"),
+                    ]))
+                    .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                    .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                        let id = req
+                            .headers()
+                            .get(REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        // The path only: query strings carry codes and states.
+                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    }))
+                    .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+            )
+            .with_state(state);
+        Ok(Application {
+            listener,
+            router,
+            stop,
+            workers,
+            providers,
+            grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn providers(&self) -> &Providers {
+        &self.providers
+    }
+
+    /// A token that stops the server and workers when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Serve until `shutdown` resolves (or the stop token fires), then stop accepting, let
+    /// in-flight requests finish within the grace period, and stop the workers.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let stop = self.stop.clone();
+        let signal = {
+            let stop = stop.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = stop.cancelled() => {}
+                }
+                tracing::info!("shutting down: no new connections");
+                stop.cancel();
+            }
+        };
+        let server = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let grace = self.grace;
+        let stopped = stop.clone();
+        tokio::select! {
+            result = server => result?,
+            _ = async move { stopped.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("in-flight requests did not finish within the grace period");
+            }
+        }
+        for worker in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

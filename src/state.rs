@@ -1,0 +1,26 @@
+//! Shared application state; handlers extract only the part they use.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::config::Settings;
+use crate::providers::Providers;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub providers: Providers,
+}
+
+impl FromRef<AppState> for Arc<Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.settings.clone()
+    }
+}
+
+impl FromRef<AppState> for Providers {
+    fn from_ref(state: &AppState) -> Self {
+        state.providers.clone()
+    }
+}
