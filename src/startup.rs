@@ -38,10 +38,15 @@ pub struct Application {
 impl Application {
     /// Bind the listener, start provider discovery in the background and build the router.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let settings = Arc::new(settings);
         let listener = TcpListener::bind(settings.server.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    /// Build on an already bound listener (tests bind first to learn the port).
+    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
         let http = providers::http_client(settings.server.provider_timeout());
         let providers = Providers::new(&settings, http);
         let stop = CancellationToken::new();

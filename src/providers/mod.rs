@@ -229,7 +229,6 @@ impl Provider {
             Ok(d) => {
                 *self.discovered.write().expect("provider lock poisoned") = Some(Arc::new(d.clone()));
                 *self.last_error.write().expect("provider lock poisoned") = None;
-                *self.last_jwks_fetch.lock().expect("provider lock poisoned") = Some(Instant::now());
                 tracing::info!(issuer = %d.metadata.issuer().as_str(), "provider metadata loaded");
             }
             Err(e) => {
@@ -312,7 +311,8 @@ impl Provider {
     }
 
     /// Fetch the keys again after a token named an unknown `kid`. Rate-limited: returns
-    /// `false` without a request when the last fetch was under [`JWKS_REFRESH_MIN_INTERVAL`] ago.
+    /// `false` without a request when the last refetch was under [`JWKS_REFRESH_MIN_INTERVAL`]
+    /// ago (the fetch at discovery does not count, so a rotation right after start-up is seen).
     pub async fn refresh_jwks(&self) -> Result<bool, ProviderError> {
         {
             let mut last = self.last_jwks_fetch.lock().expect("provider lock poisoned");

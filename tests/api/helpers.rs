@@ -1,0 +1,226 @@
+//! `spawn_app`: each test gets its own bridge on a random port, its own test OpenID provider
+//! and a client that keeps cookies and does not follow redirects.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use identify_bridge::config::Settings;
+use identify_bridge::startup::Application;
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::idp::{IdpClient, TestIdp};
+
+pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+
+/// How the provider under test is set up at the test IdP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    Google,
+    Microsoft,
+    Okta,
+    Oidc,
+}
+
+pub const MS_TENANT: &str = "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b";
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Google => "google",
+            Kind::Microsoft => "microsoft",
+            Kind::Okta => "okta",
+            Kind::Oidc => "corp-sso",
+        }
+    }
+    fn issuer_path(self) -> String {
+        match self {
+            Kind::Okta => "/oauth2/default".into(),
+            Kind::Microsoft => format!("/{MS_TENANT}/v2.0"),
+            _ => String::new(),
+        }
+    }
+    /// The provider's TOML, pointed at the test IdP.
+    fn toml(self, idp: &TestIdp) -> String {
+        let base = idp.base_url();
+        let common = format!(
+            "name = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{CLIENT_SECRET}\"\n",
+            self.name(),
+            self.name()
+        );
+        match self {
+            Kind::Google => format!("[[providers]]\nkind = \"google\"\nissuer = \"{}\"\n{common}", idp.issuer),
+            Kind::Oidc => format!("[[providers]]\nkind = \"oidc\"\nissuer = \"{}\"\n{common}", idp.issuer),
+            Kind::Okta => format!(
+                "[[providers]]\nkind = \"okta\"\ndomain = \"{base}\"\nauthorization_server = \"default\"\n{common}"
+            ),
+            Kind::Microsoft => format!(
+                "[[providers]]\nkind = \"microsoft\"\ntenant = \"{MS_TENANT}\"\nauthority = \"{base}\"\n{common}"
+            ),
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub idp: TestIdp,
+    pub kind: Kind,
+    stop: CancellationToken,
+    _data: tempfile::TempDir,
+}
+
+/// Options for [`spawn_app_with`].
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    pub kind: Kind,
+    /// Extra TOML appended to the configuration.
+    pub extra_toml: String,
+    pub login_timeout_secs: u64,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions { kind: Kind::Google, extra_toml: String::new(), login_timeout_secs: 600 }
+    }
+}
+
+pub async fn spawn_app(kind: Kind) -> TestApp {
+    spawn_app_with(AppOptions { kind, ..Default::default() }).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let address = format!("http://127.0.0.1:{port}");
+    let kind = options.kind;
+    let redirect = format!("{address}/callback/{}", kind.name());
+    let idp = TestIdp::start(&kind.issuer_path(), vec![IdpClient::web(kind.name(), CLIENT_SECRET, &redirect)]).await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "{address}"
+allowed_return_origins = ["https://app.example.com"]
+provider_timeout_secs = 5
+
+[session]
+store = "memory"
+login_timeout_secs = {timeout}
+
+[database]
+url = "sqlite://{db}"
+
+[log]
+format = "pretty"
+level = "warn"
+
+{provider}
+{extra}
+"#,
+        timeout = options.login_timeout_secs,
+        db = data.path().join("bridge.db").display(),
+        provider = kind.toml(&idp),
+        extra = options.extra_toml,
+    );
+    let config_path = data.path().join("bridge.toml");
+    std::fs::write(&config_path, toml).unwrap();
+    let settings = Settings::load_with_env(Some(&config_path), Vec::new()).expect("test configuration is valid");
+    identify_bridge::telemetry::init(settings.log.format, &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()));
+    let app = Application::build_with_listener(settings, listener).await.expect("app builds");
+    assert!(app.providers().wait_ready(Duration::from_secs(15)).await, "provider discovery failed");
+    let stop = app.stop_token();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    TestApp { address, port, client, idp, kind, stop, _data: data }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Where a redirect response points.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location on a {} response", response.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Begin a sign-in and follow the provider's redirects until it sends the browser back
+    /// to our callback; returns that callback URL (not yet requested).
+    pub async fn start_sign_in(&self, query: &str) -> String {
+        let response = self.get(&format!("/login/{}?{query}", self.kind.name())).await;
+        assert!(response.status().is_redirection(), "login answered {}", response.status());
+        let mut next = location(&response);
+        for _ in 0..10 {
+            if next.starts_with(&self.address) {
+                return next;
+            }
+            let target = Url::parse(&self.idp.base_url()).unwrap().join(&next).unwrap();
+            let response = self.client.get(target.clone()).send().await.expect("idp request");
+            assert!(
+                response.status().is_redirection(),
+                "the IdP answered {} at {}: {}",
+                response.status(),
+                target.path(),
+                response.text().await.unwrap_or_default()
+            );
+            next = location(&response);
+        }
+        panic!("the IdP never redirected back");
+    }
+
+    /// A whole sign-in; returns the callback's response.
+    pub async fn sign_in(&self, login_hint: &str, return_to: Option<&str>) -> reqwest::Response {
+        let mut query = format!("login_hint={login_hint}");
+        if let Some(r) = return_to {
+            query.push_str(&format!("&return_to={}", urlencode(r)));
+        }
+        let callback = self.start_sign_in(&query).await;
+        self.client.get(callback).send().await.expect("callback request")
+    }
+
+    pub async fn me(&self) -> (StatusCode, serde_json::Value) {
+        let response = self.get("/me").await;
+        let status = response.status();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Replace one query parameter of a URL.
+pub fn with_param(url: &str, key: &str, value: &str) -> String {
+    let mut parsed = Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), if k == key { value.to_string() } else { v.into_owned() }))
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string()
+}
