@@ -390,15 +390,20 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let public = &self.server.public_url;
         if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
-            return Err(err("server.public_url", "must be an http(s) URL with a host"));
+            return Err(err(
+                "server.public_url",
+                "must be an http(s) URL with a host",
+            ));
         }
         if public.query().is_some() || public.fragment().is_some() {
-            return Err(err("server.public_url", "must not have a query or fragment"));
+            return Err(err(
+                "server.public_url",
+                "must not have a query or fragment",
+            ));
         }
         for (i, origin) in self.server.allowed_return_origins.iter().enumerate() {
-            parse_origin(origin).map_err(|what| {
-                err(format!("server.allowed_return_origins[{i}]"), what)
-            })?;
+            parse_origin(origin)
+                .map_err(|what| err(format!("server.allowed_return_origins[{i}]"), what))?;
         }
         if self.session.cookie_name.is_empty()
             || !self
@@ -407,7 +412,10 @@ impl Settings {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(err("session.cookie_name", "use letters, digits, `-` and `_`"));
+            return Err(err(
+                "session.cookie_name",
+                "use letters, digits, `-` and `_`",
+            ));
         }
         if self.session.login_timeout_secs == 0 {
             return Err(err("session.login_timeout_secs", "must be at least 1"));
@@ -416,15 +424,24 @@ impl Settings {
             return Err(err("server.provider_timeout_secs", "must be at least 1"));
         }
         let db = self.database.url.expose();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
-            return Err(err("database.url", "must start with sqlite:, postgres:// or postgresql://"));
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
             let key = format!("providers[{i}]");
             if p.name.is_empty()
                 || p.name.len() > 64
-                || !p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !p
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(err(
                     format!("{key}.name"),
@@ -438,7 +455,10 @@ impl Settings {
             if p.client_id.trim().is_empty() {
                 return Err(err(format!("{key}.client_id"), "must not be empty"));
             }
-            if p.client_secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+            if p.client_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().is_empty())
+            {
                 return Err(err(
                     format!("{key}.client_secret"),
                     "missing: set client_secret, client_secret_file or the environment variable",
@@ -459,7 +479,9 @@ impl Settings {
                 ProviderKind::Microsoft => {
                     let tenant = p.tenant.as_deref().unwrap_or("");
                     if tenant.is_empty()
-                        || !tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+                        || !tenant
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
                     {
                         return Err(err(
                             format!("{key}.tenant"),
@@ -475,7 +497,9 @@ impl Settings {
                         }
                     }
                 }
-                ProviderKind::Okta if p.issuer.is_none() && p.domain.as_deref().unwrap_or("").is_empty() => {
+                ProviderKind::Okta
+                    if p.issuer.is_none() && p.domain.as_deref().unwrap_or("").is_empty() =>
+                {
                     return Err(err(format!("{key}.domain"), "required for kind = \"okta\""));
                 }
                 _ => {}
@@ -505,8 +529,14 @@ pub fn parse_origin(origin: &str) -> Result<String, String> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!("{origin:?} must be an http(s) origin"));
     }
-    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("{origin:?} must be an origin only (scheme://host[:port]), no path"));
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(format!(
+            "{origin:?} must be an origin only (scheme://host[:port]), no path"
+        ));
     }
     Ok(url.origin().ascii_serialization())
 }
@@ -524,7 +554,9 @@ fn merge_provider_env(
     // name (normalised) -> [(key path, value)]
     let mut by_name: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (k, v) in env {
-        let Some(rest) = k.strip_prefix(&prefix) else { continue };
+        let Some(rest) = k.strip_prefix(&prefix) else {
+            continue;
+        };
         let Some((name, key)) = rest.split_once("__") else {
             return Err(err(k, "expected IDENTIFY_BRIDGE__PROVIDERS__{NAME}__{KEY}"));
         };
@@ -541,7 +573,9 @@ fn merge_provider_env(
         let index = match index {
             Some(i) => i,
             None => {
-                providers.push(serde_json::json!({ "name": name.to_ascii_lowercase().replace('_', "-") }));
+                providers.push(
+                    serde_json::json!({ "name": name.to_ascii_lowercase().replace('_', "-") }),
+                );
                 providers.len() - 1
             }
         };
@@ -619,9 +653,15 @@ mod tests {
             GOOGLE,
             &[
                 ("IDENTIFY_BRIDGE__SERVER__LISTEN", "0.0.0.0:7000"),
-                ("IDENTIFY_BRIDGE__PROVIDERS__GOOGLE__CLIENT_SECRET", "from-env"),
+                (
+                    "IDENTIFY_BRIDGE__PROVIDERS__GOOGLE__CLIENT_SECRET",
+                    "from-env",
+                ),
                 ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__KIND", "okta"),
-                ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__DOMAIN", "acme.okta.com"),
+                (
+                    "IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__DOMAIN",
+                    "acme.okta.com",
+                ),
                 ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__CLIENT_ID", "0oa1"),
                 ("IDENTIFY_BRIDGE__PROVIDERS__MY_OKTA__CLIENT_SECRET", "x"),
             ],
@@ -638,8 +678,16 @@ mod tests {
         let e = load(&GOOGLE.replace("127.0.0.1:9000", "nonsense"), &[]).unwrap_err();
         assert!(e.to_string().contains("server.listen"), "{e}");
         let e = load(&GOOGLE.replace("client_secret = \"s3cret\"", ""), &[]).unwrap_err();
-        assert!(e.to_string().contains("providers[0] (google).client_secret"), "{e}");
-        let e = load(&GOOGLE.replace("name = \"google\"", "name = \"go/ogle\""), &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("providers[0] (google).client_secret"),
+            "{e}"
+        );
+        let e = load(
+            &GOOGLE.replace("name = \"google\"", "name = \"go/ogle\""),
+            &[],
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("providers[0].name"), "{e}");
         let e = load(&format!("{GOOGLE}\nsurprise = 1\n"), &[]).unwrap_err();
         assert!(e.to_string().contains("surprise"), "{e}");
@@ -672,7 +720,10 @@ mod tests {
 
     #[test]
     fn return_origins_must_be_bare_origins() {
-        assert_eq!(parse_origin("https://app.example.com").unwrap(), "https://app.example.com");
+        assert_eq!(
+            parse_origin("https://app.example.com").unwrap(),
+            "https://app.example.com"
+        );
         assert!(parse_origin("https://app.example.com/path").is_err());
         assert!(parse_origin("javascript:alert(1)").is_err());
     }

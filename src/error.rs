@@ -28,7 +28,10 @@ pub enum AppError {
     #[error("sign-in took longer than the allowed time")]
     LoginExpired,
     #[error("provider returned error {error:?}")]
-    ProviderDenied { error: String, description: Option<String> },
+    ProviderDenied {
+        error: String,
+        description: Option<String>,
+    },
     #[error(transparent)]
     Provider(#[from] ProviderError),
     #[error("not signed in")]
@@ -47,18 +50,21 @@ impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             AppError::NotFound | AppError::UnknownProvider(_) => StatusCode::NOT_FOUND,
-            AppError::ReturnTo(_) | AppError::BadRequest(_) | AppError::LoginStateInvalid | AppError::LoginExpired => {
-                StatusCode::BAD_REQUEST
-            }
+            AppError::ReturnTo(_)
+            | AppError::BadRequest(_)
+            | AppError::LoginStateInvalid
+            | AppError::LoginExpired => StatusCode::BAD_REQUEST,
             AppError::ProviderDenied { .. } | AppError::NotSignedIn => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Provider(e) => match e {
                 ProviderError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ProviderError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                ProviderError::Unreachable(..) | ProviderError::Rejected(..) | ProviderError::InvalidResponse(..) => {
-                    StatusCode::BAD_GATEWAY
+                ProviderError::Unreachable(..)
+                | ProviderError::Rejected(..)
+                | ProviderError::InvalidResponse(..) => StatusCode::BAD_GATEWAY,
+                ProviderError::InvalidIdToken(_) | ProviderError::SubjectMismatch => {
+                    StatusCode::UNAUTHORIZED
                 }
-                ProviderError::InvalidIdToken(_) | ProviderError::SubjectMismatch => StatusCode::UNAUTHORIZED,
                 ProviderError::Tenant(_) => StatusCode::FORBIDDEN,
             },
             AppError::Session(_) | AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -193,14 +199,18 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (title, message) = self.public_text();
         let action = match &self {
-            AppError::LoginStateInvalid | AppError::LoginExpired | AppError::ProviderDenied { .. } | AppError::Provider(_) => {
-                Some(("/login".to_string(), "Start again".to_string()))
-            }
+            AppError::LoginStateInvalid
+            | AppError::LoginExpired
+            | AppError::ProviderDenied { .. }
+            | AppError::Provider(_) => Some(("/login".to_string(), "Start again".to_string())),
             _ => None,
         };
         let detail = match &self {
             AppError::ProviderDenied { error, description } => {
-                format!("provider error={error:?} description={:?}", description.as_deref().unwrap_or(""))
+                format!(
+                    "provider error={error:?} description={:?}",
+                    description.as_deref().unwrap_or("")
+                )
             }
             other => other.to_string(),
         };
@@ -238,7 +248,12 @@ struct ErrorPage<'a> {
 
 /// Whether errors for this path are for programs (JSON) rather than people (a page).
 pub fn wants_json(path: &str) -> bool {
-    path.starts_with("/api/") || path == "/api" || path == "/me" || path == "/auth" || path == "/readyz" || path == "/healthz"
+    path.starts_with("/api/")
+        || path == "/api"
+        || path == "/me"
+        || path == "/auth"
+        || path == "/readyz"
+        || path == "/healthz"
 }
 
 /// Log each error once and render it for its audience.

@@ -19,7 +19,11 @@ pub enum ReturnToError {
 
 /// Resolve and check `raw` (default `/`). `public_url` is the bridge's URL; `allowed` holds
 /// normalised origins (`scheme://host[:port]`).
-pub fn validate(raw: Option<&str>, public_url: &Url, allowed: &[String]) -> Result<Url, ReturnToError> {
+pub fn validate(
+    raw: Option<&str>,
+    public_url: &Url,
+    allowed: &[String],
+) -> Result<Url, ReturnToError> {
     let raw = raw.unwrap_or("/");
     let raw = if raw.is_empty() { "/" } else { raw };
     if raw.len() > MAX_LEN {
@@ -28,7 +32,10 @@ pub fn validate(raw: Option<&str>, public_url: &Url, allowed: &[String]) -> Resu
     // Browsers drop tabs and newlines and read `\` as `/`; refuse them outright, encoded too.
     let decoded = percent_decode(raw);
     for text in [raw, decoded.as_str()] {
-        if text.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
+        if text
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        {
             return Err(ReturnToError::BadCharacters);
         }
     }
@@ -54,7 +61,10 @@ pub fn validate(raw: Option<&str>, public_url: &Url, allowed: &[String]) -> Resu
     }
     // An absolute URL must be spelled in its canonical form (no `https:host`, no `https:/host`).
     let origin = url.origin().ascii_serialization();
-    if !raw.to_ascii_lowercase().starts_with(&format!("{}", origin.to_ascii_lowercase())) {
+    if !raw
+        .to_ascii_lowercase()
+        .starts_with(&format!("{}", origin.to_ascii_lowercase()))
+    {
         return Err(ReturnToError::NotAllowed);
     }
     if origin == own_origin || allowed.iter().any(|a| *a == origin) {
@@ -68,7 +78,9 @@ pub fn validate(raw: Option<&str>, public_url: &Url, allowed: &[String]) -> Resu
 fn percent_decode(s: &str) -> String {
     let mut current = s.to_string();
     for _ in 0..3 {
-        let next = percent_encoding::percent_decode_str(&current).decode_utf8_lossy().into_owned();
+        let next = percent_encoding::percent_decode_str(&current)
+            .decode_utf8_lossy()
+            .into_owned();
         if next == current {
             break;
         }
@@ -89,11 +101,22 @@ mod tests {
     #[test]
     fn relative_paths_and_allowed_origins_pass() {
         assert_eq!(check("/").unwrap(), "https://login.example.com/");
-        assert_eq!(check("/dashboard?tab=1#x").unwrap(), "https://login.example.com/dashboard?tab=1#x");
-        assert_eq!(check("https://app.example.com/welcome").unwrap(), "https://app.example.com/welcome");
-        assert_eq!(check("https://login.example.com/me").unwrap(), "https://login.example.com/me");
         assert_eq!(
-            validate(None, &Url::parse("http://127.0.0.1:8080").unwrap(), &[]).unwrap().as_str(),
+            check("/dashboard?tab=1#x").unwrap(),
+            "https://login.example.com/dashboard?tab=1#x"
+        );
+        assert_eq!(
+            check("https://app.example.com/welcome").unwrap(),
+            "https://app.example.com/welcome"
+        );
+        assert_eq!(
+            check("https://login.example.com/me").unwrap(),
+            "https://login.example.com/me"
+        );
+        assert_eq!(
+            validate(None, &Url::parse("http://127.0.0.1:8080").unwrap(), &[])
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:8080/"
         );
     }
@@ -128,6 +151,9 @@ mod tests {
         ] {
             assert!(check(attack).is_err(), "{attack:?} was accepted");
         }
-        assert_eq!(check(&format!("/{}", "a".repeat(3000))), Err(ReturnToError::TooLong));
+        assert_eq!(
+            check(&format!("/{}", "a".repeat(3000))),
+            Err(ReturnToError::TooLong)
+        );
     }
 }

@@ -50,7 +50,10 @@ pub struct SignedInUser {
 }
 
 /// Add a pending login, dropping the oldest beyond [`MAX_PENDING_LOGINS`].
-pub async fn push_pending_login(session: &Session, login: PendingLogin) -> Result<(), tower_sessions::session::Error> {
+pub async fn push_pending_login(
+    session: &Session,
+    login: PendingLogin,
+) -> Result<(), tower_sessions::session::Error> {
     let mut pending: Vec<PendingLogin> = session.get(PENDING_LOGINS).await?.unwrap_or_default();
     pending.push(login);
     if pending.len() > MAX_PENDING_LOGINS {
@@ -83,6 +86,8 @@ pub async fn take_pending_login(
     Ok(Some(login))
 }
 
-pub async fn signed_in_user(session: &Session) -> Result<Option<SignedInUser>, tower_sessions::session::Error> {
+pub async fn signed_in_user(
+    session: &Session,
+) -> Result<Option<SignedInUser>, tower_sessions::session::Error> {
     session.get(SIGNED_IN_USER).await
 }

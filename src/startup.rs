@@ -45,7 +45,10 @@ impl Application {
     }
 
     /// Build on an already bound listener (tests bind first to learn the port).
-    pub async fn build_with_listener(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         let http = providers::http_client(settings.server.provider_timeout());
         let providers = Providers::new(&settings, http);
@@ -107,7 +110,9 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn providers(&self) -> &Providers {
@@ -121,7 +126,10 @@ impl Application {
 
     /// Serve until `shutdown` resolves (or the stop token fires), then stop accepting, let
     /// in-flight requests finish within the grace period, and stop the workers.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let stop = self.stop.clone();
         let signal = {
             let stop = stop.clone();
@@ -136,7 +144,8 @@ impl Application {
         };
         let server = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(signal);
         let grace = self.grace;

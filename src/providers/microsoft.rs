@@ -44,7 +44,8 @@ pub fn check_tenant(
     if configured_tenant.eq_ignore_ascii_case("organizations") && tid == CONSUMER_TENANT {
         return Err(TenantError::ConsumerNotAllowed);
     }
-    if !allowed_tenants.is_empty() && !allowed_tenants.iter().any(|a| a.eq_ignore_ascii_case(&tid)) {
+    if !allowed_tenants.is_empty() && !allowed_tenants.iter().any(|a| a.eq_ignore_ascii_case(&tid))
+    {
         return Err(TenantError::NotAllowed(tid));
     }
     Ok(tid)
@@ -74,9 +75,18 @@ mod tests {
 
     #[test]
     fn tenant_policy() {
-        assert_eq!(check_tenant(Some(WORK), "common", &[]), Ok(WORK.to_string()));
-        assert_eq!(check_tenant(None, "common", &[]), Err(TenantError::MissingTid));
-        assert_eq!(check_tenant(Some("evil"), "common", &[]), Err(TenantError::MissingTid));
+        assert_eq!(
+            check_tenant(Some(WORK), "common", &[]),
+            Ok(WORK.to_string())
+        );
+        assert_eq!(
+            check_tenant(None, "common", &[]),
+            Err(TenantError::MissingTid)
+        );
+        assert_eq!(
+            check_tenant(Some("evil"), "common", &[]),
+            Err(TenantError::MissingTid)
+        );
         assert_eq!(
             check_tenant(Some(CONSUMER_TENANT), "organizations", &[]),
             Err(TenantError::ConsumerNotAllowed)
@@ -91,9 +101,21 @@ mod tests {
     #[test]
     fn issuer_template() {
         let t = "https://login.microsoftonline.com/{tenantid}/v2.0";
-        assert_eq!(expected_issuer(t, WORK), format!("https://login.microsoftonline.com/{WORK}/v2.0"));
-        assert!(iss_matches_template(t, &format!("https://login.microsoftonline.com/{WORK}/v2.0")));
-        assert!(!iss_matches_template(t, "https://login.microsoftonline.com/x/v2.0"));
-        assert!(!iss_matches_template(t, "https://evil.example/4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b/v2.0"));
+        assert_eq!(
+            expected_issuer(t, WORK),
+            format!("https://login.microsoftonline.com/{WORK}/v2.0")
+        );
+        assert!(iss_matches_template(
+            t,
+            &format!("https://login.microsoftonline.com/{WORK}/v2.0")
+        ));
+        assert!(!iss_matches_template(
+            t,
+            "https://login.microsoftonline.com/x/v2.0"
+        ));
+        assert!(!iss_matches_template(
+            t,
+            "https://evil.example/4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b/v2.0"
+        ));
     }
 }

@@ -214,11 +214,17 @@ impl Provider {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.discovered.read().expect("provider lock poisoned").is_some()
+        self.discovered
+            .read()
+            .expect("provider lock poisoned")
+            .is_some()
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.read().expect("provider lock poisoned").clone()
+        self.last_error
+            .read()
+            .expect("provider lock poisoned")
+            .clone()
     }
 
     /// Fetch the discovery document and keys once.
@@ -227,7 +233,8 @@ impl Provider {
         let result = self.fetch_metadata().await;
         match &result {
             Ok(d) => {
-                *self.discovered.write().expect("provider lock poisoned") = Some(Arc::new(d.clone()));
+                *self.discovered.write().expect("provider lock poisoned") =
+                    Some(Arc::new(d.clone()));
                 *self.last_error.write().expect("provider lock poisoned") = None;
                 tracing::info!(issuer = %d.metadata.issuer().as_str(), "provider metadata loaded");
             }
@@ -262,7 +269,10 @@ impl Provider {
             .await
             .map_err(|e| transport_error(Stage::Discovery, &e))?;
         let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| {
-            ProviderError::InvalidResponse(Stage::Discovery, format!("not a discovery document: {e}"))
+            ProviderError::InvalidResponse(
+                Stage::Discovery,
+                format!("not a discovery document: {e}"),
+            )
         })?;
         let issuer = metadata.issuer().as_str().to_string();
         let issuer_template = issuer
@@ -281,7 +291,10 @@ impl Provider {
         {
             return Err(ProviderError::InvalidResponse(
                 Stage::Discovery,
-                format!("issuer {issuer:?} does not match the configured {:?}", self.discovery_base),
+                format!(
+                    "issuer {issuer:?} does not match the configured {:?}",
+                    self.discovery_base
+                ),
             ));
         }
         let jwks = self.fetch_jwks(&metadata).await?;
@@ -291,7 +304,10 @@ impl Provider {
         })
     }
 
-    async fn fetch_jwks(&self, metadata: &Metadata) -> Result<JsonWebKeySet<CoreJsonWebKey>, ProviderError> {
+    async fn fetch_jwks(
+        &self,
+        metadata: &Metadata,
+    ) -> Result<JsonWebKeySet<CoreJsonWebKey>, ProviderError> {
         let response = self
             .http
             .get(metadata.jwks_uri().url().clone())
@@ -305,7 +321,10 @@ impl Provider {
                 format!("HTTP {}", response.status()),
             ));
         }
-        let body = response.bytes().await.map_err(|e| transport_error(Stage::Jwks, &e))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(Stage::Jwks, &e))?;
         serde_json::from_slice(&body)
             .map_err(|e| ProviderError::InvalidResponse(Stage::Jwks, format!("not a JWK set: {e}")))
     }
@@ -379,7 +398,11 @@ impl Providers {
             order.push(p.name.clone());
             by_name.insert(
                 p.name.clone(),
-                Arc::new(Provider::new(p.clone(), &settings.server.public_url, http.clone())),
+                Arc::new(Provider::new(
+                    p.clone(),
+                    &settings.server.public_url,
+                    http.clone(),
+                )),
             );
         }
         Providers {

@@ -8,10 +8,10 @@ use openidconnect::core::{
     CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthorizationCode, ClaimsVerificationError,
-    ClientId, ClientSecret, CsrfToken, IdToken, IdTokenClaims, IdTokenVerifier, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse,
+    AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IdToken, IdTokenClaims,
+    IdTokenVerifier, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -26,8 +26,12 @@ use crate::config::{ProviderKind, TokenAuthMethod};
 pub struct ExtraClaims(pub Map<String, Value>);
 impl AdditionalClaims for ExtraClaims {}
 
-type ExtIdToken =
-    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type ExtIdToken = IdToken<
+    ExtraClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 type ExtIdTokenClaims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
 
 /// ID tokens issued more than this far in the future are refused (clock skew allowance).
@@ -35,7 +39,20 @@ pub const MAX_IAT_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
 /// ID tokens issued longer ago than this are refused: the code flow gets them fresh.
 pub const MAX_IAT_AGE: ChronoDuration = ChronoDuration::minutes(10);
 /// Claims about the token itself, not the person: userinfo never overrides them.
-const TOKEN_CLAIMS: &[&str] = &["iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "at_hash", "c_hash", "auth_time", "jti"];
+const TOKEN_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "auth_time",
+    "jti",
+];
 /// Userinfo bodies larger than this are refused.
 const MAX_USERINFO_BYTES: usize = 256 * 1024;
 
@@ -63,7 +80,10 @@ pub struct VerifiedLogin {
 }
 
 impl Provider {
-    fn client(&self, d: &Discovered) -> CoreClient<
+    fn client(
+        &self,
+        d: &Discovered,
+    ) -> CoreClient<
         openidconnect::EndpointSet,
         openidconnect::EndpointNotSet,
         openidconnect::EndpointNotSet,
@@ -74,7 +94,9 @@ impl Provider {
         let client = CoreClient::from_provider_metadata(
             d.metadata.clone(),
             ClientId::new(self.settings.client_id.clone()),
-            self.settings.secret().map(|s| ClientSecret::new(s.expose().to_string())),
+            self.settings
+                .secret()
+                .map(|s| ClientSecret::new(s.expose().to_string())),
         )
         .set_redirect_uri(RedirectUrl::from_url(self.redirect_url.clone()));
         match self.settings.token_auth_method {
@@ -84,7 +106,10 @@ impl Provider {
     }
 
     /// Build the authorization URL with PKCE S256, a fresh state and nonce.
-    pub fn authorization_request(&self, login_hint: Option<&str>) -> Result<AuthorizationRequest, ProviderError> {
+    pub fn authorization_request(
+        &self,
+        login_hint: Option<&str>,
+    ) -> Result<AuthorizationRequest, ProviderError> {
         let d = self.discovered()?;
         let client = self.client(&d);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -116,10 +141,15 @@ impl Provider {
     pub fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), ProviderError> {
         let d = self.discovered()?;
         let Some(iss) = iss else {
-            if d.metadata.additional_metadata().authorization_response_iss_parameter_supported == Some(true) {
+            if d.metadata
+                .additional_metadata()
+                .authorization_response_iss_parameter_supported
+                == Some(true)
+            {
                 return Err(ProviderError::InvalidResponse(
                     Stage::Token,
-                    "the authorization response lacks the iss parameter the provider promises".into(),
+                    "the authorization response lacks the iss parameter the provider promises"
+                        .into(),
                 ));
             }
             return Ok(());
@@ -155,9 +185,9 @@ impl Provider {
             .request_async(self.http())
             .await
             .map_err(token_error)?;
-        let id_token = response
-            .id_token()
-            .ok_or_else(|| ProviderError::InvalidResponse(Stage::Token, "no id_token in the token response".into()))?;
+        let id_token = response.id_token().ok_or_else(|| {
+            ProviderError::InvalidResponse(Stage::Token, "no id_token in the token response".into())
+        })?;
         // Re-read the same signed token with our claims type so every claim is kept.
         let id_token: ExtIdToken = id_token
             .to_string()
@@ -225,10 +255,21 @@ impl Provider {
                 // The unverified tid only chooses which issuer to verify against; the policy
                 // is applied again to the verified claims below.
                 let unverified = token
-                    .claims(&IdTokenVerifier::<CoreJsonWebKey>::new_insecure_without_verification(), |_: Option<&Nonce>| Ok(()))
+                    .claims(
+                        &IdTokenVerifier::<CoreJsonWebKey>::new_insecure_without_verification(),
+                        |_: Option<&Nonce>| Ok(()),
+                    )
                     .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-                let tid = unverified.additional_claims().0.get("tid").and_then(Value::as_str);
-                let tid = microsoft::check_tenant(tid, self.settings.tenant.as_deref().unwrap_or(""), &self.settings.allowed_tenants)?;
+                let tid = unverified
+                    .additional_claims()
+                    .0
+                    .get("tid")
+                    .and_then(Value::as_str);
+                let tid = microsoft::check_tenant(
+                    tid,
+                    self.settings.tenant.as_deref().unwrap_or(""),
+                    &self.settings.allowed_tenants,
+                )?;
                 microsoft::expected_issuer(template, &tid)
             }
             None => d.metadata.issuer().as_str().to_string(),
@@ -236,14 +277,22 @@ impl Provider {
         let client_id = ClientId::new(self.settings.client_id.clone());
         let mut verifier = IdTokenVerifier::new_confidential_client(
             client_id.clone(),
-            ClientSecret::new(self.settings.secret().map(|s| s.expose().to_string()).unwrap_or_default()),
+            ClientSecret::new(
+                self.settings
+                    .secret()
+                    .map(|s| s.expose().to_string())
+                    .unwrap_or_default(),
+            ),
             issuer_url(&expected_issuer).map_err(|e| VerifyError::Invalid(e.to_string()))?,
             d.metadata.jwks().clone(),
         )
         .set_issue_time_verifier_fn(|iat| {
             let now = Utc::now();
             if iat > now + MAX_IAT_FUTURE {
-                Err(format!("issued {}s in the future", (iat - now).num_seconds()))
+                Err(format!(
+                    "issued {}s in the future",
+                    (iat - now).num_seconds()
+                ))
             } else if iat < now - MAX_IAT_AGE {
                 Err(format!("issued {}s ago", (now - iat).num_seconds()))
             } else {
@@ -261,9 +310,9 @@ impl Provider {
             verifier = verifier.set_allowed_algs(advertised);
         }
         let claims = token.claims(&verifier, nonce).map_err(|e| match e {
-            ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
-                VerifyError::UnknownKey
-            }
+            ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            ) => VerifyError::UnknownKey,
             other => VerifyError::Invalid(other.to_string()),
         })?;
         // azp: when present it must be us (the library leaves this to the client).
@@ -274,17 +323,31 @@ impl Provider {
         }
         // at_hash: when present it must match the access token we were given.
         if let Some(expected) = claims.access_token_hash() {
-            let alg = token.signing_alg().map_err(|e| VerifyError::Invalid(e.to_string()))?;
-            let key = token.signing_key(&verifier).map_err(|e| VerifyError::Invalid(e.to_string()))?;
+            let alg = token
+                .signing_alg()
+                .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+            let key = token
+                .signing_key(&verifier)
+                .map_err(|e| VerifyError::Invalid(e.to_string()))?;
             let actual = AccessTokenHash::from_token(access_token, alg, key)
                 .map_err(|e| VerifyError::Invalid(e.to_string()))?;
             if &actual != expected {
-                return Err(VerifyError::Invalid("at_hash does not match the access token".into()));
+                return Err(VerifyError::Invalid(
+                    "at_hash does not match the access token".into(),
+                ));
             }
         }
         if d.issuer_template.is_some() {
-            let tid = claims.additional_claims().0.get("tid").and_then(Value::as_str);
-            microsoft::check_tenant(tid, self.settings.tenant.as_deref().unwrap_or(""), &self.settings.allowed_tenants)?;
+            let tid = claims
+                .additional_claims()
+                .0
+                .get("tid")
+                .and_then(Value::as_str);
+            microsoft::check_tenant(
+                tid,
+                self.settings.tenant.as_deref().unwrap_or(""),
+                &self.settings.allowed_tenants,
+            )?;
         }
         Ok(claims.clone())
     }
@@ -306,7 +369,10 @@ impl Provider {
             .map_err(|e| super::transport_error(Stage::Userinfo, &e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(ProviderError::Rejected(Stage::Userinfo, format!("HTTP {status}")));
+            return Err(ProviderError::Rejected(
+                Stage::Userinfo,
+                format!("HTTP {status}"),
+            ));
         }
         let is_jwt = response
             .headers()
@@ -324,10 +390,14 @@ impl Provider {
             .await
             .map_err(|e| super::transport_error(Stage::Userinfo, &e))?;
         if body.len() > MAX_USERINFO_BYTES {
-            return Err(ProviderError::InvalidResponse(Stage::Userinfo, "response too large".into()));
+            return Err(ProviderError::InvalidResponse(
+                Stage::Userinfo,
+                "response too large".into(),
+            ));
         }
-        let claims: Map<String, Value> = serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::InvalidResponse(Stage::Userinfo, format!("not a JSON object: {e}")))?;
+        let claims: Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
+            ProviderError::InvalidResponse(Stage::Userinfo, format!("not a JSON object: {e}"))
+        })?;
         match claims.get("sub").and_then(Value::as_str) {
             Some(sub) if sub == subject => Ok(claims),
             _ => Err(ProviderError::SubjectMismatch),
@@ -360,7 +430,9 @@ impl From<microsoft::TenantError> for VerifyError {
 impl From<VerifyError> for ProviderError {
     fn from(e: VerifyError) -> Self {
         match e {
-            VerifyError::UnknownKey => ProviderError::InvalidIdToken("signed with an unknown key".into()),
+            VerifyError::UnknownKey => {
+                ProviderError::InvalidIdToken("signed with an unknown key".into())
+            }
             VerifyError::Invalid(reason) => ProviderError::InvalidIdToken(reason),
             VerifyError::Tenant(t) => ProviderError::Tenant(t),
         }
@@ -382,8 +454,12 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
                 None => ProviderError::Unreachable(Stage::Token, inner.to_string()),
             }
         }
-        RequestTokenError::Request(other) => ProviderError::Unreachable(Stage::Token, other.to_string()),
-        RequestTokenError::Parse(e, _) => ProviderError::InvalidResponse(Stage::Token, e.to_string()),
+        RequestTokenError::Request(other) => {
+            ProviderError::Unreachable(Stage::Token, other.to_string())
+        }
+        RequestTokenError::Parse(e, _) => {
+            ProviderError::InvalidResponse(Stage::Token, e.to_string())
+        }
         RequestTokenError::Other(s) => ProviderError::InvalidResponse(Stage::Token, s),
     }
 }
@@ -394,8 +470,10 @@ mod tests {
 
     #[test]
     fn userinfo_overrides_profile_claims_but_not_token_claims() {
-        let mut merged: Map<String, Value> =
-            serde_json::from_value(serde_json::json!({"sub": "a", "iss": "x", "name": "Old", "email": "e@x"})).unwrap();
+        let mut merged: Map<String, Value> = serde_json::from_value(
+            serde_json::json!({"sub": "a", "iss": "x", "name": "Old", "email": "e@x"}),
+        )
+        .unwrap();
         let userinfo = serde_json::from_value(serde_json::json!({"sub": "b", "iss": "y", "name": "New", "email": null, "title": "CTO"})).unwrap();
         merge_userinfo(&mut merged, userinfo);
         assert_eq!(merged["sub"], "a");

@@ -20,11 +20,17 @@ pub fn issuer(domain: &str, authorization_server: Option<&str>) -> String {
 mod tests {
     #[test]
     fn org_and_custom_authorization_servers() {
-        assert_eq!(super::issuer("acme.okta.com", None), "https://acme.okta.com");
+        assert_eq!(
+            super::issuer("acme.okta.com", None),
+            "https://acme.okta.com"
+        );
         assert_eq!(
             super::issuer("acme.okta.com", Some("default")),
             "https://acme.okta.com/oauth2/default"
         );
-        assert_eq!(super::issuer("http://127.0.0.1:9/", Some("x")), "http://127.0.0.1:9/oauth2/x");
+        assert_eq!(
+            super::issuer("http://127.0.0.1:9/", Some("x")),
+            "http://127.0.0.1:9/oauth2/x"
+        );
     }
 }

@@ -19,7 +19,9 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn auth(session: Session) -> Result<Response, AppError> {
-    let user = session::signed_in_user(&session).await?.ok_or(AppError::NotSignedIn)?;
+    let user = session::signed_in_user(&session)
+        .await?
+        .ok_or(AppError::NotSignedIn)?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&user.user_id) {

@@ -44,7 +44,12 @@ async fn finish_login(
         Ok(response) => Ok(response),
         Err(e) => {
             // Nothing half-done survives a failed callback: no pending login, no new session.
-            if session::signed_in_user(&session).await.ok().flatten().is_none() {
+            if session::signed_in_user(&session)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+            {
                 let _ = session.flush().await;
             }
             Err(e)
@@ -59,8 +64,14 @@ async fn complete_sign_in(
     params: CallbackParams,
     session: &Session,
 ) -> Result<Response, AppError> {
-    let provider = providers.get(name).ok_or_else(|| AppError::UnknownProvider(name.to_string()))?;
-    let state = params.state.as_deref().filter(|s| !s.is_empty()).ok_or(AppError::LoginStateInvalid)?;
+    let provider = providers
+        .get(name)
+        .ok_or_else(|| AppError::UnknownProvider(name.to_string()))?;
+    let state = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or(AppError::LoginStateInvalid)?;
     let pending = session::take_pending_login(session, state)
         .await?
         .ok_or(AppError::LoginStateInvalid)?;
@@ -74,13 +85,14 @@ async fn complete_sign_in(
     if let Some(error) = params.error {
         return Err(AppError::ProviderDenied {
             error: error.chars().take(64).collect(),
-            description: params.error_description.map(|d| d.chars().take(512).collect()),
+            description: params
+                .error_description
+                .map(|d| d.chars().take(512).collect()),
         });
     }
-    let code = params
-        .code
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| AppError::BadRequest("The provider's answer has no authorization code.".into()))?;
+    let code = params.code.filter(|c| !c.is_empty()).ok_or_else(|| {
+        AppError::BadRequest("The provider's answer has no authorization code.".into())
+    })?;
     provider.check_response_issuer(params.iss.as_deref())?;
     let login = provider
         .finish_login(code, pending.pkce_verifier.clone(), pending.nonce.clone())
@@ -97,7 +109,13 @@ async fn sign_in(
     _pending: &PendingLogin,
     login: &VerifiedLogin,
 ) -> Result<(), AppError> {
-    let text = |key: &str| login.claims.get(key).and_then(|v| v.as_str()).map(|s| s.chars().take(320).collect::<String>());
+    let text = |key: &str| {
+        login
+            .claims
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().take(320).collect::<String>())
+    };
     let user = SignedInUser {
         user_id: format!("{}|{}", login.issuer, login.account_key),
         provider: provider.name().to_string(),

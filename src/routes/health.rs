@@ -11,7 +11,9 @@ use crate::providers::Providers;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -27,11 +29,16 @@ async fn readyz(State(providers): State<Providers>) -> impl IntoResponse {
         ready &= ok;
         let mut entry = json!({"ready": ok});
         if !ok {
-            entry["error"] = Value::String(p.last_error().unwrap_or_else(|| "discovery pending".into()));
+            entry["error"] =
+                Value::String(p.last_error().unwrap_or_else(|| "discovery pending".into()));
         }
         parts.insert(format!("provider:{}", p.name()), entry);
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({"status": if ready { "ready" } else { "not_ready" }, "checks": parts})),

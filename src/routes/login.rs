@@ -86,7 +86,9 @@ async fn begin_login(
     Query(params): Query<LoginParams>,
     session: Session,
 ) -> Result<Response, AppError> {
-    let provider = providers.get(&name).ok_or_else(|| AppError::UnknownProvider(name.clone()))?;
+    let provider = providers
+        .get(&name)
+        .ok_or_else(|| AppError::UnknownProvider(name.clone()))?;
     let target = return_to::validate(
         params.return_to.as_deref(),
         &settings.server.public_url,
@@ -117,9 +119,11 @@ fn checked_text(field: &str, value: Option<String>) -> Result<Option<String>, Ap
     match value {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
-        Some(v) if v.len() > MAX_HINT_LEN || v.chars().any(char::is_control) => Err(AppError::BadRequest(
-            format!("The {field} parameter must be at most {MAX_HINT_LEN} characters of plain text."),
-        )),
+        Some(v) if v.len() > MAX_HINT_LEN || v.chars().any(char::is_control) => {
+            Err(AppError::BadRequest(format!(
+                "The {field} parameter must be at most {MAX_HINT_LEN} characters of plain text."
+            )))
+        }
         Some(v) => Ok(Some(v)),
     }
 }

@@ -35,8 +35,12 @@ struct LogoutPage {
 }
 
 async fn logout_page(Query(form): Query<LogoutForm>) -> Result<Html<String>, AppError> {
-    let page = LogoutPage { return_to: form.return_to.unwrap_or_else(|| "/login".into()) };
-    Ok(Html(page.render().map_err(|e| AppError::Internal(e.into()))?))
+    let page = LogoutPage {
+        return_to: form.return_to.unwrap_or_else(|| "/login".into()),
+    };
+    Ok(Html(
+        page.render().map_err(|e| AppError::Internal(e.into()))?,
+    ))
 }
 
 async fn logout(
@@ -65,13 +69,21 @@ async fn logout(
         .and_then(|u| providers.get(&u.provider))
         .and_then(|p| {
             let d = p.discovered().ok()?;
-            let mut url = d.metadata.additional_metadata().end_session_endpoint.clone()?;
+            let mut url = d
+                .metadata
+                .additional_metadata()
+                .end_session_endpoint
+                .clone()?;
             url.query_pairs_mut()
                 .append_pair("client_id", &p.settings.client_id)
                 .append_pair("post_logout_redirect_uri", target.as_str());
             Some(url)
         });
-    tracing::info!(signed_in = user.is_some(), provider_logout = end_session.is_some(), "signed out");
+    tracing::info!(
+        signed_in = user.is_some(),
+        provider_logout = end_session.is_some(),
+        "signed out"
+    );
     Ok(Redirect::to(end_session.as_ref().unwrap_or(&target).as_str()).into_response())
 }
 
@@ -83,7 +95,11 @@ fn check_same_origin(settings: &Settings, headers: &HeaderMap) -> Result<(), App
     let ok_origin = |origin: &str| origin == own || allowed.iter().any(|a| a == origin);
     if let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) {
         if origin != "null" {
-            return if ok_origin(origin) { Ok(()) } else { Err(forbidden()) };
+            return if ok_origin(origin) {
+                Ok(())
+            } else {
+                Err(forbidden())
+            };
         }
     }
     if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("same-origin") {
@@ -100,5 +116,7 @@ fn check_same_origin(settings: &Settings, headers: &HeaderMap) -> Result<(), App
 }
 
 fn forbidden() -> AppError {
-    AppError::Forbidden("Sign-out must be requested from this site. Use the sign-out button.".into())
+    AppError::Forbidden(
+        "Sign-out must be requested from this site. Use the sign-out button.".into(),
+    )
 }

@@ -15,7 +15,9 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn me(session: Session) -> Result<impl IntoResponse, AppError> {
-    let user = session::signed_in_user(&session).await?.ok_or(AppError::NotSignedIn)?;
+    let user = session::signed_in_user(&session)
+        .await?
+        .ok_or(AppError::NotSignedIn)?;
     Ok(Json(json!({
         "user_id": user.user_id,
         "provider": user.provider,

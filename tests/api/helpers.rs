@@ -84,21 +84,35 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        AppOptions { kind: Kind::Google, extra_toml: String::new(), login_timeout_secs: 600 }
+        AppOptions {
+            kind: Kind::Google,
+            extra_toml: String::new(),
+            login_timeout_secs: 600,
+        }
     }
 }
 
 pub async fn spawn_app(kind: Kind) -> TestApp {
-    spawn_app_with(AppOptions { kind, ..Default::default() }).await
+    spawn_app_with(AppOptions {
+        kind,
+        ..Default::default()
+    })
+    .await
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().unwrap().port();
     let address = format!("http://127.0.0.1:{port}");
     let kind = options.kind;
     let redirect = format!("{address}/callback/{}", kind.name());
-    let idp = TestIdp::start(&kind.issuer_path(), vec![IdpClient::web(kind.name(), CLIENT_SECRET, &redirect)]).await;
+    let idp = TestIdp::start(
+        &kind.issuer_path(),
+        vec![IdpClient::web(kind.name(), CLIENT_SECRET, &redirect)],
+    )
+    .await;
     let data = tempfile::tempdir().expect("temp dir");
     let toml = format!(
         r#"
@@ -129,10 +143,19 @@ level = "warn"
     );
     let config_path = data.path().join("bridge.toml");
     std::fs::write(&config_path, toml).unwrap();
-    let settings = Settings::load_with_env(Some(&config_path), Vec::new()).expect("test configuration is valid");
-    identify_bridge::telemetry::init(settings.log.format, &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()));
-    let app = Application::build_with_listener(settings, listener).await.expect("app builds");
-    assert!(app.providers().wait_ready(Duration::from_secs(15)).await, "provider discovery failed");
+    let settings = Settings::load_with_env(Some(&config_path), Vec::new())
+        .expect("test configuration is valid");
+    identify_bridge::telemetry::init(
+        settings.log.format,
+        &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
+    );
+    let app = Application::build_with_listener(settings, listener)
+        .await
+        .expect("app builds");
+    assert!(
+        app.providers().wait_ready(Duration::from_secs(15)).await,
+        "provider discovery failed"
+    );
     let stop = app.stop_token();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let client = reqwest::Client::builder()
@@ -140,7 +163,15 @@ level = "warn"
         .cookie_store(true)
         .build()
         .unwrap();
-    TestApp { address, port, client, idp, kind, stop, _data: data }
+    TestApp {
+        address,
+        port,
+        client,
+        idp,
+        kind,
+        stop,
+        _data: data,
+    }
 }
 
 impl Drop for TestApp {
@@ -166,21 +197,39 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Begin a sign-in and follow the provider's redirects until it sends the browser back
     /// to our callback; returns that callback URL (not yet requested).
     pub async fn start_sign_in(&self, query: &str) -> String {
-        let response = self.get(&format!("/login/{}?{query}", self.kind.name())).await;
-        assert!(response.status().is_redirection(), "login answered {}", response.status());
+        let response = self
+            .get(&format!("/login/{}?{query}", self.kind.name()))
+            .await;
+        assert!(
+            response.status().is_redirection(),
+            "login answered {}",
+            response.status()
+        );
         let mut next = location(&response);
         for _ in 0..10 {
             if next.starts_with(&self.address) {
                 return next;
             }
-            let target = Url::parse(&self.idp.base_url()).unwrap().join(&next).unwrap();
-            let response = self.client.get(target.clone()).send().await.expect("idp request");
+            let target = Url::parse(&self.idp.base_url())
+                .unwrap()
+                .join(&next)
+                .unwrap();
+            let response = self
+                .client
+                .get(target.clone())
+                .send()
+                .await
+                .expect("idp request");
             assert!(
                 response.status().is_redirection(),
                 "the IdP answered {} at {}: {}",
@@ -200,13 +249,20 @@ impl TestApp {
             query.push_str(&format!("&return_to={}", urlencode(r)));
         }
         let callback = self.start_sign_in(&query).await;
-        self.client.get(callback).send().await.expect("callback request")
+        self.client
+            .get(callback)
+            .send()
+            .await
+            .expect("callback request")
     }
 
     pub async fn me(&self) -> (StatusCode, serde_json::Value) {
         let response = self.get("/me").await;
         let status = response.status();
-        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
     }
 }
 
@@ -219,7 +275,14 @@ pub fn with_param(url: &str, key: &str, value: &str) -> String {
     let mut parsed = Url::parse(url).unwrap();
     let pairs: Vec<(String, String)> = parsed
         .query_pairs()
-        .map(|(k, v)| (k.into_owned(), if k == key { value.to_string() } else { v.into_owned() }))
+        .map(|(k, v)| {
+            let v = if k == key {
+                value.to_string()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
         .collect();
     parsed.query_pairs_mut().clear().extend_pairs(pairs);
     parsed.to_string()

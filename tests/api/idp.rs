@@ -74,7 +74,9 @@ impl IdpClient {
 }
 
 pub fn idp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("idp")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("idp")
 }
 
 impl TestIdp {
@@ -153,7 +155,10 @@ impl TestIdp {
                 stderr.lock().unwrap()
             )
         });
-        let issuer = ready["issuer"].as_str().expect("ready line has issuer").to_owned();
+        let issuer = ready["issuer"]
+            .as_str()
+            .expect("ready line has issuer")
+            .to_owned();
         let port = ready["port"].as_u64().expect("ready line has port") as u16;
 
         let http = reqwest::Client::builder()
@@ -163,7 +168,14 @@ impl TestIdp {
             .expect("reqwest client");
 
         let stdin = child.stdin.take();
-        TestIdp { issuer, port, child, _stdin: stdin, stderr, http }
+        TestIdp {
+            issuer,
+            port,
+            child,
+            _stdin: stdin,
+            stderr,
+            http,
+        }
     }
 
     /// `http://127.0.0.1:PORT` (no issuer path).
@@ -201,18 +213,30 @@ impl TestIdp {
     /// `userinfo_sub`: replace `sub` in userinfo responses; `nonce`: replace the `nonce` of
     /// incoming authorization requests. `None` resets that override. Leaves the TTL alone.
     pub async fn set_mode(&self, userinfo_sub: Option<&str>, nonce: Option<&str>) {
-        self.control_post("mode", json!({ "userinfo_sub": userinfo_sub, "nonce": nonce })).await;
+        self.control_post(
+            "mode",
+            json!({ "userinfo_sub": userinfo_sub, "nonce": nonce }),
+        )
+        .await;
     }
 
     /// Lifetime (seconds) of access tokens issued from now on; `None` restores the configured
     /// default (600 s unless `access_token_ttl` was configured).
     pub async fn set_access_token_ttl(&self, ttl_secs: Option<u64>) {
-        self.control_post("mode", json!({ "access_token_ttl": ttl_secs })).await;
+        self.control_post("mode", json!({ "access_token_ttl": ttl_secs }))
+            .await;
     }
 
     /// Client-credentials grant (client_secret_basic); returns the JWT access token.
-    pub async fn client_credentials_token(&self, client_id: &str, secret: &str, scope: &str) -> String {
-        let v = self.client_credentials_response(client_id, secret, scope).await;
+    pub async fn client_credentials_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> String {
+        let v = self
+            .client_credentials_response(client_id, secret, scope)
+            .await;
         v["access_token"]
             .as_str()
             .unwrap_or_else(|| panic!("no access_token in token response: {v}"))
@@ -220,7 +244,12 @@ impl TestIdp {
     }
 
     /// Client-credentials grant; returns the whole token response JSON (panics unless 200).
-    pub async fn client_credentials_response(&self, client_id: &str, secret: &str, scope: &str) -> Value {
+    pub async fn client_credentials_response(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> Value {
         let token_endpoint = format!("{}/token", self.issuer);
         let mut form = vec![("grant_type", "client_credentials")];
         if !scope.is_empty() {
@@ -246,7 +275,13 @@ impl TestIdp {
 
     async fn control_post(&self, what: &str, body: Value) -> Value {
         let url = format!("{}/__control/{what}", self.base_url());
-        let resp = self.http.post(&url).json(&body).send().await.expect("control request");
+        let resp = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("control request");
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         assert!(status.is_success(), "POST {url} failed: {status} {text}");
@@ -254,7 +289,12 @@ impl TestIdp {
     }
 
     async fn get_json(&self, url: &str) -> Value {
-        let resp = self.http.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
         assert!(status.is_success(), "GET {url} failed: {status} {text}");
@@ -274,7 +314,11 @@ impl Drop for TestIdp {
 // -------------------------------------------------------------------------------------------
 
 fn node_modules_ready() -> bool {
-    idp_dir().join("node_modules").join("oidc-provider").join("package.json").is_file()
+    idp_dir()
+        .join("node_modules")
+        .join("oidc-provider")
+        .join("package.json")
+        .is_file()
 }
 
 async fn ensure_node_modules() {
@@ -363,7 +407,11 @@ const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 pub fn b64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {

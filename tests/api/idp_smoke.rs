@@ -42,7 +42,11 @@ fn auth_url(idp_disco: &Value, login_hint: &str, state: &str, nonce: &str) -> Ur
 
 /// Follows redirects (keeping cookies) until the Location starts with the redirect_uri and
 /// returns that URL's query parameters.
-async fn run_authorize(browser: &reqwest::Client, start: Url, idp: &TestIdp) -> HashMap<String, String> {
+async fn run_authorize(
+    browser: &reqwest::Client,
+    start: Url,
+    idp: &TestIdp,
+) -> HashMap<String, String> {
     let mut url = start;
     for _ in 0..10 {
         let resp = browser.get(url.clone()).send().await.unwrap();
@@ -60,7 +64,10 @@ async fn run_authorize(browser: &reqwest::Client, start: Url, idp: &TestIdp) -> 
         }
         url = next;
     }
-    panic!("too many redirects\n--- idp stderr ---\n{}", idp.stderr_log());
+    panic!(
+        "too many redirects\n--- idp stderr ---\n{}",
+        idp.stderr_log()
+    );
 }
 
 #[tokio::test]
@@ -69,18 +76,45 @@ async fn discovery_lists_endpoints() {
     assert!(idp.issuer.ends_with("/oauth2/default"), "{}", idp.issuer);
     let d = idp.discovery().await;
     assert_eq!(d["issuer"], idp.issuer.as_str());
-    for ep in ["authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"] {
-        let v = d[ep].as_str().unwrap_or_else(|| panic!("{ep} missing: {d}"));
+    for ep in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+    ] {
+        let v = d[ep]
+            .as_str()
+            .unwrap_or_else(|| panic!("{ep} missing: {d}"));
         assert!(v.starts_with(&idp.issuer), "{ep} = {v}");
     }
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     let methods = d["token_endpoint_auth_methods_supported"].to_string();
-    assert!(methods.contains("client_secret_basic") && methods.contains("client_secret_post"), "{methods}");
-    assert!(d["code_challenge_methods_supported"].to_string().contains("S256"));
-    for claim in ["hd", "tid", "oid", "xms_edov", "title", "department", "organization", "address", "phone_number"] {
-        assert!(d["claims_supported"].to_string().contains(claim), "claim {claim} not supported");
+    assert!(
+        methods.contains("client_secret_basic") && methods.contains("client_secret_post"),
+        "{methods}"
+    );
+    assert!(d["code_challenge_methods_supported"]
+        .to_string()
+        .contains("S256"));
+    for claim in [
+        "hd",
+        "tid",
+        "oid",
+        "xms_edov",
+        "title",
+        "department",
+        "organization",
+        "address",
+        "phone_number",
+    ] {
+        assert!(
+            d["claims_supported"].to_string().contains(claim),
+            "claim {claim} not supported"
+        );
     }
-    let health = reqwest::get(format!("{}/__control/health", idp.base_url())).await.unwrap();
+    let health = reqwest::get(format!("{}/__control/health", idp.base_url()))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 }
 
@@ -90,10 +124,20 @@ async fn authorization_code_flow_with_userinfo() {
     let d = idp.discovery().await;
     let browser = browser();
 
-    let params = run_authorize(&browser, auth_url(&d, "okta-user", "state-123", "nonce-456"), &idp).await;
+    let params = run_authorize(
+        &browser,
+        auth_url(&d, "okta-user", "state-123", "nonce-456"),
+        &idp,
+    )
+    .await;
     assert_eq!(params.get("state").map(String::as_str), Some("state-123"));
-    assert_eq!(params.get("iss").map(String::as_str), Some(idp.issuer.as_str()));
-    let code = params.get("code").unwrap_or_else(|| panic!("no code: {params:?}"));
+    assert_eq!(
+        params.get("iss").map(String::as_str),
+        Some(idp.issuer.as_str())
+    );
+    let code = params
+        .get("code")
+        .unwrap_or_else(|| panic!("no code: {params:?}"));
 
     // client_secret_post this time (client_secret_basic is covered by client credentials).
     let http = reqwest::Client::new();
@@ -112,7 +156,11 @@ async fn authorization_code_flow_with_userinfo() {
         .unwrap();
     let status = resp.status();
     let tokens: Value = resp.json().await.unwrap();
-    assert!(status.is_success(), "token exchange failed: {status} {tokens}\n{}", idp.stderr_log());
+    assert!(
+        status.is_success(),
+        "token exchange failed: {status} {tokens}\n{}",
+        idp.stderr_log()
+    );
 
     let id_token = tokens["id_token"].as_str().unwrap();
     let claims = jwt_payload(id_token);
@@ -147,7 +195,11 @@ async fn deny_hint_yields_access_denied() {
     let idp = TestIdp::start("", vec![web_client()]).await;
     let d = idp.discovery().await;
     let params = run_authorize(&browser(), auth_url(&d, "deny", "st", "n"), &idp).await;
-    assert_eq!(params.get("error").map(String::as_str), Some("access_denied"), "{params:?}");
+    assert_eq!(
+        params.get("error").map(String::as_str),
+        Some("access_denied"),
+        "{params:?}"
+    );
     assert_eq!(params.get("state").map(String::as_str), Some("st"));
     assert!(!params.contains_key("code"));
 }
@@ -160,11 +212,19 @@ async fn modes_override_nonce_and_userinfo_sub() {
     let d = idp.discovery().await;
     idp.set_mode(Some("someone-else"), Some("evil")).await;
 
-    let params = run_authorize(&browser(), auth_url(&d, "microsoft-work", "s", "good-nonce"), &idp).await;
+    let params = run_authorize(
+        &browser(),
+        auth_url(&d, "microsoft-work", "s", "good-nonce"),
+        &idp,
+    )
+    .await;
     let http = reqwest::Client::new();
     let tokens: Value = http
         .post(d["token_endpoint"].as_str().unwrap())
-        .basic_auth(crate::idp::form_urlencode(CLIENT_ID), Some(crate::idp::form_urlencode(CLIENT_SECRET)))
+        .basic_auth(
+            crate::idp::form_urlencode(CLIENT_ID),
+            Some(crate::idp::form_urlencode(CLIENT_SECRET)),
+        )
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", params["code"].as_str()),
@@ -208,7 +268,12 @@ async fn modes_override_nonce_and_userinfo_sub() {
 async fn rotate_keys_changes_kid() {
     let idp = TestIdp::start("", vec![web_client()]).await;
     let kids = |jwks: &Value| -> Vec<String> {
-        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
     };
     let before = kids(&idp.jwks().await);
     assert_eq!(before.len(), 1);
@@ -220,11 +285,24 @@ async fn rotate_keys_changes_kid() {
 
 #[tokio::test]
 async fn client_credentials_issues_jwt_access_token() {
-    let idp = TestIdp::start("/oauth2/default", vec![IdpClient::service("telemetry-svc", "svc-secret")]).await;
-    let token = idp.client_credentials_token("telemetry-svc", "svc-secret", "telemetry_apis").await;
+    let idp = TestIdp::start(
+        "/oauth2/default",
+        vec![IdpClient::service("telemetry-svc", "svc-secret")],
+    )
+    .await;
+    let token = idp
+        .client_credentials_token("telemetry-svc", "svc-secret", "telemetry_apis")
+        .await;
     assert_eq!(token.split('.').count(), 3, "not a JWT: {token}");
     let claims = jwt_payload(&token);
-    assert!(claims["scope"].as_str().unwrap().split(' ').any(|s| s == "telemetry_apis"), "{claims}");
+    assert!(
+        claims["scope"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .any(|s| s == "telemetry_apis"),
+        "{claims}"
+    );
     assert_eq!(claims["aud"], "identify-api");
     assert_eq!(claims["iss"], idp.issuer.as_str());
     assert_eq!(claims["client_id"], "telemetry-svc");
@@ -234,7 +312,9 @@ async fn client_credentials_issues_jwt_access_token() {
 
     // Short TTL for expired-token tests.
     idp.set_access_token_ttl(Some(1)).await;
-    let short = idp.client_credentials_token("telemetry-svc", "svc-secret", "telemetry_apis").await;
+    let short = idp
+        .client_credentials_token("telemetry-svc", "svc-secret", "telemetry_apis")
+        .await;
     let c = jwt_payload(&short);
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 1);
 }

@@ -1,4 +1,6 @@
 //! Integration tests against real HTTP servers (one test binary: `cargo test --test api`).
 
+mod helpers;
 mod idp;
 mod idp_smoke;
+mod sign_in;
