@@ -511,16 +511,10 @@ impl Settings {
         Ok(())
     }
 
-    /// The resolved configuration as TOML, secrets redacted (`check-config`).
-    pub fn to_redacted_toml(&self) -> String {
-        toml_string(self)
+    /// The resolved configuration as JSON, secrets redacted (`check-config`).
+    pub fn to_redacted_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("<unprintable: {e}>"))
     }
-}
-
-fn toml_string(settings: &Settings) -> String {
-    // figment's TOML dependency is not re-exported; JSON → TOML via figment's value would add
-    // little, so print JSON, which every operator tool reads.
-    serde_json::to_string_pretty(settings).unwrap_or_else(|e| format!("<unprintable: {e}>"))
 }
 
 /// Parse `scheme://host[:port]` into its normalised origin string.
@@ -713,7 +707,7 @@ mod tests {
         );
         let s = load(&toml, &[]).unwrap();
         assert_eq!(s.providers[0].secret().unwrap().expose(), "file-secret");
-        let printed = s.to_redacted_toml();
+        let printed = s.to_redacted_json();
         assert!(!printed.contains("file-secret"), "{printed}");
         assert!(!format!("{s:?}").contains("file-secret"));
     }

@@ -60,7 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config } => {
             let settings = Settings::load(config.as_deref())?;
-            println!("{}", settings.to_redacted_toml());
+            println!("{}", settings.to_redacted_json());
             eprintln!("configuration is valid");
             Ok(())
         }
