@@ -3,4 +3,6 @@
 mod helpers;
 mod idp;
 mod idp_smoke;
+mod microsoft_common;
+mod readiness;
 mod sign_in;
