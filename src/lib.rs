@@ -1,3 +1,5 @@
 //! identify-bridge: OpenID Connect sign-in, enrichment traits, profiles and identify calls.
 
 pub mod config;
+pub mod providers;
+pub mod traits;
