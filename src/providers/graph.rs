@@ -134,7 +134,10 @@ async fn get_object(
         if !status.is_success() {
             return Err(GraphError::Http { endpoint, status });
         }
-        if response.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
             return Err(GraphError::Body {
                 endpoint,
                 message: "response too large".into(),
@@ -188,8 +191,10 @@ mod tests {
             ("no-org", "organization") => Status::FORBIDDEN.into_response(),
             (_, "me") => {
                 assert_eq!(query.as_deref(), Some(&*format!("$select={ME_SELECT}")));
-                Json(json!({"id": "c0a8", "displayName": "Jane Doe", "jobTitle": "CTO",
-                    "usageLocation": "US", "businessPhones": ["+1 425 882 8080"]}))
+                Json(
+                    json!({"id": "c0a8", "displayName": "Jane Doe", "jobTitle": "CTO",
+                    "usageLocation": "US", "businessPhones": ["+1 425 882 8080"]}),
+                )
                 .into_response()
             }
             (_, "organization") => Json(json!({"value": [{"id": "4f8e", "displayName": "Contoso",
@@ -200,14 +205,19 @@ mod tests {
     }
 
     async fn serve() -> Url {
-        let app = axum::Router::new().route("/{scenario}/v1.0/{endpoint}", axum::routing::get(graph));
+        let app =
+            axum::Router::new().route("/{scenario}/v1.0/{endpoint}", axum::routing::get(graph));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Url::parse(&format!("http://{addr}/")).unwrap()
     }
 
-    async fn fetch(root: &Url, scenario: &str, timeout_ms: u64) -> Result<GraphProfile, GraphError> {
+    async fn fetch(
+        root: &Url,
+        scenario: &str,
+        timeout_ms: u64,
+    ) -> Result<GraphProfile, GraphError> {
         let base = root.join(&format!("{scenario}/v1.0/")).unwrap();
         let http = reqwest::Client::new();
         fetch_graph(&http, &base, TOKEN, Duration::from_millis(timeout_ms)).await
@@ -232,17 +242,31 @@ mod tests {
     #[tokio::test]
     async fn me_failures_are_errors_that_never_show_the_token() {
         let root = serve().await;
-        let cases: [(&str, u64, fn(&GraphError) -> bool); 4] = [
-            ("broken", 5000, |e| matches!(e, GraphError::Http { status, .. } if status.as_u16() == 500)),
-            ("unauthorized", 5000, |e| matches!(e, GraphError::Http { status, .. } if status.as_u16() == 401)),
-            ("slow", 200, |e| matches!(e, GraphError::Timeout { endpoint: "/me" })),
+        type Check = fn(&GraphError) -> bool;
+        let cases: [(&str, u64, Check); 4] = [
+            (
+                "broken",
+                5000,
+                |e| matches!(e, GraphError::Http { status, .. } if status.as_u16() == 500),
+            ),
+            (
+                "unauthorized",
+                5000,
+                |e| matches!(e, GraphError::Http { status, .. } if status.as_u16() == 401),
+            ),
+            ("slow", 200, |e| {
+                matches!(e, GraphError::Timeout { endpoint: "/me" })
+            }),
             ("garbage", 5000, |e| matches!(e, GraphError::Body { .. })),
         ];
         for (scenario, timeout, expected) in cases {
             let err = fetch(&root, scenario, timeout).await.unwrap_err();
             assert!(expected(&err), "{scenario}: {err:?}");
             let shown = format!("{err} {err:?}");
-            assert!(!shown.contains("secret-graph-token"), "{scenario}: token leaked: {shown}");
+            assert!(
+                !shown.contains("secret-graph-token"),
+                "{scenario}: token leaked: {shown}"
+            );
         }
     }
 
@@ -252,9 +276,23 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let base = Url::parse(&format!("http://{addr}/v1.0")).unwrap();
-        let err = fetch_graph(&reqwest::Client::new(), &base, TOKEN, Duration::from_secs(2))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, GraphError::Transport { endpoint: "/me", .. }), "{err:?}");
+        let err = fetch_graph(
+            &reqwest::Client::new(),
+            &base,
+            TOKEN,
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                GraphError::Transport {
+                    endpoint: "/me",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -82,7 +82,10 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
     let mut raw = Raw::default();
 
     if let Some(a) = c.get("address").filter(|a| !a.is_object()) {
-        tracing::debug!(kind = sanitize::kind_of(a), "claim address skipped: not an object");
+        tracing::debug!(
+            kind = sanitize::kind_of(a),
+            "claim address skipped: not an object"
+        );
     }
 
     let mut put = |name: &'static str, v: Option<Sourced>| {
@@ -90,14 +93,38 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
             raw.values.insert(name, v);
         }
     };
-    put("enrichment_first_name", first([t("/given_name"), g("givenName")]));
-    put("enrichment_last_name", first([t("/family_name"), g("surname")]));
-    put("enrichment_full_name", first([t("/name"), g("displayName")]));
-    put("enrichment_avatar", claim_text(c, "/picture", MAX_URL_CHARS));
-    put("enrichment_city", first([t("/address/locality"), g("city"), t("/city")]));
-    put("enrichment_state", first([t("/address/region"), g("state"), t("/state")]));
-    put("enrichment_time_zone", first([t("/zoneinfo"), t("/timezone")]));
-    put("enrichment_employment_title", first([t("/title"), g("jobTitle")]));
+    put(
+        "enrichment_first_name",
+        first([t("/given_name"), g("givenName")]),
+    );
+    put(
+        "enrichment_last_name",
+        first([t("/family_name"), g("surname")]),
+    );
+    put(
+        "enrichment_full_name",
+        first([t("/name"), g("displayName")]),
+    );
+    put(
+        "enrichment_avatar",
+        claim_text(c, "/picture", MAX_URL_CHARS),
+    );
+    put(
+        "enrichment_city",
+        first([t("/address/locality"), g("city"), t("/city")]),
+    );
+    put(
+        "enrichment_state",
+        first([t("/address/region"), g("state"), t("/state")]),
+    );
+    put(
+        "enrichment_time_zone",
+        first([t("/zoneinfo"), t("/timezone")]),
+    );
+    put(
+        "enrichment_employment_title",
+        first([t("/title"), g("jobTitle")]),
+    );
     let org_name = org.and_then(|o| graph_text(Some(o), "organization", "displayName"));
     put(
         "enrichment_employment_name",
@@ -126,11 +153,17 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
 
     // Country: Graph's usageLocation is a clean ISO code, so it leads for Microsoft.
     if microsoft {
-        raw.countries
-            .extend([g("usageLocation"), t("/ctry"), g("country")].into_iter().flatten());
+        raw.countries.extend(
+            [g("usageLocation"), t("/ctry"), g("country")]
+                .into_iter()
+                .flatten(),
+        );
     }
-    raw.countries
-        .extend([t("/address/country"), t("/countryCode"), t("/country")].into_iter().flatten());
+    raw.countries.extend(
+        [t("/address/country"), t("/countryCode"), t("/country")]
+            .into_iter()
+            .flatten(),
+    );
 
     raw.email = first([
         t("/email"),
@@ -153,7 +186,9 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
                 }
             }
         }
-        Some(v) => raw.urls.extend(claim_text(c, "/urls", MAX_URL_CHARS).filter(|_| v.is_string())),
+        Some(v) => raw
+            .urls
+            .extend(claim_text(c, "/urls", MAX_URL_CHARS).filter(|_| v.is_string())),
         None => {}
     }
 
@@ -167,7 +202,8 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
     }
     if microsoft {
         let tid = c.get("tid").and_then(Value::as_str).map(str::trim);
-        raw.microsoft_work = tid.is_some_and(|t| !t.is_empty() && !t.eq_ignore_ascii_case(MSA_TENANT_ID));
+        raw.microsoft_work =
+            tid.is_some_and(|t| !t.is_empty() && !t.eq_ignore_ascii_case(MSA_TENANT_ID));
         raw.xms_edov = sanitize::truthy(c.get("xms_edov"));
         raw.verified_domains = org.map(verified_domains);
     }

@@ -51,14 +51,21 @@ pub(super) fn finish(mut raw: Raw, input: &MappingInput) -> MappedTraits {
     let first = take(&mut raw, "enrichment_first_name");
     let last = take(&mut raw, "enrichment_last_name");
     let full = take(&mut raw, "enrichment_full_name");
-    first.iter().for_each(|v| out.put_sourced("enrichment_first_name", v));
-    last.iter().for_each(|v| out.put_sourced("enrichment_last_name", v));
+    first
+        .iter()
+        .for_each(|v| out.put_sourced("enrichment_first_name", v));
+    last.iter()
+        .for_each(|v| out.put_sourced("enrichment_last_name", v));
     if let Some(full) = &full {
         out.put_sourced("enrichment_full_name", full);
         let words: Vec<&str> = full.value.split_whitespace().collect();
         if first.is_none() && last.is_none() && words.len() >= 2 {
             out.derived("enrichment_first_name", words[0], "name→first_name");
-            out.derived("enrichment_last_name", &words[1..].join(" "), "name→last_name");
+            out.derived(
+                "enrichment_last_name",
+                &words[1..].join(" "),
+                "name→last_name",
+            );
         }
     } else {
         let joined = [&first, &last]
@@ -66,7 +73,11 @@ pub(super) fn finish(mut raw: Raw, input: &MappingInput) -> MappedTraits {
             .filter_map(|v| v.as_ref().map(|v| v.value.as_str()))
             .collect::<Vec<_>>()
             .join(" ");
-        out.derived("enrichment_full_name", &joined, "first_name+last_name→full_name");
+        out.derived(
+            "enrichment_full_name",
+            &joined,
+            "first_name+last_name→full_name",
+        );
     }
 
     // Avatar: an http(s) URL, but never Microsoft's userinfo picture, which needs a bearer token.
@@ -83,9 +94,17 @@ pub(super) fn finish(mut raw: Raw, input: &MappingInput) -> MappedTraits {
     for cand in &raw.countries {
         if let Some((c, direct)) = geo::resolve_country(&cand.value) {
             if direct {
-                out.put("enrichment_country_code", c, cand.source.clone(), cand.verified);
+                out.put(
+                    "enrichment_country_code",
+                    c,
+                    cand.source.clone(),
+                    cand.verified,
+                );
             } else {
-                let src = cand.source.trim_start_matches("claims:").trim_start_matches("graph:");
+                let src = cand
+                    .source
+                    .trim_start_matches("claims:")
+                    .trim_start_matches("graph:");
                 out.derived("enrichment_country_code", c, &format!("{src}→country_code"));
             }
             code = Some(c);
@@ -93,8 +112,8 @@ pub(super) fn finish(mut raw: Raw, input: &MappingInput) -> MappedTraits {
         }
         tracing::debug!(source = %cand.source, "country skipped: not an ISO 3166-1 country");
     }
-    let mapped_country = take(&mut raw, "enrichment_country")
-        .filter(|c| c.source.starts_with("mapping:"));
+    let mapped_country =
+        take(&mut raw, "enrichment_country").filter(|c| c.source.starts_with("mapping:"));
     take(&mut raw, "enrichment_country_code");
     match (&mapped_country, code.and_then(geo::country_name)) {
         (Some(c), _) => out.put_sourced("enrichment_country", c),
@@ -163,11 +182,17 @@ pub(super) fn finish(mut raw: Raw, input: &MappingInput) -> MappedTraits {
                 .unwrap_or_else(|| mapped.value.trim_start_matches('@').to_owned());
             out.put(name, &handle, mapped.source, mapped.verified);
         } else if let Some(h) = from_urls {
-            let src = raw.urls.iter().find(|u| {
-                social::handle_from_url(&u.value).is_some_and(|(_, x)| x == h)
-            });
+            let src = raw
+                .urls
+                .iter()
+                .find(|u| social::handle_from_url(&u.value).is_some_and(|(_, x)| x == h));
             let source = src.map_or("claims:/profile".to_owned(), |u| u.source.clone());
-            out.put(name, &h, format!("derived:{}→handle", source.trim_start_matches("claims:")), false);
+            out.put(
+                name,
+                &h,
+                format!("derived:{}→handle", source.trim_start_matches("claims:")),
+                false,
+            );
         }
     }
 
@@ -231,7 +256,10 @@ fn finish_phones(out: &mut Out, phones: &[Sourced], country: Option<&str>) {
 
 /// Email provider, employment domain/name/title and the title-derived role traits.
 fn finish_employment(out: &mut Out, raw: &mut Raw) {
-    let domain = raw.email.as_ref().and_then(|e| email::email_domain(&e.value));
+    let domain = raw
+        .email
+        .as_ref()
+        .and_then(|e| email::email_domain(&e.value));
     let tenant_verified = |d: &str| {
         raw.verified_domains
             .as_ref()
@@ -259,7 +287,10 @@ fn finish_employment(out: &mut Out, raw: &mut Raw) {
         }
         None => {
             let not_onmicrosoft = |d: &&String| !d.ends_with(".onmicrosoft.com");
-            if let Some(d) = domain.as_ref().filter(|d| raw.microsoft_work && tenant_verified(d)) {
+            if let Some(d) = domain
+                .as_ref()
+                .filter(|d| raw.microsoft_work && tenant_verified(d))
+            {
                 if not_onmicrosoft(&d) {
                     let src = "graph:/organization/verifiedDomains".to_owned();
                     out.put("enrichment_employment_domain", d, src, true);
@@ -271,7 +302,11 @@ fn finish_employment(out: &mut Out, raw: &mut Raw) {
                     .filter(|d| !email::is_free_mail(d) && !d.ends_with(".onmicrosoft.com"))
                     .and_then(email::registrable_domain);
                 if let Some(reg) = reg {
-                    out.derived("enrichment_employment_domain", &reg, "email→employment_domain");
+                    out.derived(
+                        "enrichment_employment_domain",
+                        &reg,
+                        "email→employment_domain",
+                    );
                 }
             }
         }
@@ -287,11 +322,23 @@ fn finish_employment(out: &mut Out, raw: &mut Raw) {
     let dept = raw.department.as_ref().map(|d| d.value.clone());
     let c = role::classify(title.as_deref(), dept.as_deref());
     let from_title = c.role.is_some() && role::classify(title.as_deref(), None).role.is_some();
-    let role_rule = if from_title { "title→role" } else { "department→role" };
+    let role_rule = if from_title {
+        "title→role"
+    } else {
+        "department→role"
+    };
     for (name, derived, rule) in [
         ("enrichment_employment_role", c.role, role_rule),
-        ("enrichment_employment_sub_role", c.sub_role, "title→sub_role"),
-        ("enrichment_employment_seniority", c.seniority, "title→seniority"),
+        (
+            "enrichment_employment_sub_role",
+            c.sub_role,
+            "title→sub_role",
+        ),
+        (
+            "enrichment_employment_seniority",
+            c.seniority,
+            "title→seniority",
+        ),
     ] {
         match raw.values.remove(name) {
             Some(v) => out.put_sourced(name, &v),

@@ -73,9 +73,11 @@ pub fn email_domain(email: &str) -> Option<String> {
     let ok = !local.is_empty()
         && domain.contains('.')
         && domain.len() <= 253
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
     ok.then_some(domain)
 }
 
@@ -97,7 +99,10 @@ pub fn consumer_label(domain: &str) -> Option<&'static str> {
         return Some(label);
     }
     let first = reg.split('.').next()?;
-    BRAND_LABELS.iter().find(|(b, _)| *b == first).map(|(_, l)| *l)
+    BRAND_LABELS
+        .iter()
+        .find(|(b, _)| *b == first)
+        .map(|(_, l)| *l)
 }
 
 /// True when the domain belongs to a free-mail provider.
@@ -141,9 +146,15 @@ mod tests {
 
     #[test]
     fn domains_are_parsed_and_reduced() {
-        assert_eq!(email_domain("Jane@Contoso.COM").as_deref(), Some("contoso.com"));
+        assert_eq!(
+            email_domain("Jane@Contoso.COM").as_deref(),
+            Some("contoso.com")
+        );
         assert_eq!(email_domain("no-at-sign"), None);
         assert_eq!(email_domain("a@b@evil"), None);
-        assert_eq!(registrable_domain("mail.acme.co.uk").as_deref(), Some("acme.co.uk"));
+        assert_eq!(
+            registrable_domain("mail.acme.co.uk").as_deref(),
+            Some("acme.co.uk")
+        );
     }
 }

@@ -56,7 +56,10 @@ fn fold(s: &str) -> String {
     let lower = s.to_lowercase().replace('.', "");
     let words: Vec<&str> = lower.split_whitespace().collect();
     let joined = words.join(" ");
-    joined.strip_prefix("the ").map(str::to_owned).unwrap_or(joined)
+    joined
+        .strip_prefix("the ")
+        .map(str::to_owned)
+        .unwrap_or(joined)
 }
 
 /// Resolves a country code or name to an ISO 3166-1 alpha-2 code. The flag is true when the
@@ -150,7 +153,10 @@ mod tests {
         assert_eq!(resolve_country("us"), Some(("US", true)));
         assert_eq!(resolve_country("USA"), Some(("US", false)));
         assert_eq!(resolve_country("United States"), Some(("US", false)));
-        assert_eq!(resolve_country("United States of America"), Some(("US", false)));
+        assert_eq!(
+            resolve_country("United States of America"),
+            Some(("US", false))
+        );
         assert_eq!(resolve_country("Bolivia"), Some(("BO", false)));
         assert_eq!(resolve_country("germany"), Some(("DE", false)));
         assert_eq!(resolve_country("Atlantis"), None);
@@ -161,7 +167,10 @@ mod tests {
     #[test]
     fn states_resolve_by_code_or_name_within_the_country() {
         assert_eq!(resolve_state("US", "WA"), Some(("Washington", "WA")));
-        assert_eq!(resolve_state("US", "washington"), Some(("Washington", "WA")));
+        assert_eq!(
+            resolve_state("US", "washington"),
+            Some(("Washington", "WA"))
+        );
         assert_eq!(resolve_state("US", "US-TX"), Some(("Texas", "TX")));
         assert_eq!(resolve_state("DE", "Bayern"), Some(("Bayern", "BY")));
         assert_eq!(resolve_state("US", "Narnia"), None);
@@ -169,14 +178,20 @@ mod tests {
 
     #[test]
     fn time_zones_are_validated() {
-        assert_eq!(time_zone("America/Chicago").as_deref(), Some("America/Chicago"));
+        assert_eq!(
+            time_zone("America/Chicago").as_deref(),
+            Some("America/Chicago")
+        );
         assert_eq!(time_zone("Mars/Olympus"), None);
         assert_eq!(time_zone("Pacific Standard Time"), None);
     }
 
     #[test]
     fn location_skips_empty_parts() {
-        assert_eq!(location(Some("Austin"), None, Some("US")).as_deref(), Some("Austin, US"));
+        assert_eq!(
+            location(Some("Austin"), None, Some("US")).as_deref(),
+            Some("Austin, US")
+        );
         assert_eq!(location(None, Some(" "), None), None);
     }
 }

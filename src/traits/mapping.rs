@@ -127,7 +127,8 @@ mod tests {
 
     #[test]
     fn validate_mapping_names_the_unknown_trait() {
-        let m: TraitMapping = [("enrichment_shoe_size".to_owned(), vec!["/shoe".to_owned()])].into();
+        let m: TraitMapping =
+            [("enrichment_shoe_size".to_owned(), vec!["/shoe".to_owned()])].into();
         let err = validate_mapping(&m).unwrap_err();
         assert!(err.contains("enrichment_shoe_size"), "{err}");
     }
@@ -135,10 +136,16 @@ mod tests {
     #[test]
     fn validate_mapping_rejects_bad_pointers_naming_trait_and_pointer() {
         for bad in ["title", "/a~2b", "/trailing~"] {
-            let m: TraitMapping =
-                [("enrichment_employment_title".to_owned(), vec![bad.to_owned()])].into();
+            let m: TraitMapping = [(
+                "enrichment_employment_title".to_owned(),
+                vec![bad.to_owned()],
+            )]
+            .into();
             let err = validate_mapping(&m).unwrap_err();
-            assert!(err.contains("enrichment_employment_title") && err.contains(bad), "{err}");
+            assert!(
+                err.contains("enrichment_employment_title") && err.contains(bad),
+                "{err}"
+            );
         }
         let ok: TraitMapping = [(
             "enrichment_employment_title".to_owned(),

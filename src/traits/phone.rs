@@ -16,7 +16,9 @@ pub fn normalize(raw: &str, region: Option<&str>) -> Option<String> {
     // Only what a person writes in a phone number; this also keeps odd input away from the parser.
     if number.is_empty()
         || number.len() > 40
-        || !number.chars().all(|c| c.is_ascii_digit() || " +()-./".contains(c))
+        || !number
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +()-./".contains(c))
     {
         return None;
     }
@@ -49,11 +51,26 @@ mod tests {
 
     #[test]
     fn numbers_are_normalised_to_e164() {
-        assert_eq!(normalize("+1 (512) 555-0143", None).as_deref(), Some("+15125550143"));
-        assert_eq!(normalize("+1 206 266 1000", None).as_deref(), Some("+12062661000"));
-        assert_eq!(normalize("(206) 266-1000", Some("US")).as_deref(), Some("+12062661000"));
-        assert_eq!(normalize("030 901820", Some("DE")).as_deref(), Some("+4930901820"));
-        assert_eq!(normalize("+44 20 7946 0958 ext. 12", None).as_deref(), Some("+442079460958"));
+        assert_eq!(
+            normalize("+1 (512) 555-0143", None).as_deref(),
+            Some("+15125550143")
+        );
+        assert_eq!(
+            normalize("+1 206 266 1000", None).as_deref(),
+            Some("+12062661000")
+        );
+        assert_eq!(
+            normalize("(206) 266-1000", Some("US")).as_deref(),
+            Some("+12062661000")
+        );
+        assert_eq!(
+            normalize("030 901820", Some("DE")).as_deref(),
+            Some("+4930901820")
+        );
+        assert_eq!(
+            normalize("+44 20 7946 0958 ext. 12", None).as_deref(),
+            Some("+442079460958")
+        );
     }
 
     #[test]

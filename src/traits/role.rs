@@ -66,12 +66,18 @@ static ROLES: LazyLock<Table> = LazyLock::new(|| {
         ("founder", r"founder|co founder|cofounder"),
         ("owner", r"owner"),
         ("president", r"president"),
-        ("recruiting", r"recruit\w*|talent acquisition|sourcer|sourcing"),
+        (
+            "recruiting",
+            r"recruit\w*|talent acquisition|sourcer|sourcing",
+        ),
         (
             "human_resources",
             r"hr|hrbp|human resources|people ops|people operations|people partner|chief people officer|payroll",
         ),
-        ("legal", r"counsel|attorney|lawyer|paralegal|legal|compliance"),
+        (
+            "legal",
+            r"counsel|attorney|lawyer|paralegal|legal|compliance",
+        ),
         (
             "finance",
             r"finance|financial|accountant|accounting|controller|cfo|treasury|fp&a|fpa|bookkeep\w*|audit\w*|tax",
@@ -90,7 +96,10 @@ static ROLES: LazyLock<Table> = LazyLock::new(|| {
             "customer_service",
             r"support|customer success|customer service|customer experience|cx|help ?desk|service desk",
         ),
-        ("product", r"product manager|product owner|product management|product|cpo"),
+        (
+            "product",
+            r"product manager|product owner|product management|product|cpo",
+        ),
         (
             "information_technology",
             r"it|sysadmin|systems? administrator|network|cio|chief information officer|information technology",
@@ -105,7 +114,10 @@ static ROLES: LazyLock<Table> = LazyLock::new(|| {
             r"operations|ops|coo|chief operating officer|logistics|supply chain|procurement|facilities",
         ),
         ("consulting", r"consultant|consulting|advisory|advisor"),
-        ("education", r"teacher|professor|lecturer|instructor|tutor|educator"),
+        (
+            "education",
+            r"teacher|professor|lecturer|instructor|tutor|educator",
+        ),
         (
             "health_professional",
             r"nurse|physician|doctor|md|pharmacist|therapist|dentist|surgeon|clinician|medical",
@@ -117,22 +129,46 @@ static ROLES: LazyLock<Table> = LazyLock::new(|| {
 static SUB_ROLES: LazyLock<Table> = LazyLock::new(|| {
     table(&[
         ("product_marketing", r"product marketing"),
-        ("sales_operations", r"sales operations|revenue operations|revops|sales ops"),
+        (
+            "sales_operations",
+            r"sales operations|revenue operations|revops|sales ops",
+        ),
         ("account_executive", r"account executive|ae"),
-        ("sales_development", r"sdr|bdr|sales development|business development"),
+        (
+            "sales_development",
+            r"sdr|bdr|sales development|business development",
+        ),
         ("account_management", r"account manager|account management"),
         ("customer_success", r"customer success"),
-        ("support", r"support|help ?desk|service desk|customer service"),
+        (
+            "support",
+            r"support|help ?desk|service desk|customer service",
+        ),
         ("recruiter", r"recruit\w*|sourcer|talent acquisition"),
-        ("talent", r"talent|people partner|business partner|hrbp|people operations|people ops"),
+        (
+            "talent",
+            r"talent|people partner|business partner|hrbp|people operations|people ops",
+        ),
         ("counsel", r"counsel|attorney|lawyer|paralegal|legal"),
         ("fp_and_a", r"fp&a|fpa|financial planning|financial analyst"),
-        ("accounting", r"accountant|accounting|bookkeep\w*|controller"),
+        (
+            "accounting",
+            r"accountant|accounting|bookkeep\w*|controller",
+        ),
         ("brand_marketing", r"brand"),
-        ("growth_marketing", r"growth|demand gen\w*|performance marketing|seo|sem"),
+        (
+            "growth_marketing",
+            r"growth|demand gen\w*|performance marketing|seo|sem",
+        ),
         ("content", r"content|copywriter|editor|writer"),
-        ("product_management", r"product manager|product owner|product management|cpo"),
-        ("security", r"security|infosec|cybersecurity|penetration|pentest\w*"),
+        (
+            "product_management",
+            r"product manager|product owner|product management|cpo",
+        ),
+        (
+            "security",
+            r"security|infosec|cybersecurity|penetration|pentest\w*",
+        ),
         (
             "devops",
             r"devops|sre|site reliability|platform engineer\w*|infrastructure|cloud engineer",
@@ -158,9 +194,8 @@ static SUB_ROLES: LazyLock<Table> = LazyLock::new(|| {
 static IC_MANAGER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:account|product|project|program) manager\b").expect("valid pattern")
 });
-static SENIOR_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:senior|group|principal|lead)\b").expect("valid pattern")
-});
+static SENIOR_PREFIX: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:senior|group|principal|lead)\b").expect("valid pattern"));
 static NOT_EXEC_PARTNER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:business|people) partner\b").expect("valid pattern"));
 
@@ -195,7 +230,10 @@ fn normalize(title: &str) -> String {
 }
 
 fn first_hit(table: &Table, text: &str) -> Option<&'static str> {
-    table.iter().find(|(_, re)| re.is_match(text)).map(|(n, _)| *n)
+    table
+        .iter()
+        .find(|(_, re)| re.is_match(text))
+        .map(|(n, _)| *n)
 }
 
 fn seniority(t: &str) -> Option<&'static str> {
@@ -235,31 +273,104 @@ mod tests {
     #[test]
     fn titles_are_classified_by_the_documented_table() {
         let cases = [
-            ("Chief Executive Officer", (Some("ceo"), None, Some("executive"))),
+            (
+                "Chief Executive Officer",
+                (Some("ceo"), None, Some("executive")),
+            ),
             ("Founder & CEO", (Some("ceo"), None, Some("executive"))),
             ("CTO", (Some("engineering"), None, Some("executive"))),
-            ("VP, Sales Operations", (Some("sales"), Some("sales_operations"), Some("executive"))),
-            ("Vice President of Marketing", (Some("marketing"), None, Some("executive"))),
+            (
+                "VP, Sales Operations",
+                (Some("sales"), Some("sales_operations"), Some("executive")),
+            ),
+            (
+                "Vice President of Marketing",
+                (Some("marketing"), None, Some("executive")),
+            ),
             ("President", (Some("president"), None, Some("executive"))),
-            ("Director of Product Marketing", (Some("marketing"), Some("product_marketing"), Some("director"))),
-            ("Head of Growth", (Some("marketing"), Some("growth_marketing"), Some("director"))),
-            ("Sr. Software Engineer", (Some("engineering"), Some("software_engineer"), None)),
-            ("Engineering Manager", (Some("engineering"), Some("software_engineer"), Some("manager"))),
-            ("Product Manager", (Some("product"), Some("product_management"), None)),
-            ("Senior Product Manager", (Some("product"), Some("product_management"), Some("manager"))),
-            ("Account Manager", (Some("sales"), Some("account_management"), None)),
-            ("Account Executive", (Some("sales"), Some("account_executive"), None)),
+            (
+                "Director of Product Marketing",
+                (
+                    Some("marketing"),
+                    Some("product_marketing"),
+                    Some("director"),
+                ),
+            ),
+            (
+                "Head of Growth",
+                (
+                    Some("marketing"),
+                    Some("growth_marketing"),
+                    Some("director"),
+                ),
+            ),
+            (
+                "Sr. Software Engineer",
+                (Some("engineering"), Some("software_engineer"), None),
+            ),
+            (
+                "Engineering Manager",
+                (
+                    Some("engineering"),
+                    Some("software_engineer"),
+                    Some("manager"),
+                ),
+            ),
+            (
+                "Product Manager",
+                (Some("product"), Some("product_management"), None),
+            ),
+            (
+                "Senior Product Manager",
+                (Some("product"), Some("product_management"), Some("manager")),
+            ),
+            (
+                "Account Manager",
+                (Some("sales"), Some("account_management"), None),
+            ),
+            (
+                "Account Executive",
+                (Some("sales"), Some("account_executive"), None),
+            ),
             ("SDR", (Some("sales"), Some("sales_development"), None)),
-            ("Customer Success Manager", (Some("customer_service"), Some("customer_success"), Some("manager"))),
-            ("HR Business Partner", (Some("human_resources"), Some("talent"), None)),
-            ("Technical Recruiter", (Some("recruiting"), Some("recruiter"), None)),
+            (
+                "Customer Success Manager",
+                (
+                    Some("customer_service"),
+                    Some("customer_success"),
+                    Some("manager"),
+                ),
+            ),
+            (
+                "HR Business Partner",
+                (Some("human_resources"), Some("talent"), None),
+            ),
+            (
+                "Technical Recruiter",
+                (Some("recruiting"), Some("recruiter"), None),
+            ),
             ("General Counsel", (Some("legal"), Some("counsel"), None)),
-            ("Staff Accountant", (Some("finance"), Some("accounting"), None)),
-            ("Site Reliability Engineer", (Some("engineering"), Some("devops"), None)),
-            ("Data Scientist", (Some("engineering"), Some("data_science"), None)),
+            (
+                "Staff Accountant",
+                (Some("finance"), Some("accounting"), None),
+            ),
+            (
+                "Site Reliability Engineer",
+                (Some("engineering"), Some("devops"), None),
+            ),
+            (
+                "Data Scientist",
+                (Some("engineering"), Some("data_science"), None),
+            ),
             ("UX Designer", (None, Some("design"), None)),
-            ("IT Support Specialist", (Some("customer_service"), Some("support"), None)),
-            ("Registered Nurse", (Some("health_professional"), None, None)),
+            (
+                "IT Support Specialist",
+                (Some("customer_service"), Some("support"), None),
+            ),
+            (
+                "Registered Nurse",
+                (Some("health_professional"), None, None),
+            ),
             ("Professor of History", (Some("education"), None, None)),
             ("Managing Partner", (None, None, Some("executive"))),
             ("Team Lead", (None, None, Some("manager"))),

@@ -46,7 +46,11 @@ pub fn text(value: &Value, max_chars: usize, numbers: bool, what: &str) -> Optio
         Value::Number(n) if numbers => clean(&n.to_string(), max_chars),
         Value::Null => None,
         other => {
-            tracing::debug!(claim = what, kind = kind_of(other), "claim skipped: not a string");
+            tracing::debug!(
+                claim = what,
+                kind = kind_of(other),
+                "claim skipped: not a string"
+            );
             None
         }
     }
@@ -83,12 +87,18 @@ mod tests {
         assert_eq!(clean(" \t ", 10), None);
         assert_eq!(clean("ééééé", 3), Some("ééé".into()));
         let big = "x".repeat(50_000);
-        assert_eq!(clean(&big, MAX_TEXT_CHARS).unwrap().chars().count(), MAX_TEXT_CHARS);
+        assert_eq!(
+            clean(&big, MAX_TEXT_CHARS).unwrap().chars().count(),
+            MAX_TEXT_CHARS
+        );
     }
 
     #[test]
     fn text_accepts_numbers_only_when_asked() {
-        assert_eq!(text(&serde_json::json!(42), 10, true, "x"), Some("42".into()));
+        assert_eq!(
+            text(&serde_json::json!(42), 10, true, "x"),
+            Some("42".into())
+        );
         assert_eq!(text(&serde_json::json!(42), 10, false, "x"), None);
         assert_eq!(text(&serde_json::json!({"a": 1}), 10, true, "x"), None);
     }

@@ -18,9 +18,20 @@ fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().expect("test claims are an object")
 }
 
-fn run(kind: ProviderKind, claims: Value, graph: Option<&GraphProfile>, mapping: &TraitMapping) -> MappedTraits {
+fn run(
+    kind: ProviderKind,
+    claims: Value,
+    graph: Option<&GraphProfile>,
+    mapping: &TraitMapping,
+) -> MappedTraits {
     let claims = obj(claims);
-    map_traits(&MappingInput { kind, claims: &claims, graph, mapping, signed_in_at: at() })
+    map_traits(&MappingInput {
+        kind,
+        claims: &claims,
+        graph,
+        mapping,
+        signed_in_at: at(),
+    })
 }
 
 fn s(v: &str) -> Option<String> {
@@ -94,7 +105,10 @@ fn realistic_claim_sets_give_the_documented_traits() {
         ("department", json!("Revenue")),
         ("organization", json!("Globex Corp")),
         ("mobilePhone", json!("512-974-2200")),
-        ("profileUrl", json!("https://www.linkedin.com/in/priya-natarajan/")),
+        (
+            "profileUrl",
+            json!("https://www.linkedin.com/in/priya-natarajan/"),
+        ),
         ("website", json!("https://github.com/priyan")),
     ] {
         okta_custom[k] = v;
@@ -197,7 +211,13 @@ fn realistic_claim_sets_give_the_documented_traits() {
                 ..Default::default()
             },
         ),
-        ("okta org server", ProviderKind::Okta, okta_userinfo(), None, okta_thin_traits()),
+        (
+            "okta org server",
+            ProviderKind::Okta,
+            okta_userinfo(),
+            None,
+            okta_thin_traits(),
+        ),
         (
             "okta custom server with profile claims",
             ProviderKind::Okta,
@@ -248,28 +268,60 @@ fn realistic_claim_sets_give_the_documented_traits() {
     for (name, kind, claims, graph, want) in cases {
         let got = run(kind, claims, graph, &none);
         assert_eq!(got.traits, want, "case {name}");
-        let set: Vec<&str> = TraitSet::NAMES.iter().copied().filter(|n| got.traits.get(n).is_some()).collect();
+        let set: Vec<&str> = TraitSet::NAMES
+            .iter()
+            .copied()
+            .filter(|n| got.traits.get(n).is_some())
+            .collect();
         let with_source: Vec<&str> = got.provenance.keys().map(String::as_str).collect();
         let mut set_sorted = set.clone();
         set_sorted.sort_unstable();
-        assert_eq!(set_sorted, with_source, "case {name}: provenance covers exactly the set traits");
+        assert_eq!(
+            set_sorted, with_source,
+            "case {name}: provenance covers exactly the set traits"
+        );
     }
 }
 
 #[test]
 fn provenance_tells_given_from_derived() {
     let graph = contoso_graph();
-    let got = run(ProviderKind::Microsoft, microsoft_work_claims(), Some(&graph), &TraitMapping::new());
-    let p = |n: &str| got.provenance.get(n).cloned().map(|s| (s.source, s.verified));
-    assert_eq!(p("enrichment_first_name"), Some(("claims:/given_name".into(), true)));
-    assert_eq!(p("enrichment_employment_title"), Some(("graph:/me/jobTitle".into(), true)));
-    assert_eq!(p("enrichment_country_code"), Some(("graph:/me/usageLocation".into(), true)));
-    assert_eq!(p("enrichment_country"), Some(("derived:country_code→country".into(), false)));
+    let got = run(
+        ProviderKind::Microsoft,
+        microsoft_work_claims(),
+        Some(&graph),
+        &TraitMapping::new(),
+    );
+    let p = |n: &str| {
+        got.provenance
+            .get(n)
+            .cloned()
+            .map(|s| (s.source, s.verified))
+    };
+    assert_eq!(
+        p("enrichment_first_name"),
+        Some(("claims:/given_name".into(), true))
+    );
+    assert_eq!(
+        p("enrichment_employment_title"),
+        Some(("graph:/me/jobTitle".into(), true))
+    );
+    assert_eq!(
+        p("enrichment_country_code"),
+        Some(("graph:/me/usageLocation".into(), true))
+    );
+    assert_eq!(
+        p("enrichment_country"),
+        Some(("derived:country_code→country".into(), false))
+    );
     assert_eq!(
         p("enrichment_employment_domain"),
         Some(("graph:/organization/verifiedDomains".into(), true))
     );
-    assert_eq!(p("enrichment_active_at"), Some(("bridge:sign_in_time".into(), true)));
+    assert_eq!(
+        p("enrichment_active_at"),
+        Some(("bridge:sign_in_time".into(), true))
+    );
 
     let personal = run(
         ProviderKind::Microsoft,
@@ -278,22 +330,41 @@ fn provenance_tells_given_from_derived() {
         &TraitMapping::new(),
     );
     let src = &personal.provenance["enrichment_first_name"];
-    assert_eq!((src.source.as_str(), src.verified), ("derived:name→first_name", false));
+    assert_eq!(
+        (src.source.as_str(), src.verified),
+        ("derived:name→first_name", false)
+    );
 }
 
 #[test]
 fn microsoft_email_on_an_unverified_domain_is_a_custom_domain() {
     let mut graph = contoso_graph();
-    graph.organization = Some(obj(json!({"displayName": "Contoso", "verifiedDomains": [{"name": "other.com"}]})));
-    let got = run(ProviderKind::Microsoft, microsoft_work_claims(), Some(&graph), &TraitMapping::new());
-    assert_eq!(got.traits.enrichment_email_provider.as_deref(), Some("Custom domain"));
-    assert_eq!(got.traits.enrichment_employment_domain.as_deref(), Some("contoso.com"));
+    graph.organization = Some(obj(
+        json!({"displayName": "Contoso", "verifiedDomains": [{"name": "other.com"}]}),
+    ));
+    let got = run(
+        ProviderKind::Microsoft,
+        microsoft_work_claims(),
+        Some(&graph),
+        &TraitMapping::new(),
+    );
+    assert_eq!(
+        got.traits.enrichment_email_provider.as_deref(),
+        Some("Custom domain")
+    );
+    assert_eq!(
+        got.traits.enrichment_employment_domain.as_deref(),
+        Some("contoso.com")
+    );
     assert!(!got.provenance["enrichment_employment_domain"].verified);
 
     let mut claims = microsoft_work_claims();
     claims["xms_edov"] = json!(false);
     let got = run(ProviderKind::Microsoft, claims, None, &TraitMapping::new());
-    assert_eq!(got.traits.enrichment_email_provider.as_deref(), Some("Custom domain"));
+    assert_eq!(
+        got.traits.enrichment_email_provider.as_deref(),
+        Some("Custom domain")
+    );
 }
 
 #[test]
@@ -331,14 +402,23 @@ fn okta_suspended_account_sets_inactive_at() {
         None,
         &TraitMapping::new(),
     );
-    assert_eq!(got.traits.enrichment_inactive_at.as_deref(), Some("2025-12-27T10:13:20.000Z"));
+    assert_eq!(
+        got.traits.enrichment_inactive_at.as_deref(),
+        Some("2025-12-27T10:13:20.000Z")
+    );
 }
 
 #[test]
 fn configured_mapping_overrides_defaults_first_non_empty_wins() {
     let mapping: TraitMapping = [
-        ("enrichment_employment_title", vec!["/custom/missing", "/custom/job_title"]),
-        ("enrichment_employment_name", vec!["/custom/empty", "/org/name"]),
+        (
+            "enrichment_employment_title",
+            vec!["/custom/missing", "/custom/job_title"],
+        ),
+        (
+            "enrichment_employment_name",
+            vec!["/custom/empty", "/org/name"],
+        ),
         ("enrichment_phone", vec!["/custom/phones"]),
         ("enrichment_country_code", vec!["/custom/cc"]),
         ("enrichment_city", vec!["/custom/employee_no"]),
@@ -357,16 +437,28 @@ fn configured_mapping_overrides_defaults_first_non_empty_wins() {
     claims["org"] = json!({"name": "Initech"});
     let got = run(ProviderKind::Okta, claims, None, &mapping);
     let t = &got.traits;
-    assert_eq!(t.enrichment_employment_title.as_deref(), Some("Staff Software Engineer"));
+    assert_eq!(
+        t.enrichment_employment_title.as_deref(),
+        Some("Staff Software Engineer")
+    );
     assert_eq!(t.enrichment_employment_role.as_deref(), Some("engineering"));
     assert_eq!(t.enrichment_employment_name.as_deref(), Some("Initech"));
     assert_eq!(t.enrichment_country_code.as_deref(), Some("GB"));
     assert_eq!(t.enrichment_city.as_deref(), Some("1234"));
     assert_eq!(t.enrichment_github_handle.as_deref(), Some("octocat"));
-    assert_eq!(t.enrichment_time_zone, None, "a mapped value is still validated");
-    assert_eq!(t.enrichment_phone, Some(vec!["+442079460000".into(), "+442079460001".into()]));
+    assert_eq!(
+        t.enrichment_time_zone, None,
+        "a mapped value is still validated"
+    );
+    assert_eq!(
+        t.enrichment_phone,
+        Some(vec!["+442079460000".into(), "+442079460001".into()])
+    );
     let src = &got.provenance["enrichment_employment_name"];
-    assert_eq!((src.source.as_str(), src.verified), ("mapping:/org/name", true));
+    assert_eq!(
+        (src.source.as_str(), src.verified),
+        ("mapping:/org/name", true)
+    );
     // TX is not a subdivision of GB, so the state stays as written and has no code.
     assert_eq!(t.enrichment_state.as_deref(), Some("TX"));
     assert_eq!(t.enrichment_state_code, None);
@@ -377,16 +469,30 @@ fn account_creation_time_comes_only_from_provider_creation_fields() {
     let graph = contoso_graph();
     let claims = obj(microsoft_work_claims());
     let want = Utc.with_ymd_and_hms(2019, 11, 4, 17, 22, 31).unwrap();
-    assert_eq!(account_created_at(ProviderKind::Microsoft, &claims, Some(&graph)), Some(want));
-    assert_eq!(account_created_at(ProviderKind::Microsoft, &claims, None), None);
-    let okta = obj(json!({"created": "2022-02-07T15:04:11.000Z", "iat": 1767225600, "updated_at": 1767100000}));
+    assert_eq!(
+        account_created_at(ProviderKind::Microsoft, &claims, Some(&graph)),
+        Some(want)
+    );
+    assert_eq!(
+        account_created_at(ProviderKind::Microsoft, &claims, None),
+        None
+    );
+    let okta = obj(
+        json!({"created": "2022-02-07T15:04:11.000Z", "iat": 1767225600, "updated_at": 1767100000}),
+    );
     assert_eq!(
         account_created_at(ProviderKind::Okta, &okta, None),
         Some(Utc.with_ymd_and_hms(2022, 2, 7, 15, 4, 11).unwrap())
     );
     let google = obj(json!({"iat": 1767225600, "auth_time": 1767225600}));
-    assert_eq!(account_created_at(ProviderKind::Google, &google, None), None);
-    assert_eq!(account_created_at(ProviderKind::Okta, &obj(json!({"created": 5})), None), None);
+    assert_eq!(
+        account_created_at(ProviderKind::Google, &google, None),
+        None
+    );
+    assert_eq!(
+        account_created_at(ProviderKind::Okta, &obj(json!({"created": 5})), None),
+        None
+    );
 }
 
 #[test]
@@ -397,7 +503,10 @@ fn trait_set_serializes_with_spec_names_and_omits_absent_values() {
         ..Default::default()
     };
     let v = serde_json::to_value(&t).unwrap();
-    assert_eq!(v, json!({"enrichment_first_name": "Ana", "enrichment_phone": ["+12062661000"]}));
+    assert_eq!(
+        v,
+        json!({"enrichment_first_name": "Ana", "enrichment_phone": ["+12062661000"]})
+    );
     assert_eq!(serde_json::from_value::<TraitSet>(v).unwrap(), t);
     assert_eq!(TraitSet::NAMES.len(), 25);
     assert_eq!(TraitSet::NAMES[0], "enrichment_first_name");
@@ -421,21 +530,79 @@ mod props {
     use proptest::prelude::*;
 
     const KEYS: &[&str] = &[
-        "given_name", "family_name", "name", "picture", "email", "hd", "tid", "xms_edov", "ctry",
-        "address", "locality", "region", "country", "countryCode", "city", "state", "phone_number",
-        "mobilePhone", "primaryPhone", "businessPhones", "zoneinfo", "timezone", "title", "jobTitle",
-        "department", "organization", "companyName", "profile", "website", "profileUrl", "urls",
-        "status", "statusChanged", "preferred_username", "usageLocation", "displayName", "mail",
-        "verifiedDomains", "value", "created",
+        "given_name",
+        "family_name",
+        "name",
+        "picture",
+        "email",
+        "hd",
+        "tid",
+        "xms_edov",
+        "ctry",
+        "address",
+        "locality",
+        "region",
+        "country",
+        "countryCode",
+        "city",
+        "state",
+        "phone_number",
+        "mobilePhone",
+        "primaryPhone",
+        "businessPhones",
+        "zoneinfo",
+        "timezone",
+        "title",
+        "jobTitle",
+        "department",
+        "organization",
+        "companyName",
+        "profile",
+        "website",
+        "profileUrl",
+        "urls",
+        "status",
+        "statusChanged",
+        "preferred_username",
+        "usageLocation",
+        "displayName",
+        "mail",
+        "verifiedDomains",
+        "value",
+        "created",
     ];
     const STRINGS: &[&str] = &[
-        "US", "us", "USA", "Germany", "Atlantis", "WA", "Washington", "TX", "+1 206 266 1000",
-        "030 901820", "(206) 266-1000", "America/Chicago", "Europe/Berlin", "Mars/Olympus",
-        "https://github.com/octocat", "https://x.com/jack", "https://www.linkedin.com/in/jd",
-        "https://graph.microsoft.com/v1.0/me/photo/$value", "a@gmail.com", "b@contoso.com",
-        "c@x.onmicrosoft.com", "contoso.com", "SUSPENDED", "2020-01-01T00:00:00Z",
-        "VP Sales", "Chief Technology Officer", "9188040d-6c67-4c5b-b112-36a304b66dad", "",
-        "  \u{0}\u{202e} ", "ü", "<script>alert(1)</script>",
+        "US",
+        "us",
+        "USA",
+        "Germany",
+        "Atlantis",
+        "WA",
+        "Washington",
+        "TX",
+        "+1 206 266 1000",
+        "030 901820",
+        "(206) 266-1000",
+        "America/Chicago",
+        "Europe/Berlin",
+        "Mars/Olympus",
+        "https://github.com/octocat",
+        "https://x.com/jack",
+        "https://www.linkedin.com/in/jd",
+        "https://graph.microsoft.com/v1.0/me/photo/$value",
+        "a@gmail.com",
+        "b@contoso.com",
+        "c@x.onmicrosoft.com",
+        "contoso.com",
+        "SUSPENDED",
+        "2020-01-01T00:00:00Z",
+        "VP Sales",
+        "Chief Technology Officer",
+        "9188040d-6c67-4c5b-b112-36a304b66dad",
+        "",
+        "  \u{0}\u{202e} ",
+        "ü",
+        "<script>alert(1)</script>",
     ];
 
     fn json_value() -> impl Strategy<Value = Value> {
@@ -455,7 +622,10 @@ mod props {
     }
 
     fn object(inner: impl Strategy<Value = Value>) -> impl Strategy<Value = Value> {
-        let key = prop_oneof![proptest::sample::select(KEYS).prop_map(str::to_owned), "[a-z_]{1,8}"];
+        let key = prop_oneof![
+            proptest::sample::select(KEYS).prop_map(str::to_owned),
+            "[a-z_]{1,8}"
+        ];
         proptest::collection::btree_map(key, inner, 0..8)
             .prop_map(|m| Value::Object(m.into_iter().collect()))
     }
@@ -490,14 +660,27 @@ mod props {
         let t = &m.traits;
         for name in TraitSet::NAMES {
             let Some(v) = t.get(name) else {
-                assert!(!m.provenance.contains_key(name), "{name}: provenance without value");
+                assert!(
+                    !m.provenance.contains_key(name),
+                    "{name}: provenance without value"
+                );
                 continue;
             };
-            assert!(m.provenance.contains_key(name), "{name}: value without provenance");
-            let cap = if name == "enrichment_avatar" { sanitize::MAX_URL_CHARS } else { sanitize::MAX_TEXT_CHARS };
+            assert!(
+                m.provenance.contains_key(name),
+                "{name}: value without provenance"
+            );
+            let cap = if name == "enrichment_avatar" {
+                sanitize::MAX_URL_CHARS
+            } else {
+                sanitize::MAX_TEXT_CHARS
+            };
             let strings: Vec<String> = match v {
                 Value::String(s) => vec![s],
-                Value::Array(a) => a.into_iter().map(|x| x.as_str().unwrap().to_owned()).collect(),
+                Value::Array(a) => a
+                    .into_iter()
+                    .map(|x| x.as_str().unwrap().to_owned())
+                    .collect(),
                 other => panic!("{name}: not a string: {other}"),
             };
             for s in strings {
