@@ -2,6 +2,7 @@
 //! generic authorization-code flow in [`oidc`]; the kind files hold only what differs.
 
 pub mod google;
+pub mod graph;
 pub mod microsoft;
 pub mod oidc;
 pub mod okta;
