@@ -210,6 +210,12 @@ impl TestIdp {
         self.control_post("rotate-keys", json!({})).await;
     }
 
+    /// Registers (or replaces) a client at runtime, e.g. once the bridge's redirect URI (and
+    /// its port) is known. The provider keeps its signing key, sessions and tokens.
+    pub async fn add_client(&self, client: IdpClient) {
+        self.control_post("clients", client.to_json()).await;
+    }
+
     /// `userinfo_sub`: replace `sub` in userinfo responses; `nonce`: replace the `nonce` of
     /// incoming authorization requests. `None` resets that override. Leaves the TTL alone.
     pub async fn set_mode(&self, userinfo_sub: Option<&str>, nonce: Option<&str>) {

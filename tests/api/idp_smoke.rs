@@ -310,6 +310,12 @@ async fn client_credentials_issues_jwt_access_token() {
     let jwks = idp.jwks().await;
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
 
+    // Clients can be added after start; the signing key stays the same.
+    idp.add_client(IdpClient::service("late-svc", "late-secret")).await;
+    let late = idp.client_credentials_token("late-svc", "late-secret", "telemetry_apis").await;
+    assert_eq!(jwt_header(&late)["kid"], kid.as_str());
+    assert_eq!(jwt_payload(&late)["client_id"], "late-svc");
+
     // Short TTL for expired-token tests.
     idp.set_access_token_ttl(Some(1)).await;
     let short = idp

@@ -67,12 +67,15 @@ const DEFAULT_CLIENTS = [{
 // oidc-provider sees it.
 const lenientClients = new Set();
 
-const clients = (Array.isArray(rawConfig.clients) && rawConfig.clients.length
-  ? rawConfig.clients : DEFAULT_CLIENTS).map((c) => {
+function normalizeClient(c) {
+  if (!c || typeof c.client_id !== 'string' || !c.client_id) {
+    throw new TypeError('client_id is required');
+  }
   const grantTypes = Array.isArray(c.grant_types) && c.grant_types.length
     ? c.grant_types : ['authorization_code', 'refresh_token'];
   const hasCode = grantTypes.includes('authorization_code');
   if (!c.token_endpoint_auth_method) lenientClients.add(c.client_id);
+  else lenientClients.delete(c.client_id);
   const out = {
     client_id: c.client_id,
     client_secret: c.client_secret,
@@ -83,7 +86,10 @@ const clients = (Array.isArray(rawConfig.clients) && rawConfig.clients.length
   };
   if (c.post_logout_redirect_uris) out.post_logout_redirect_uris = c.post_logout_redirect_uris;
   return out;
-});
+}
+
+let clients = (Array.isArray(rawConfig.clients) && rawConfig.clients.length
+  ? rawConfig.clients : DEFAULT_CLIENTS).map(normalizeClient);
 
 // Mutable test mode, changed with POST /__control/mode.
 const mode = {
@@ -371,11 +377,11 @@ function makeProvider(jwk) {
 // HTTP plumbing
 // ---------------------------------------------------------------------------------------------
 
-let current; // { provider, callback, kid }
+let current; // { provider, callback, kid, jwk }
 
 function activate(jwk) {
   const provider = makeProvider(jwk);
-  current = { provider, callback: provider.callback(), kid: jwk.kid };
+  current = { provider, callback: provider.callback(), kid: jwk.kid, jwk };
   console.error(`idp: signing key kid=${jwk.kid}`);
 }
 
@@ -418,6 +424,28 @@ async function handleControl(req, res, path) {
     }
     console.error('idp: mode', JSON.stringify(mode));
     return sendJson(res, 200, { mode });
+  }
+  if (path === '/__control/clients' && req.method === 'POST') {
+    // Add or replace a client; the provider is rebuilt with the same signing key (sessions,
+    // grants and tokens live in the shared in-memory adapter and survive).
+    let client;
+    try {
+      const text = await readAll(req);
+      client = normalizeClient(JSON.parse(text));
+    } catch (err) {
+      return sendJson(res, 400, { error: 'invalid_client_metadata', detail: err.message });
+    }
+    const next = [...clients.filter((c) => c.client_id !== client.client_id), client];
+    const previous = clients;
+    clients = next;
+    try {
+      activate(current.jwk);
+    } catch (err) {
+      clients = previous;
+      activate(current.jwk);
+      return sendJson(res, 400, { error: 'invalid_client_metadata', detail: err.message });
+    }
+    return sendJson(res, 200, { client_id: client.client_id, clients: clients.map((c) => c.client_id) });
   }
   if (path === '/__control/mode' && req.method === 'GET') {
     return sendJson(res, 200, { mode });
