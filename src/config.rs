@@ -238,6 +238,9 @@ pub struct ProviderSettings {
     /// Microsoft: call Microsoft Graph for more traits (adds the `User.Read` scope).
     #[serde(default)]
     pub graph: bool,
+    /// Microsoft: the Graph API base, `https://graph.microsoft.com/v1.0/` by default.
+    #[serde(default)]
+    pub graph_url: Option<Url>,
     /// Okta: the org domain, e.g. `acme.okta.com` (a full `https://…` URL is accepted too).
     #[serde(default)]
     pub domain: Option<String>,
@@ -274,6 +277,14 @@ impl ProviderSettings {
     /// The client secret, from `client_secret` or `client_secret_file` (resolved at load time).
     pub fn secret(&self) -> Option<&Secret> {
         self.client_secret.as_ref()
+    }
+
+    /// The configured trait mapping in the traits module's shape.
+    pub fn trait_mapping(&self) -> crate::traits::TraitMapping {
+        self.traits
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_vec()))
+            .collect()
     }
 
     pub fn label(&self) -> String {
@@ -504,6 +515,8 @@ impl Settings {
                 }
                 _ => {}
             }
+            crate::traits::validate_mapping(&p.trait_mapping())
+                .map_err(|what| err(format!("{key}.traits"), what))?;
             if p.graph && p.kind != ProviderKind::Microsoft {
                 return Err(err(format!("{key}.graph"), "only for kind = \"microsoft\""));
             }
@@ -683,6 +696,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("providers[0].name"), "{e}");
+        let e = load(
+            &format!("{GOOGLE}\n[providers.traits]\nenrichment_shoe_size = \"/shoe\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("providers[0] (google).traits")
+                && e.to_string().contains("enrichment_shoe_size"),
+            "{e}"
+        );
         let e = load(&format!("{GOOGLE}\nsurprise = 1\n"), &[]).unwrap_err();
         assert!(e.to_string().contains("surprise"), "{e}");
         let e = load(

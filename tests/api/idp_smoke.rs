@@ -311,8 +311,11 @@ async fn client_credentials_issues_jwt_access_token() {
     assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
 
     // Clients can be added after start; the signing key stays the same.
-    idp.add_client(IdpClient::service("late-svc", "late-secret")).await;
-    let late = idp.client_credentials_token("late-svc", "late-secret", "telemetry_apis").await;
+    idp.add_client(IdpClient::service("late-svc", "late-secret"))
+        .await;
+    let late = idp
+        .client_credentials_token("late-svc", "late-secret", "telemetry_apis")
+        .await;
     assert_eq!(jwt_header(&late)["kid"], kid.as_str());
     assert_eq!(jwt_payload(&late)["client_id"], "late-svc");
 
