@@ -81,7 +81,18 @@ pub struct Settings {
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
+    pub accounts: AccountSettings,
+    #[serde(default)]
     pub providers: Vec<ProviderSettings>,
+}
+
+/// How sign-ins become profiles.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountSettings {
+    /// Link a new identity to an existing profile with the same email, when both emails are
+    /// vouched for by a provider authoritative for them. Off by default.
+    pub link_by_email: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,6 +258,10 @@ pub struct ProviderSettings {
     /// Okta: a custom authorization server id, e.g. `default`; none means the org server.
     #[serde(default)]
     pub authorization_server: Option<String>,
+    /// Generic providers: count `email_verified = true` as proof of address ownership for
+    /// account linking. Off by default; Google and Microsoft have built-in rules, Okta never counts.
+    #[serde(default)]
+    pub trust_email_verified: bool,
     /// Trait name → JSON Pointers into the merged claims; the first non-empty value wins.
     #[serde(default)]
     pub traits: BTreeMap<String, OneOrMany>,
@@ -369,6 +384,7 @@ impl Settings {
             "session": SessionSettings::default(),
             "database": { "url": "sqlite://data/identify-bridge.db" },
             "log": LogSettings::default(),
+            "accounts": AccountSettings::default(),
         })
     }
 

@@ -3,10 +3,12 @@
 
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod providers;
 pub mod return_to;
 pub mod routes;
 pub mod session;
+pub mod signin;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -154,13 +154,14 @@ pub struct Provider {
     pub discovery_base: String,
     pub redirect_url: Url,
     http: reqwest::Client,
+    timeout: Duration,
     discovered: RwLock<Option<Arc<Discovered>>>,
     last_error: RwLock<Option<String>>,
     last_jwks_fetch: Mutex<Option<Instant>>,
 }
 
 impl Provider {
-    pub fn new(settings: ProviderSettings, public_url: &Url, http: reqwest::Client) -> Provider {
+    pub fn new(settings: ProviderSettings, public_url: &Url, http: reqwest::Client, timeout: Duration) -> Provider {
         let discovery_base = match settings.kind {
             ProviderKind::Microsoft => match &settings.issuer {
                 Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
@@ -191,6 +192,7 @@ impl Provider {
             discovery_base,
             redirect_url,
             http,
+            timeout,
             discovered: RwLock::new(None),
             last_error: RwLock::new(None),
             last_jwks_fetch: Mutex::new(None),
@@ -203,6 +205,11 @@ impl Provider {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The bound on each call to this provider.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// The loaded metadata, or `NotReady`.
@@ -403,6 +410,7 @@ impl Providers {
                     p.clone(),
                     &settings.server.public_url,
                     http.clone(),
+                    settings.server.provider_timeout(),
                 )),
             );
         }

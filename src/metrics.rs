@@ -1,0 +1,43 @@
+//! Prometheus metrics through the `metrics` facade; rendered at `GET /metrics`.
+//! Label values are bounded: provider and sink names come from the configuration, outcomes
+//! and reasons from fixed lists.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the process-wide recorder once (later calls reuse it) and return its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may exist in tests that embed the app; then ours only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A finished or failed sign-in.
+pub fn sign_in(provider: &str, outcome: &'static str, reason: &'static str) {
+    metrics::counter!("identify_bridge_sign_ins_total", "provider" => provider.to_string(), "outcome" => outcome, "reason" => reason)
+        .increment(1);
+}
+
+pub fn first_sign_in(provider: &str) {
+    metrics::counter!("identify_bridge_first_sign_ins_total", "provider" => provider.to_string()).increment(1);
+}
+
+pub fn callback_latency(provider: &str, seconds: f64) {
+    metrics::histogram!("identify_bridge_callback_seconds", "provider" => provider.to_string()).record(seconds);
+}
+
+pub fn graph_failure(provider: &str) {
+    metrics::counter!("identify_bridge_graph_failures_total", "provider" => provider.to_string()).increment(1);
+}

@@ -1,0 +1,149 @@
+//! What happens after a verified login: optional Microsoft Graph enrichment, claims → traits,
+//! and the profile write (with its outbox messages) in one database transaction.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::config::ProviderKind;
+use crate::providers::graph::{self, GraphProfile};
+use crate::providers::oidc::VerifiedLogin;
+use crate::providers::Provider;
+use crate::traits::{self, MappedTraits, MappingInput};
+
+/// The traits of a sign-in and what the provider says about the account.
+pub struct Enriched {
+    pub mapped: MappedTraits,
+    pub graph: Option<GraphProfile>,
+    /// The provider's own account-creation time, when it gives one.
+    pub provider_created_at: Option<DateTime<Utc>>,
+    /// The email, when the provider is authoritative for it (see [`authoritative_email`]).
+    pub verified_email: Option<String>,
+}
+
+/// Call Graph when configured (a failure never fails the sign-in) and map the claims.
+#[tracing::instrument(skip_all, fields(provider = %provider.name()))]
+pub async fn enrich(provider: &Provider, login: &VerifiedLogin, signed_in_at: DateTime<Utc>) -> Enriched {
+    let settings = &provider.settings;
+    let graph = if settings.kind == ProviderKind::Microsoft && settings.graph {
+        let base = settings
+            .graph_url
+            .clone()
+            .unwrap_or_else(|| url::Url::parse(graph::DEFAULT_BASE_URL).expect("static URL"));
+        let started = std::time::Instant::now();
+        match graph::fetch_graph(provider.http(), &base, login.access_token.secret(), provider.timeout()).await {
+            Ok(profile) => {
+                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "graph profile fetched");
+                Some(profile)
+            }
+            Err(e) => {
+                // Traits are filled from the claims; the sign-in goes on.
+                tracing::warn!(error = %e, "microsoft graph enrichment failed");
+                crate::metrics::graph_failure(provider.name());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mapping = settings.trait_mapping();
+    let mapped = traits::map_traits(&MappingInput {
+        kind: settings.kind,
+        claims: &login.claims,
+        graph: graph.as_ref(),
+        mapping: &mapping,
+        signed_in_at,
+    });
+    let provider_created_at = traits::account_created_at(settings.kind, &login.claims, graph.as_ref());
+    let verified_email = authoritative_email(settings.kind, settings.trust_email_verified, &login.claims, graph.as_ref());
+    Enriched {
+        mapped,
+        graph,
+        provider_created_at,
+        verified_email,
+    }
+}
+
+/// The email address when this provider is authoritative for it, else `None`
+/// (../shared/providers.md §6). Only such emails may link accounts across providers:
+/// - Google: `email_verified` and the address is Gmail, or `hd` is present and is its domain.
+/// - Microsoft: never the plain `email` claim (nOAuth). Only `xms_edov = true`, a personal
+///   account (Microsoft owns those addresses), or a domain in Graph's `verifiedDomains`.
+/// - Okta: never by default (each org's admin controls profile emails; Okta itself says
+///   `email_verified` is not proof of ownership).
+/// - Other OpenID providers: `email_verified = true` only when `trust_email_verified` is set.
+pub fn authoritative_email(
+    kind: ProviderKind,
+    trust_email_verified: bool,
+    claims: &Map<String, Value>,
+    graph: Option<&GraphProfile>,
+) -> Option<String> {
+    let email = claims.get("email")?.as_str()?.trim().to_ascii_lowercase();
+    let (_, domain) = email.rsplit_once('@')?;
+    if domain.is_empty() {
+        return None;
+    }
+    let verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
+    let ok = match kind {
+        ProviderKind::Google => {
+            let hd = claims.get("hd").and_then(Value::as_str).map(str::to_ascii_lowercase);
+            verified && (matches!(domain, "gmail.com" | "googlemail.com") || hd.as_deref() == Some(domain))
+        }
+        ProviderKind::Microsoft => {
+            let edov = claims.get("xms_edov").and_then(|v| v.as_bool().or_else(|| v.as_str().map(|s| s == "1" || s == "true")));
+            let personal = claims.get("tid").and_then(Value::as_str) == Some(traits::MSA_TENANT_ID);
+            let tenant_domain = graph
+                .and_then(|g| g.organization.as_ref())
+                .and_then(|o| o.get("verifiedDomains"))
+                .and_then(Value::as_array)
+                .is_some_and(|domains| {
+                    domains.iter().any(|d| {
+                        d.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(domain))
+                    })
+                });
+            edov == Some(true) || personal || tenant_domain
+        }
+        ProviderKind::Okta => false,
+        ProviderKind::Oidc => trust_email_verified && verified,
+    };
+    ok.then_some(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn only_authoritative_providers_vouch_for_an_email() {
+        use ProviderKind::*;
+        let gmail = claims(json!({"email": "Ana@gmail.com", "email_verified": true}));
+        assert_eq!(authoritative_email(Google, false, &gmail, None).as_deref(), Some("ana@gmail.com"));
+        let other = claims(json!({"email": "ana@company.com", "email_verified": true}));
+        assert_eq!(authoritative_email(Google, false, &other, None), None, "consumer Google account on a third-party address");
+        let workspace = claims(json!({"email": "m@acme.io", "email_verified": true, "hd": "acme.io"}));
+        assert!(authoritative_email(Google, false, &workspace, None).is_some());
+        let unverified = claims(json!({"email": "ana@gmail.com", "email_verified": false}));
+        assert_eq!(authoritative_email(Google, false, &unverified, None), None);
+
+        let ms_plain = claims(json!({"email": "jane@contoso.com", "tid": "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b"}));
+        assert_eq!(authoritative_email(Microsoft, false, &ms_plain, None), None, "nOAuth: plain email never counts");
+        let ms_edov = claims(json!({"email": "jane@contoso.com", "xms_edov": true}));
+        assert!(authoritative_email(Microsoft, false, &ms_edov, None).is_some());
+        let msa = claims(json!({"email": "sam@outlook.com", "tid": traits::MSA_TENANT_ID}));
+        assert!(authoritative_email(Microsoft, false, &msa, None).is_some());
+        let graph = GraphProfile {
+            me: Map::new(),
+            organization: Some(claims(json!({"verifiedDomains": [{"name": "contoso.com"}]}))),
+        };
+        assert!(authoritative_email(Microsoft, false, &ms_plain, Some(&graph)).is_some());
+
+        let okta = claims(json!({"email": "p@globex.com", "email_verified": true}));
+        assert_eq!(authoritative_email(Okta, true, &okta, None), None);
+        assert_eq!(authoritative_email(Oidc, false, &okta, None), None);
+        assert!(authoritative_email(Oidc, true, &okta, None).is_some());
+    }
+}
