@@ -132,7 +132,9 @@ impl Store {
 
     /// A cheap round trip, for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool, db => sqlx::query("select 1").execute(pool).await?);
+        on_pool!(self, pool, db => {
+            sqlx::query("select 1").execute(pool).await?;
+        });
         Ok(())
     }
 
@@ -165,7 +167,7 @@ impl Store {
             .bind(user_id)
             .bind(ms(Utc::now()))
             .execute(pool)
-            .await?
+            .await?;
         });
         Ok(())
     }
@@ -239,6 +241,14 @@ impl Store {
             n > 0
         });
         Ok(deleted)
+    }
+
+    /// How many profiles exist (metrics, tests).
+    pub async fn profile_count(&self) -> Result<i64, StoreError> {
+        let n = on_pool!(self, pool, db => {
+            sqlx::query_scalar("select count(*) from profile").fetch_one(pool).await?
+        });
+        Ok(n)
     }
 
     /// Drop session links whose session no longer exists (expired and deleted).
