@@ -11,5 +11,6 @@ pub mod session;
 pub mod signin;
 pub mod startup;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod traits;

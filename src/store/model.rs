@@ -1,0 +1,123 @@
+//! The values the store takes and gives back.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A verified sign-in, as the callback hands it to the store.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// Configured provider name (`[[providers]] name`).
+    pub provider: String,
+    /// Identity key part one; for Microsoft the tenant-specific issuer.
+    pub issuer: String,
+    /// Identity key part two; for Microsoft the `oid`.
+    pub subject: String,
+    pub email: Option<String>,
+    /// True only when the provider is authoritative for this email (providers.md §6: Google
+    /// `email_verified` plus gmail/`hd`, Microsoft `xms_edov`, Okta approved domains). The store
+    /// links accounts by email only between identities where this was true.
+    pub email_verified: bool,
+    pub traits: serde_json::Value,
+    pub provenance: serde_json::Value,
+    /// The provider's own account-creation time (Graph `createdDateTime`, Okta `created`).
+    pub provider_created_at: Option<DateTime<Utc>>,
+    pub at: DateTime<Utc>,
+    /// Link a new identity to an existing profile with the same verified email.
+    pub link_by_email: bool,
+}
+
+/// What a sign-in did to the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignInOutcome {
+    pub user_id: String,
+    /// The profile's `created_at` after this sign-in.
+    pub created_at: DateTime<Utc>,
+    /// A new profile was created.
+    pub first_sign_in: bool,
+    /// A new identity was attached to an existing profile by verified email.
+    pub linked_by_email: bool,
+}
+
+/// An identify message to put into the outbox.
+#[derive(Debug, Clone)]
+pub struct NewOutboxMessage {
+    pub message_id: Uuid,
+    pub sink: String,
+    pub user_id: String,
+    pub payload: serde_json::Value,
+    /// Also the first `next_attempt_at`.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An outbox message as the delivery worker sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxMessage {
+    pub message_id: Uuid,
+    pub sink: String,
+    pub user_id: String,
+    pub payload: serde_json::Value,
+    /// Delivery attempts started, counted when a message is claimed (so a claim that dies
+    /// with its replica still counts), reset by `retry_dead`.
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub status: OutboxStatus,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl OutboxStatus {
+    pub(crate) fn parse(s: &str) -> OutboxStatus {
+        match s {
+            "delivered" => OutboxStatus::Delivered,
+            "dead" => OutboxStatus::Dead,
+            _ => OutboxStatus::Pending,
+        }
+    }
+}
+
+/// Outbox counts for one sink.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SinkStats {
+    pub sink: String,
+    pub pending: i64,
+    pub delivered: i64,
+    pub dead: i64,
+    pub oldest_pending_created_at: Option<DateTime<Utc>>,
+    /// `now - oldest_pending_created_at`, zero if that is in the future.
+    pub oldest_pending_age: Option<std::time::Duration>,
+}
+
+/// A profile with its identities (admin API, erasure checks).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub created_at: DateTime<Utc>,
+    /// `provider`, `first_seen` or `api`.
+    pub created_at_source: String,
+    pub updated_at: DateTime<Utc>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    pub traits: serde_json::Value,
+    pub provenance: serde_json::Value,
+    pub identities: Vec<IdentityRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityRecord {
+    pub identity_id: Uuid,
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}

@@ -1,0 +1,64 @@
+//! PostgreSQL specifics: connecting, retryable errors, and the few SQL strings that differ.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    Postgres, Transaction,
+};
+use uuid::Uuid;
+
+use super::{error::redact_url, StoreError};
+
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// tower-sessions-sqlx-store's default PostgreSQL schema and table.
+pub(super) const DELETE_USER_SESSIONS: &str = r#"delete from "tower_sessions"."session" where id in (select session_id from user_session where user_id = $1)"#;
+pub(super) const PRUNE_USER_SESSIONS: &str = r#"delete from user_session where session_id not in (select id from "tower_sessions"."session")"#;
+/// Replicas claim side by side: rows another transaction is claiming are skipped, not waited on.
+pub(super) const CLAIM_DUE: &str = claim_due_sql!("for update skip locked");
+
+pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    // sqlx's parse errors can echo the URL, so only the redacted URL is shown.
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Other(format!("invalid PostgreSQL URL {}", redact_url(url))))?;
+    PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                redact_url(url)
+            ))
+        })
+}
+
+pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    Ok(MIGRATOR.run(pool).await?)
+}
+
+/// Read committed; concurrent first sign-ins are resolved by `on conflict do nothing` + retry.
+pub(super) async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin().await
+}
+
+pub(super) fn uuid(id: Uuid) -> Uuid {
+    id
+}
+
+/// Serialization failures, deadlocks and a lost race on a profile or identity key are worth
+/// one more try: the next attempt sees the winner's committed row.
+pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    match db.code().as_deref() {
+        Some("40001") | Some("40P01") => true,
+        Some("23505") => matches!(
+            db.constraint(),
+            Some("identity_issuer_subject_key") | Some("identity_pkey") | Some("profile_pkey")
+        ),
+        _ => false,
+    }
+}

@@ -1,0 +1,195 @@
+//! `record_sign_in`: identity → profile → traits → outbox rows, in one transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{ms, NewOutboxMessage, SignIn, SignInOutcome, Store, StoreError};
+
+/// Insert one outbox message on `$conn` (expanded inside `on_pool!`, so `$db` is the backend).
+macro_rules! insert_outbox_message {
+    ($db:ident, $conn:expr, $m:expr) => {
+        sqlx::query(
+            "insert into outbox_message (message_id, sink, user_id, payload, status, attempts, \
+             next_attempt_at, created_at) values ($1, $2, $3, $4, 'pending', 0, $5, $5)",
+        )
+        .bind($db::uuid($m.message_id))
+        .bind(&$m.sink)
+        .bind(&$m.user_id)
+        .bind(Json(&$m.payload))
+        .bind(ms($m.created_at))
+        .execute($conn)
+        .await
+    };
+}
+pub(super) use insert_outbox_message;
+
+/// Attempts per sign-in; only PostgreSQL ever retries (see `postgres::is_retryable`).
+const ATTEMPTS: u32 = 3;
+
+/// The outbox closure: builds the identify messages for a sign-in from its outcome.
+pub type OutboxFn = dyn Fn(&SignInOutcome) -> Vec<NewOutboxMessage> + Send + Sync;
+
+impl Store {
+    /// Record a verified sign-in in one transaction: find the identity by (issuer, subject);
+    /// if it is new, link it to the profile with the same provider-verified email (only when
+    /// `link_by_email`) or create a profile; then update traits, provenance, `updated_at`,
+    /// `last_sign_in_at` and, when the provider's creation time is earlier, `created_at`
+    /// (it never moves later); then insert the outbox messages `outbox` builds from the
+    /// outcome. Nothing is written if any step fails.
+    ///
+    /// `outbox` may be called more than once (a PostgreSQL transaction that lost a race is
+    /// retried); only the messages of the committed attempt are stored.
+    #[tracing::instrument(skip_all, fields(provider = %s.provider))]
+    pub async fn record_sign_in(
+        &self,
+        s: &SignIn,
+        outbox: &OutboxFn,
+    ) -> Result<SignInOutcome, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.try_sign_in(s, outbox).await;
+            match result {
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, "identity created concurrently, retrying");
+                }
+                Ok(None) => {
+                    return Err(StoreError::Conflict(
+                        "identity was created concurrently too often; giving up".into(),
+                    ))
+                }
+                Err(e) if attempt < ATTEMPTS && self.is_retryable(&e) => {
+                    tracing::debug!(attempt, error = %e, "sign-in transaction retried");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn is_retryable(&self, e: &sqlx::Error) -> bool {
+        on_pool!(self, _pool, db => db::is_retryable(e))
+    }
+
+    /// One attempt; `Ok(None)` when another transaction created this identity first.
+    async fn try_sign_in(
+        &self,
+        s: &SignIn,
+        outbox: &OutboxFn,
+    ) -> Result<Option<SignInOutcome>, sqlx::Error> {
+        let at = ms(s.at);
+        let provider_created_at = s.provider_created_at.map(ms);
+        on_pool!(self, pool, db => {
+            let mut tx = db::begin_write(pool).await?;
+            let existing: Option<String> = sqlx::query_scalar(
+                "select user_id from identity where issuer = $1 and subject = $2",
+            )
+            .bind(&s.issuer)
+            .bind(&s.subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+
+            let (user_id, first_sign_in, linked_by_email) = match existing {
+                Some(user_id) => {
+                    sqlx::query(
+                        "update identity set provider = $3, email = $4, email_verified = $5, \
+                         last_seen_at = $6 where issuer = $1 and subject = $2",
+                    )
+                    .bind(&s.issuer)
+                    .bind(&s.subject)
+                    .bind(&s.provider)
+                    .bind(&s.email)
+                    .bind(s.email_verified)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    (user_id, false, false)
+                }
+                None => {
+                    // Linking trusts only emails the provider is authoritative for
+                    // (`email_verified` on both sides; providers.md §6, nOAuth).
+                    let linked: Option<String> = match &s.email {
+                        Some(email) if s.link_by_email && s.email_verified => {
+                            sqlx::query_scalar(
+                                "select user_id from identity \
+                                 where lower(email) = lower($1) and email_verified = true \
+                                 order by first_seen_at, identity_id limit 1",
+                            )
+                            .bind(email)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                        }
+                        _ => None,
+                    };
+                    let linked_by_email = linked.is_some();
+                    let user_id = match linked {
+                        Some(user_id) => user_id,
+                        None => {
+                            let user_id = Uuid::new_v4().to_string();
+                            // created_at moves to an earlier provider value just below.
+                            sqlx::query(
+                                "insert into profile (user_id, created_at, created_at_source, \
+                                 updated_at, last_sign_in_at, traits, provenance) \
+                                 values ($1, $2, 'first_seen', $2, $2, $3, $4)",
+                            )
+                            .bind(&user_id)
+                            .bind(at)
+                            .bind(Json(&s.traits))
+                            .bind(Json(&s.provenance))
+                            .execute(&mut *tx)
+                            .await?;
+                            user_id
+                        }
+                    };
+                    let inserted = sqlx::query(
+                        "insert into identity (identity_id, user_id, provider, issuer, subject, \
+                         email, email_verified, first_seen_at, last_seen_at) \
+                         values ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                         on conflict (issuer, subject) do nothing",
+                    )
+                    .bind(db::uuid(Uuid::new_v4()))
+                    .bind(&user_id)
+                    .bind(&s.provider)
+                    .bind(&s.issuer)
+                    .bind(&s.subject)
+                    .bind(&s.email)
+                    .bind(s.email_verified)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        // Lost the race for this identity: roll back (dropping `tx`) and retry.
+                        return Ok(None);
+                    }
+                    (user_id, !linked_by_email, linked_by_email)
+                }
+            };
+
+            let created_at: DateTime<Utc> = sqlx::query_scalar(
+                "update profile set traits = $2, provenance = $3, updated_at = $4, \
+                 last_sign_in_at = $4, \
+                 created_at = case when $5 is not null and $5 <= created_at \
+                     then $5 else created_at end, \
+                 created_at_source = case when $5 is not null and $5 <= created_at \
+                     then 'provider' else created_at_source end \
+                 where user_id = $1 returning created_at",
+            )
+            .bind(&user_id)
+            .bind(Json(&s.traits))
+            .bind(Json(&s.provenance))
+            .bind(at)
+            .bind(provider_created_at)
+            .fetch_one(&mut *tx)
+            .await?;
+
+            let outcome = SignInOutcome { user_id, created_at, first_sign_in, linked_by_email };
+            for m in outbox(&outcome) {
+                insert_outbox_message!(db, &mut *tx, m)?;
+            }
+            tx.commit().await?;
+            Ok(Some(outcome))
+        })
+    }
+}

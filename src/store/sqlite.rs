@@ -1,0 +1,82 @@
+//! SQLite specifics: opening the file, write transactions, and the few SQL strings that differ.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    migrate::Migrator,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
+    Sqlite, Transaction,
+};
+use uuid::Uuid;
+
+use super::StoreError;
+
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// tower-sessions-sqlx-store's default SQLite table.
+pub(super) const DELETE_USER_SESSIONS: &str =
+    "delete from tower_sessions where id in (select session_id from user_session where user_id = $1)";
+pub(super) const PRUNE_USER_SESSIONS: &str =
+    "delete from user_session where session_id not in (select id from tower_sessions)";
+/// One statement in an immediate transaction: SQLite has one writer, so no row locks needed.
+pub(super) const CLAIM_DUE: &str = claim_due_sql!("");
+
+/// Open (creating file and parent directories) a SQLite database for the store.
+///
+/// WAL with `synchronous = FULL`: NORMAL can lose the last transactions on power loss, and
+/// the outbox promises that a committed sign-in's identify call is never lost.
+pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}")))?;
+    let path = options.get_filename().to_path_buf();
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let open_error = |reason: String| StoreError::Open { path: path.clone(), reason };
+    if !in_memory {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                open_error(format!("cannot create directory {}: {e}", parent.display()))
+            })?;
+        }
+    }
+    let options = options
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5))
+        .synchronous(SqliteSynchronous::Full);
+    let options = if in_memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
+    SqlitePoolOptions::new()
+        // An in-memory database exists per connection.
+        .max_connections(if in_memory { 1 } else { 8 })
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(|e| open_error(e.to_string()))
+}
+
+/// Run the store's migrations; a file that is not a database is reported by path.
+pub(super) async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await.map_err(|e| match StoreError::from(e) {
+        StoreError::Other(reason) | StoreError::Unavailable(reason) => {
+            StoreError::Open { path: path.to_path_buf(), reason }
+        }
+        other => other,
+    })
+}
+
+/// `BEGIN IMMEDIATE` takes the write lock up front, so a read-then-write transaction never
+/// fails with SQLITE_BUSY on lock upgrade; waiting is bounded by `busy_timeout`.
+pub(super) async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    pool.begin_with("begin immediate").await
+}
+
+/// Uuids are stored as hyphenated text (readable with the sqlite3 shell).
+pub(super) fn uuid(id: Uuid) -> uuid::fmt::Hyphenated {
+    id.hyphenated()
+}
+
+/// Writers are serialized by `BEGIN IMMEDIATE`: there is no race to retry.
+pub(super) fn is_retryable(_e: &sqlx::Error) -> bool {
+    false
+}
