@@ -86,6 +86,21 @@ enum Pool {
     Postgres(PgPool),
 }
 
+/// Connection pool settings.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Pool size; `None` means 8 for SQLite (one writer anyway) and 10 for PostgreSQL.
+    pub max_connections: Option<u32>,
+    /// How long a request waits for a connection before `StoreError::Unavailable` (a 503).
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_connections: None, acquire_timeout: std::time::Duration::from_secs(5) }
+    }
+}
+
 /// Which database a `Store` runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -102,12 +117,17 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connect to `sqlite://path/to.db` (file and parent directories are created; WAL,
     /// `synchronous = FULL`, foreign keys, 5 s busy timeout) or `postgres://…`, and run the
-    /// migrations.
+    /// migrations. Pool settings are the defaults of [`StoreOptions`].
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with explicit pool settings.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {
-            Pool::Sqlite(sqlite::connect(url).await?)
+            Pool::Sqlite(sqlite::connect(url, options).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Pool::Postgres(postgres::connect(url).await?)
+            Pool::Postgres(postgres::connect(url, options).await?)
         } else {
             return Err(StoreError::Other(format!(
                 "unsupported database URL {} (expected sqlite://… or postgres://…)",
@@ -170,6 +190,19 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// The session ids linked to a user (admin API, erasure checks).
+    pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let ids = on_pool!(self, pool, db => {
+            sqlx::query_scalar(
+                "select session_id from user_session where user_id = $1 order by created_at, session_id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
     }
 
     /// The id of the user an identity belongs to, if it has signed in before.
