@@ -641,7 +641,12 @@ async fn sqlite_file_and_parent_directories_are_created() {
 
 #[tokio::test]
 async fn unreachable_postgres_is_unavailable_and_hides_the_password() {
-    let err = Store::connect("postgres://app:s3cret-pass@127.0.0.1:1/identify").await.unwrap_err();
+    let options = identify_bridge::store::StoreOptions {
+        max_connections: Some(1),
+        acquire_timeout: Duration::from_millis(300),
+    };
+    let url = "postgres://app:s3cret-pass@127.0.0.1:1/identify";
+    let err = Store::connect_with(url, &options).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     let shown = err.to_string();
     assert!(!shown.contains("s3cret-pass"), "{shown}");
