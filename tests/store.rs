@@ -16,6 +16,7 @@ use serde_json::json;
 use sqlx::postgres::PgPool;
 use tower_sessions::{
     session::{Id, Record},
+    session_store::ExpiredDeletion,
     SessionStore as _,
 };
 use uuid::Uuid;
@@ -118,6 +119,8 @@ store_tests!(
     released_claims_are_claimable_again,
     outbox_stats_count_per_sink,
     reconnecting_keeps_data_and_migrations_are_idempotent,
+    expired_sessions_and_their_links_are_deleted,
+    a_closed_store_is_unavailable,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -578,6 +581,29 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent(store: Store) {
     assert!(store.get_user(&o.user_id).await.unwrap().is_some());
 }
 
+async fn expired_sessions_and_their_links_are_deleted(store: Store) {
+    let sessions = store.session_store();
+    let user = store.record_sign_in(&sign_in("alice", t(0)), &no_outbox).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut live = Record { id: Id::default(), data: Default::default(), expiry_date: now + time::Duration::hours(1) };
+    let mut expired = Record { id: Id::default(), data: Default::default(), expiry_date: now - time::Duration::hours(1) };
+    for record in [&mut live, &mut expired] {
+        sessions.create(record).await.unwrap();
+        store.link_session(&user.user_id, &record.id.to_string()).await.unwrap();
+    }
+    assert_eq!(store.user_sessions(&user.user_id).await.unwrap().len(), 2);
+    sessions.delete_expired().await.unwrap();
+    assert_eq!(store.user_sessions(&user.user_id).await.unwrap(), vec![live.id.to_string()]);
+    assert!(sessions.load(&live.id).await.unwrap().is_some());
+}
+
+async fn a_closed_store_is_unavailable(store: Store) {
+    store.close().await;
+    let err = store.record_sign_in(&sign_in("alice", t(0)), &one_message).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+}
+
 // ---------------------------------------------------------------- backend-specific
 
 #[tokio::test]
@@ -615,11 +641,28 @@ async fn sqlite_file_and_parent_directories_are_created() {
 
 #[tokio::test]
 async fn unreachable_postgres_is_unavailable_and_hides_the_password() {
-    let err = Store::connect("postgres://app:s3cret-pass@127.0.0.1:1/identify").await.unwrap_err();
+    let options = identify_bridge::store::StoreOptions {
+        max_connections: Some(1),
+        acquire_timeout: Duration::from_millis(300),
+    };
+    let url = "postgres://app:s3cret-pass@127.0.0.1:1/identify";
+    let err = Store::connect_with(url, &options).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     let shown = err.to_string();
     assert!(!shown.contains("s3cret-pass"), "{shown}");
     assert!(shown.contains("127.0.0.1:1"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_password_in_the_query_string_is_hidden_too() {
+    let options = identify_bridge::store::StoreOptions {
+        max_connections: Some(1),
+        acquire_timeout: Duration::from_millis(300),
+    };
+    let url = "postgres://app@127.0.0.1:1/identify?password=s3cret-pass&sslmode=disable";
+    let err = Store::connect_with(url, &options).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cret-pass"), "{err}");
 }
 
 #[tokio::test]

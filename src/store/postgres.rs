@@ -1,6 +1,6 @@
 //! PostgreSQL specifics: connecting, retryable errors, and the few SQL strings that differ.
 
-use std::{str::FromStr, time::Duration};
+use std::str::FromStr;
 
 use sqlx::{
     migrate::Migrator,
@@ -9,7 +9,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::{error::redact_url, StoreError};
+use super::{error::redact_url, StoreError, StoreOptions};
 
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -19,13 +19,13 @@ pub(super) const PRUNE_USER_SESSIONS: &str = r#"delete from user_session where s
 /// Replicas claim side by side: rows another transaction is claiming are skipped, not waited on.
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("for update skip locked");
 
-pub(super) async fn connect(url: &str) -> Result<PgPool, StoreError> {
+pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<PgPool, StoreError> {
     // sqlx's parse errors can echo the URL, so only the redacted URL is shown.
     let options = PgConnectOptions::from_str(url)
         .map_err(|_| StoreError::Other(format!("invalid PostgreSQL URL {}", redact_url(url))))?;
     PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(settings.max_connections.unwrap_or(10))
+        .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await
         .map_err(|e| {

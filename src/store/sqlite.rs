@@ -11,7 +11,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{StoreError, StoreOptions};
 
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -27,7 +27,10 @@ pub(super) const CLAIM_DUE: &str = claim_due_sql!("");
 ///
 /// WAL with `synchronous = FULL`: NORMAL can lose the last transactions on power loss, and
 /// the outbox promises that a committed sign-in's identify call is never lost.
-pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
+pub(super) async fn connect(
+    url: &str,
+    settings: &StoreOptions,
+) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}")))?;
     let path = options.get_filename().to_path_buf();
@@ -48,8 +51,8 @@ pub(super) async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
     let options = if in_memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
     SqlitePoolOptions::new()
         // An in-memory database exists per connection.
-        .max_connections(if in_memory { 1 } else { 8 })
-        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(if in_memory { 1 } else { settings.max_connections.unwrap_or(8) })
+        .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await
         .map_err(|e| open_error(e.to_string()))
