@@ -84,6 +84,121 @@ pub struct Settings {
     pub accounts: AccountSettings,
     #[serde(default)]
     pub providers: Vec<ProviderSettings>,
+    #[serde(default)]
+    pub sinks: Vec<SinkSettings>,
+}
+
+/// The wire format a sink speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkFormat {
+    /// The specification's sample: one JSON object per request, `Authorization` + `KEY`.
+    #[default]
+    Seed,
+    /// ThriveStack's current API: a JSON array of identify objects, `x-api-key`.
+    Thrivestack,
+    /// Segment's HTTP tracking API `identify`, write key as basic auth.
+    Segment,
+}
+
+/// What `timestamp` means in what a sink receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestampRule {
+    /// The account's creation time (the seed format's meaning).
+    CreatedAt,
+    /// The sign-in time; the creation time goes into the traits.
+    EventTime,
+}
+
+/// `[sinks.token]`: a client-credentials grant for the sink's bearer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkTokenSettings {
+    pub token_url: Url,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default = "default_sink_scope")]
+    pub scope: String,
+    /// Sent as the RFC 8707 `resource` / `audience` when set.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+fn default_sink_scope() -> String {
+    "telemetry_apis".into()
+}
+
+/// One `[[sinks]]` entry: where identify calls go.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSettings {
+    pub name: String,
+    #[serde(default)]
+    pub format: SinkFormat,
+    pub url: Url,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// A static bearer token (alternative to `[sinks.token]`).
+    #[serde(default)]
+    pub bearer_token: Option<Secret>,
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token: Option<SinkTokenSettings>,
+    /// ThriveStack format: identify objects per request.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_sink_timeout")]
+    pub timeout_secs: u64,
+    /// Retry delays grow from this…
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    /// …up to this cap (full jitter below it).
+    #[serde(default = "default_backoff_cap_secs")]
+    pub backoff_cap_secs: u64,
+    /// A message still undelivered after this long goes to dead letter.
+    #[serde(default = "default_max_age_secs")]
+    pub max_age_secs: u64,
+    /// Traits never sent to this sink.
+    #[serde(default)]
+    pub exclude_traits: Vec<String>,
+    /// Traits sent only as a lowercase hex SHA-256 of their value.
+    #[serde(default)]
+    pub hash_traits: Vec<String>,
+    /// Default: `created_at` for `seed`, `event_time` for `segment` and `thrivestack`.
+    #[serde(default)]
+    pub timestamp: Option<TimestampRule>,
+}
+
+fn default_batch_size() -> usize {
+    100
+}
+fn default_sink_timeout() -> u64 {
+    10
+}
+fn default_backoff_base_ms() -> u64 {
+    1000
+}
+fn default_backoff_cap_secs() -> u64 {
+    300
+}
+fn default_max_age_secs() -> u64 {
+    3 * 24 * 3600
+}
+
+impl SinkSettings {
+    pub fn timestamp_rule(&self) -> TimestampRule {
+        self.timestamp.unwrap_or(match self.format {
+            SinkFormat::Seed => TimestampRule::CreatedAt,
+            SinkFormat::Thrivestack | SinkFormat::Segment => TimestampRule::EventTime,
+        })
+    }
 }
 
 /// How sign-ins become profiles.
@@ -108,6 +223,9 @@ pub struct ServerSettings {
     pub provider_timeout_secs: u64,
     /// Bound on finishing in-flight requests after SIGTERM/SIGINT, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Behind a reverse proxy: the header it puts the client address in (e.g.
+    /// `X-Forwarded-For`; the right-most entry is used). Unset: the socket peer is the client.
+    pub trusted_proxy_header: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -118,6 +236,7 @@ impl Default for ServerSettings {
             allowed_return_origins: Vec::new(),
             provider_timeout_secs: 10,
             shutdown_grace_secs: 20,
+            trusted_proxy_header: None,
         }
     }
 }
@@ -284,6 +403,31 @@ impl OneOrMany {
     }
 }
 
+/// Fill `value` from `file` when only the file is given; both set is an error.
+fn resolve_secret(
+    value: &mut Option<Secret>,
+    file: &Option<PathBuf>,
+    key: &str,
+) -> Result<(), ConfigError> {
+    match (value.as_ref(), file) {
+        (Some(_), Some(_)) => Err(err(
+            format!("{key}_file"),
+            format!("set either {key} or {key}_file, not both"),
+        )),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                err(
+                    format!("{key}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            *value = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn default_scopes() -> Vec<String> {
     vec!["openid".into(), "profile".into(), "email".into()]
 }
@@ -374,6 +518,7 @@ impl Settings {
         let figment = figment.merge(Serialized::default("providers", providers));
         let mut settings: Settings = figment.extract().map_err(figment_error)?;
         settings.resolve_secret_files()?;
+        settings.resolve_sink_secret_files()?;
         settings.validate()?;
         Ok(settings)
     }
@@ -390,24 +535,31 @@ impl Settings {
 
     fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
         for (i, p) in self.providers.iter_mut().enumerate() {
-            let key = format!("providers[{i}] ({})", p.name);
-            match (&p.client_secret, &p.client_secret_file) {
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        format!("{key}.client_secret_file"),
-                        "set either client_secret or client_secret_file, not both",
-                    ))
-                }
-                (None, Some(path)) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        err(
-                            format!("{key}.client_secret_file"),
-                            format!("cannot read {}: {e}", path.display()),
-                        )
-                    })?;
-                    p.client_secret = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
-                }
-                _ => {}
+            let key = format!("providers[{i}] ({}).client_secret", p.name);
+            resolve_secret(&mut p.client_secret, &p.client_secret_file, &key)?;
+        }
+        Ok(())
+    }
+
+    fn resolve_sink_secret_files(&mut self) -> Result<(), ConfigError> {
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            let key = format!("sinks[{i}] ({})", sink.name);
+            resolve_secret(
+                &mut sink.api_key,
+                &sink.api_key_file,
+                &format!("{key}.api_key"),
+            )?;
+            resolve_secret(
+                &mut sink.bearer_token,
+                &sink.bearer_token_file,
+                &format!("{key}.bearer_token"),
+            )?;
+            if let Some(token) = sink.token.as_mut() {
+                resolve_secret(
+                    &mut token.client_secret,
+                    &token.client_secret_file,
+                    &format!("{key}.token.client_secret"),
+                )?;
             }
         }
         Ok(())
@@ -460,6 +612,7 @@ impl Settings {
                 "must start with sqlite:, postgres:// or postgresql://",
             ));
         }
+        self.validate_sinks()?;
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
             let key = format!("providers[{i}]");
@@ -535,6 +688,73 @@ impl Settings {
                 .map_err(|what| err(format!("{key}.traits"), what))?;
             if p.graph && p.kind != ProviderKind::Microsoft {
                 return Err(err(format!("{key}.graph"), "only for kind = \"microsoft\""));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_sinks(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let key = format!("sinks[{i}]");
+            if sink.name.is_empty()
+                || sink.name.len() > 64
+                || !sink
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(err(
+                    format!("{key}.name"),
+                    "must be 1 to 64 letters, digits, `-` or `_`",
+                ));
+            }
+            let key = format!("sinks[{i}] ({})", sink.name);
+            if !seen.insert(sink.name.clone()) {
+                return Err(err(format!("{key}.name"), "another sink has this name"));
+            }
+            if !matches!(sink.url.scheme(), "http" | "https") {
+                return Err(err(format!("{key}.url"), "must be an http(s) URL"));
+            }
+            if sink.bearer_token.is_some() && sink.token.is_some() {
+                return Err(err(
+                    format!("{key}.token"),
+                    "set either bearer_token or [sinks.token], not both",
+                ));
+            }
+            if let Some(token) = &sink.token {
+                if token.client_secret.is_none() {
+                    return Err(err(format!("{key}.token.client_secret"), "missing"));
+                }
+            }
+            if sink.format == SinkFormat::Segment && sink.api_key.is_none() {
+                return Err(err(
+                    format!("{key}.api_key"),
+                    "the Segment write key is required",
+                ));
+            }
+            if sink.batch_size == 0 || sink.batch_size > 1000 {
+                return Err(err(
+                    format!("{key}.batch_size"),
+                    "must be between 1 and 1000",
+                ));
+            }
+            if sink.timeout_secs == 0 {
+                return Err(err(format!("{key}.timeout_secs"), "must be at least 1"));
+            }
+            for (field, names) in [
+                ("exclude_traits", &sink.exclude_traits),
+                ("hash_traits", &sink.hash_traits),
+            ] {
+                for name in names {
+                    if !crate::traits::TraitSet::is_known(name) && name != "email" && name != "name"
+                    {
+                        return Err(err(
+                            format!("{key}.{field}"),
+                            format!("unknown trait {name:?}"),
+                        ));
+                    }
+                }
             }
         }
         Ok(())

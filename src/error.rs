@@ -42,6 +42,8 @@ pub enum AppError {
     Session(#[from] tower_sessions::session::Error),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -68,7 +70,8 @@ impl AppError {
                 ProviderError::Tenant(_) => StatusCode::FORBIDDEN,
             },
             AppError::Session(_) | AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -140,7 +143,11 @@ impl AppError {
             },
             AppError::NotSignedIn => ("Not signed in", "You are not signed in.".into()),
             AppError::Forbidden(m) => ("Not allowed", m.clone()),
-            AppError::Session(_) | AppError::Unavailable(_) => (
+            AppError::Store(e) if !e.is_unavailable() => (
+                "Something went wrong",
+                "An unexpected error happened on our side. Please try again.".into(),
+            ),
+            AppError::Session(_) | AppError::Unavailable(_) | AppError::Store(_) => (
                 "Service temporarily unavailable",
                 "Something this service depends on is not available right now. Please try again shortly.".into(),
             ),
@@ -166,6 +173,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::Session(_) => "session_store",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Store(_) => "database",
             AppError::Internal(_) => "internal",
         }
     }

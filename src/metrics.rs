@@ -13,7 +13,9 @@ pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .set_buckets(&[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
@@ -31,13 +33,16 @@ pub fn sign_in(provider: &str, outcome: &'static str, reason: &'static str) {
 }
 
 pub fn first_sign_in(provider: &str) {
-    metrics::counter!("identify_bridge_first_sign_ins_total", "provider" => provider.to_string()).increment(1);
+    metrics::counter!("identify_bridge_first_sign_ins_total", "provider" => provider.to_string())
+        .increment(1);
 }
 
 pub fn callback_latency(provider: &str, seconds: f64) {
-    metrics::histogram!("identify_bridge_callback_seconds", "provider" => provider.to_string()).record(seconds);
+    metrics::histogram!("identify_bridge_callback_seconds", "provider" => provider.to_string())
+        .record(seconds);
 }
 
 pub fn graph_failure(provider: &str) {
-    metrics::counter!("identify_bridge_graph_failures_total", "provider" => provider.to_string()).increment(1);
+    metrics::counter!("identify_bridge_graph_failures_total", "provider" => provider.to_string())
+        .increment(1);
 }

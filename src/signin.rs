@@ -22,7 +22,11 @@ pub struct Enriched {
 
 /// Call Graph when configured (a failure never fails the sign-in) and map the claims.
 #[tracing::instrument(skip_all, fields(provider = %provider.name()))]
-pub async fn enrich(provider: &Provider, login: &VerifiedLogin, signed_in_at: DateTime<Utc>) -> Enriched {
+pub async fn enrich(
+    provider: &Provider,
+    login: &VerifiedLogin,
+    signed_in_at: DateTime<Utc>,
+) -> Enriched {
     let settings = &provider.settings;
     let graph = if settings.kind == ProviderKind::Microsoft && settings.graph {
         let base = settings
@@ -30,9 +34,19 @@ pub async fn enrich(provider: &Provider, login: &VerifiedLogin, signed_in_at: Da
             .clone()
             .unwrap_or_else(|| url::Url::parse(graph::DEFAULT_BASE_URL).expect("static URL"));
         let started = std::time::Instant::now();
-        match graph::fetch_graph(provider.http(), &base, login.access_token.secret(), provider.timeout()).await {
+        match graph::fetch_graph(
+            provider.http(),
+            &base,
+            login.access_token.secret(),
+            provider.timeout(),
+        )
+        .await
+        {
             Ok(profile) => {
-                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "graph profile fetched");
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "graph profile fetched"
+                );
                 Some(profile)
             }
             Err(e) => {
@@ -53,8 +67,14 @@ pub async fn enrich(provider: &Provider, login: &VerifiedLogin, signed_in_at: Da
         mapping: &mapping,
         signed_in_at,
     });
-    let provider_created_at = traits::account_created_at(settings.kind, &login.claims, graph.as_ref());
-    let verified_email = authoritative_email(settings.kind, settings.trust_email_verified, &login.claims, graph.as_ref());
+    let provider_created_at =
+        traits::account_created_at(settings.kind, &login.claims, graph.as_ref());
+    let verified_email = authoritative_email(
+        settings.kind,
+        settings.trust_email_verified,
+        &login.claims,
+        graph.as_ref(),
+    );
     Enriched {
         mapped,
         graph,
@@ -85,11 +105,19 @@ pub fn authoritative_email(
     let verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
     let ok = match kind {
         ProviderKind::Google => {
-            let hd = claims.get("hd").and_then(Value::as_str).map(str::to_ascii_lowercase);
-            verified && (matches!(domain, "gmail.com" | "googlemail.com") || hd.as_deref() == Some(domain))
+            let hd = claims
+                .get("hd")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            verified
+                && (matches!(domain, "gmail.com" | "googlemail.com")
+                    || hd.as_deref() == Some(domain))
         }
         ProviderKind::Microsoft => {
-            let edov = claims.get("xms_edov").and_then(|v| v.as_bool().or_else(|| v.as_str().map(|s| s == "1" || s == "true")));
+            let edov = claims.get("xms_edov").and_then(|v| {
+                v.as_bool()
+                    .or_else(|| v.as_str().map(|s| s == "1" || s == "true"))
+            });
             let personal = claims.get("tid").and_then(Value::as_str) == Some(traits::MSA_TENANT_ID);
             let tenant_domain = graph
                 .and_then(|g| g.organization.as_ref())
@@ -97,7 +125,9 @@ pub fn authoritative_email(
                 .and_then(Value::as_array)
                 .is_some_and(|domains| {
                     domains.iter().any(|d| {
-                        d.get("name").and_then(Value::as_str).is_some_and(|n| n.eq_ignore_ascii_case(domain))
+                        d.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| n.eq_ignore_ascii_case(domain))
                     })
                 });
             edov == Some(true) || personal || tenant_domain
@@ -121,23 +151,39 @@ mod tests {
     fn only_authoritative_providers_vouch_for_an_email() {
         use ProviderKind::*;
         let gmail = claims(json!({"email": "Ana@gmail.com", "email_verified": true}));
-        assert_eq!(authoritative_email(Google, false, &gmail, None).as_deref(), Some("ana@gmail.com"));
+        assert_eq!(
+            authoritative_email(Google, false, &gmail, None).as_deref(),
+            Some("ana@gmail.com")
+        );
         let other = claims(json!({"email": "ana@company.com", "email_verified": true}));
-        assert_eq!(authoritative_email(Google, false, &other, None), None, "consumer Google account on a third-party address");
-        let workspace = claims(json!({"email": "m@acme.io", "email_verified": true, "hd": "acme.io"}));
+        assert_eq!(
+            authoritative_email(Google, false, &other, None),
+            None,
+            "consumer Google account on a third-party address"
+        );
+        let workspace =
+            claims(json!({"email": "m@acme.io", "email_verified": true, "hd": "acme.io"}));
         assert!(authoritative_email(Google, false, &workspace, None).is_some());
         let unverified = claims(json!({"email": "ana@gmail.com", "email_verified": false}));
         assert_eq!(authoritative_email(Google, false, &unverified, None), None);
 
-        let ms_plain = claims(json!({"email": "jane@contoso.com", "tid": "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b"}));
-        assert_eq!(authoritative_email(Microsoft, false, &ms_plain, None), None, "nOAuth: plain email never counts");
+        let ms_plain = claims(
+            json!({"email": "jane@contoso.com", "tid": "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b"}),
+        );
+        assert_eq!(
+            authoritative_email(Microsoft, false, &ms_plain, None),
+            None,
+            "nOAuth: plain email never counts"
+        );
         let ms_edov = claims(json!({"email": "jane@contoso.com", "xms_edov": true}));
         assert!(authoritative_email(Microsoft, false, &ms_edov, None).is_some());
         let msa = claims(json!({"email": "sam@outlook.com", "tid": traits::MSA_TENANT_ID}));
         assert!(authoritative_email(Microsoft, false, &msa, None).is_some());
         let graph = GraphProfile {
             me: Map::new(),
-            organization: Some(claims(json!({"verifiedDomains": [{"name": "contoso.com"}]}))),
+            organization: Some(claims(
+                json!({"verifiedDomains": [{"name": "contoso.com"}]}),
+            )),
         };
         assert!(authoritative_email(Microsoft, false, &ms_plain, Some(&graph)).is_some());
 
@@ -145,5 +191,50 @@ mod tests {
         assert_eq!(authoritative_email(Okta, true, &okta, None), None);
         assert_eq!(authoritative_email(Oidc, false, &okta, None), None);
         assert!(authoritative_email(Oidc, true, &okta, None).is_some());
+    }
+}
+
+/// Who made the request, for the identify call's `context`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub anonymous_id: Option<String>,
+}
+
+impl ClientInfo {
+    pub fn with_anonymous_id(mut self, anonymous_id: Option<String>) -> Self {
+        self.anonymous_id = anonymous_id;
+        self
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<crate::client_ip::ClientIp>()
+            .map(|c| c.0.to_string())
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip().to_string())
+            });
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect());
+        Ok(ClientInfo {
+            ip,
+            user_agent,
+            anonymous_id: None,
+        })
     }
 }

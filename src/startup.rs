@@ -18,11 +18,13 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer};
 
-use crate::config::Settings;
+use crate::config::{SessionStoreKind, Settings};
 use crate::error;
 use crate::providers::{self, Providers};
 use crate::routes;
+use crate::session_store::AnySessionStore;
 use crate::state::AppState;
+use crate::store::Store;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -32,6 +34,7 @@ pub struct Application {
     stop: CancellationToken,
     workers: Vec<tokio::task::JoinHandle<()>>,
     providers: Providers,
+    store: Store,
     grace: Duration,
 }
 
@@ -50,15 +53,28 @@ impl Application {
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
+        let store = Store::connect(settings.database.url.expose())
+            .await
+            .map_err(|e| anyhow::anyhow!("database: {e}"))?;
         let http = providers::http_client(settings.server.provider_timeout());
         let providers = Providers::new(&settings, http);
         let stop = CancellationToken::new();
-        let workers = providers.spawn_discovery(&stop);
+        let mut workers = providers.spawn_discovery(&stop);
+        let session_store = match settings.session.store {
+            SessionStoreKind::Database => AnySessionStore::Database(store.session_store()),
+            SessionStoreKind::Memory => AnySessionStore::Memory(MemoryStore::default()),
+        };
+        workers.push(tokio::spawn(
+            session_store
+                .clone()
+                .delete_expired_until(Duration::from_secs(300), stop.clone()),
+        ));
         let state = AppState {
             settings: settings.clone(),
             providers: providers.clone(),
+            store: store.clone(),
         };
-        let session_layer = SessionManagerLayer::new(MemoryStore::default())
+        let session_layer = SessionManagerLayer::new(session_store)
             .with_name(settings.session.cookie_name.clone())
             .with_http_only(true)
             // Lax, not Strict: the cookie must come back on the redirect from the provider.
@@ -71,6 +87,10 @@ impl Application {
         let router = routes::router()
             .fallback(error::not_found)
             .layer(session_layer)
+            .layer(axum::middleware::from_fn({
+                let header = settings.server.trusted_proxy_header.clone();
+                move |req, next| crate::client_ip::resolve(header.clone(), req, next)
+            }))
             .layer(CatchPanicLayer::custom(error::panic_response))
             .layer(axum::middleware::from_fn(error::render_errors))
             .layer(
@@ -101,6 +121,7 @@ impl Application {
             stop,
             workers,
             providers,
+            store,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         })
     }
@@ -117,6 +138,10 @@ impl Application {
 
     pub fn providers(&self) -> &Providers {
         &self.providers
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// A token that stops the server and workers when cancelled.

@@ -6,11 +6,19 @@ use axum::extract::FromRef;
 
 use crate::config::Settings;
 use crate::providers::Providers;
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub providers: Providers,
+    pub store: Store,
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<Settings> {

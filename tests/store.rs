@@ -69,9 +69,14 @@ where
     }
     let (admin, mut url) = admin_pool().await;
     let name = format!("ib_test_{}", Uuid::new_v4().simple());
-    sqlx::query(&format!("create database {name}")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     url.set_path(&name);
-    let store = Store::connect(url.as_str()).await.expect("open PostgreSQL store");
+    let store = Store::connect(url.as_str())
+        .await
+        .expect("open PostgreSQL store");
     assert_eq!(store.backend(), Backend::Postgres);
     let outcome = AssertUnwindSafe(test(store.clone())).catch_unwind().await;
     store.close().await;
@@ -127,7 +132,8 @@ store_tests!(
 
 /// A fixed instant plus `secs`, with milliseconds to exercise precision.
 fn t(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_767_225_600 + secs, 123_000_000).unwrap()
+    Utc.timestamp_opt(1_767_225_600 + secs, 123_000_000)
+        .unwrap()
 }
 
 fn sign_in(subject: &str, at: DateTime<Utc>) -> SignIn {
@@ -164,7 +170,9 @@ fn message(sink: &str, user_id: &str, created_at: DateTime<Utc>) -> NewOutboxMes
 }
 
 async fn enqueue_n(store: &Store, sink: &str, n: usize, created_at: DateTime<Utc>) -> Vec<Uuid> {
-    let msgs: Vec<_> = (0..n).map(|i| message(sink, &format!("user-{i}"), created_at)).collect();
+    let msgs: Vec<_> = (0..n)
+        .map(|i| message(sink, &format!("user-{i}"), created_at))
+        .collect();
     store.enqueue(&msgs).await.unwrap();
     msgs.iter().map(|m| m.message_id).collect()
 }
@@ -174,32 +182,57 @@ const LEASE: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------- profiles
 
 async fn first_sign_in_creates_profile_and_identity(store: Store) {
-    let outcome = store.record_sign_in(&sign_in("alice", t(0)), &no_outbox).await.unwrap();
+    let outcome = store
+        .record_sign_in(&sign_in("alice", t(0)), &no_outbox)
+        .await
+        .unwrap();
     assert!(outcome.first_sign_in);
     assert!(!outcome.linked_by_email);
     assert_eq!(outcome.created_at, t(0));
     let id = Uuid::parse_str(&outcome.user_id).expect("user_id is a uuid");
     assert_eq!(id.get_version_num(), 4);
 
-    let user = store.get_user(&outcome.user_id).await.unwrap().expect("profile exists");
+    let user = store
+        .get_user(&outcome.user_id)
+        .await
+        .unwrap()
+        .expect("profile exists");
     assert_eq!(user.created_at, t(0));
     assert_eq!(user.created_at_source, "first_seen");
     assert_eq!(user.updated_at, t(0));
     assert_eq!(user.last_sign_in_at, Some(t(0)));
     assert_eq!(user.traits, json!({ "enrichment_job_title": "Engineer" }));
-    assert_eq!(user.provenance, json!({ "enrichment_job_title": "claim:title" }));
+    assert_eq!(
+        user.provenance,
+        json!({ "enrichment_job_title": "claim:title" })
+    );
     assert_eq!(user.identities.len(), 1);
     let identity = &user.identities[0];
-    assert_eq!((identity.issuer.as_str(), identity.subject.as_str()), ("https://issuer.test", "alice"));
+    assert_eq!(
+        (identity.issuer.as_str(), identity.subject.as_str()),
+        ("https://issuer.test", "alice")
+    );
     assert_eq!(identity.provider, "test");
-    assert_eq!((identity.first_seen_at, identity.last_seen_at), (t(0), t(0)));
-    assert_eq!(store.find_user_id("https://issuer.test", "alice").await.unwrap(), Some(outcome.user_id));
+    assert_eq!(
+        (identity.first_seen_at, identity.last_seen_at),
+        (t(0), t(0))
+    );
+    assert_eq!(
+        store
+            .find_user_id("https://issuer.test", "alice")
+            .await
+            .unwrap(),
+        Some(outcome.user_id)
+    );
     assert_eq!(store.profile_count().await.unwrap(), 1);
     store.ping().await.unwrap();
 }
 
 async fn second_sign_in_keeps_user_id_and_created_at_and_updates_traits(store: Store) {
-    let first = store.record_sign_in(&sign_in("alice", t(0)), &no_outbox).await.unwrap();
+    let first = store
+        .record_sign_in(&sign_in("alice", t(0)), &no_outbox)
+        .await
+        .unwrap();
     let mut again = sign_in("alice", t(3600));
     again.traits = json!({ "enrichment_job_title": "CTO", "enrichment_country": "NL" });
     again.email = Some("alice@example.com".into());
@@ -216,12 +249,18 @@ async fn second_sign_in_keeps_user_id_and_created_at_and_updates_traits(store: S
     assert_eq!(user.identities.len(), 1);
     assert_eq!(user.identities[0].first_seen_at, t(0));
     assert_eq!(user.identities[0].last_seen_at, t(3600));
-    assert_eq!(user.identities[0].email.as_deref(), Some("alice@example.com"));
+    assert_eq!(
+        user.identities[0].email.as_deref(),
+        Some("alice@example.com")
+    );
     assert_eq!(store.profile_count().await.unwrap(), 1);
 }
 
 async fn provider_created_at_moves_created_at_earlier_never_later(store: Store) {
-    let first = store.record_sign_in(&sign_in("alice", t(0)), &no_outbox).await.unwrap();
+    let first = store
+        .record_sign_in(&sign_in("alice", t(0)), &no_outbox)
+        .await
+        .unwrap();
     assert_eq!(first.created_at, t(0));
 
     let mut s = sign_in("alice", t(10));
@@ -229,17 +268,41 @@ async fn provider_created_at_moves_created_at_earlier_never_later(store: Store) 
     let o = store.record_sign_in(&s, &no_outbox).await.unwrap();
     assert_eq!(o.created_at, t(-1000));
     let user = store.get_user(&o.user_id).await.unwrap().unwrap();
-    assert_eq!((user.created_at, user.created_at_source.as_str()), (t(-1000), "provider"));
+    assert_eq!(
+        (user.created_at, user.created_at_source.as_str()),
+        (t(-1000), "provider")
+    );
 
     s.at = t(20);
     s.provider_created_at = Some(t(5)); // later: ignored
-    assert_eq!(store.record_sign_in(&s, &no_outbox).await.unwrap().created_at, t(-1000));
+    assert_eq!(
+        store
+            .record_sign_in(&s, &no_outbox)
+            .await
+            .unwrap()
+            .created_at,
+        t(-1000)
+    );
     s.at = t(30);
     s.provider_created_at = None;
-    assert_eq!(store.record_sign_in(&s, &no_outbox).await.unwrap().created_at, t(-1000));
+    assert_eq!(
+        store
+            .record_sign_in(&s, &no_outbox)
+            .await
+            .unwrap()
+            .created_at,
+        t(-1000)
+    );
     s.at = t(40);
     s.provider_created_at = Some(t(-2000)); // earlier still: moves
-    assert_eq!(store.record_sign_in(&s, &no_outbox).await.unwrap().created_at, t(-2000));
+    assert_eq!(
+        store
+            .record_sign_in(&s, &no_outbox)
+            .await
+            .unwrap()
+            .created_at,
+        t(-2000)
+    );
 
     // First sign-in with a provider value: the earlier of the two, with its source.
     let mut bob = sign_in("bob", t(0));
@@ -247,13 +310,19 @@ async fn provider_created_at_moves_created_at_earlier_never_later(store: Store) 
     let o = store.record_sign_in(&bob, &no_outbox).await.unwrap();
     assert!(o.first_sign_in);
     let user = store.get_user(&o.user_id).await.unwrap().unwrap();
-    assert_eq!((user.created_at, user.created_at_source.as_str()), (t(-86_400), "provider"));
+    assert_eq!(
+        (user.created_at, user.created_at_source.as_str()),
+        (t(-86_400), "provider")
+    );
 
     let mut carol = sign_in("carol", t(0));
     carol.provider_created_at = Some(t(60)); // in the future (clock skew): first sign-in wins
     let o = store.record_sign_in(&carol, &no_outbox).await.unwrap();
     let user = store.get_user(&o.user_id).await.unwrap().unwrap();
-    assert_eq!((user.created_at, user.created_at_source.as_str()), (t(0), "first_seen"));
+    assert_eq!(
+        (user.created_at, user.created_at_source.as_str()),
+        (t(0), "first_seen")
+    );
 }
 
 async fn fifty_concurrent_first_sign_ins_create_one_profile(store: Store) {
@@ -261,7 +330,9 @@ async fn fifty_concurrent_first_sign_ins_create_one_profile(store: Store) {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.record_sign_in(&sign_in("racer", t(i)), &one_message).await
+                store
+                    .record_sign_in(&sign_in("racer", t(i)), &one_message)
+                    .await
             })
         })
         .collect();
@@ -291,11 +362,17 @@ fn with_email(subject: &str, issuer: &str, email: &str, verified: bool, link: bo
 
 async fn link_by_email_off_keeps_profiles_apart(store: Store) {
     let a = store
-        .record_sign_in(&with_email("a", "https://google.test", "ann@example.com", true, false), &no_outbox)
+        .record_sign_in(
+            &with_email("a", "https://google.test", "ann@example.com", true, false),
+            &no_outbox,
+        )
         .await
         .unwrap();
     let b = store
-        .record_sign_in(&with_email("b", "https://okta.test", "ann@example.com", true, false), &no_outbox)
+        .record_sign_in(
+            &with_email("b", "https://okta.test", "ann@example.com", true, false),
+            &no_outbox,
+        )
         .await
         .unwrap();
     assert_ne!(a.user_id, b.user_id);
@@ -308,39 +385,66 @@ async fn link_by_email_on_links_only_verified_emails(store: Store) {
     let google = "https://google.test";
     let okta = "https://okta.test";
     let a = store
-        .record_sign_in(&with_email("a", google, "Ann@Example.com", true, true), &no_outbox)
+        .record_sign_in(
+            &with_email("a", google, "Ann@Example.com", true, true),
+            &no_outbox,
+        )
         .await
         .unwrap();
     // Verified on both sides, case differs: linked.
     let b = store
-        .record_sign_in(&with_email("b", okta, "ann@example.COM", true, true), &no_outbox)
+        .record_sign_in(
+            &with_email("b", okta, "ann@example.COM", true, true),
+            &no_outbox,
+        )
         .await
         .unwrap();
     assert_eq!(b.user_id, a.user_id);
     assert!(b.linked_by_email && !b.first_sign_in);
     assert_eq!(b.created_at, a.created_at);
-    assert_eq!(store.get_user(&a.user_id).await.unwrap().unwrap().identities.len(), 2);
+    assert_eq!(
+        store
+            .get_user(&a.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .identities
+            .len(),
+        2
+    );
     // Unverified newcomer: never linked.
     let c = store
-        .record_sign_in(&with_email("c", "https://ms.test", "ann@example.com", false, true), &no_outbox)
+        .record_sign_in(
+            &with_email("c", "https://ms.test", "ann@example.com", false, true),
+            &no_outbox,
+        )
         .await
         .unwrap();
     assert_ne!(c.user_id, a.user_id);
     assert!(c.first_sign_in && !c.linked_by_email);
     // Verified newcomer, but the existing identity's email was not verified: not linked.
     let d = store
-        .record_sign_in(&with_email("d", google, "bob@example.com", false, false), &no_outbox)
+        .record_sign_in(
+            &with_email("d", google, "bob@example.com", false, false),
+            &no_outbox,
+        )
         .await
         .unwrap();
     let e = store
-        .record_sign_in(&with_email("e", okta, "bob@example.com", true, true), &no_outbox)
+        .record_sign_in(
+            &with_email("e", okta, "bob@example.com", true, true),
+            &no_outbox,
+        )
         .await
         .unwrap();
     assert_ne!(e.user_id, d.user_id);
     assert!(e.first_sign_in);
     // A returning identity is never re-linked.
     let b_again = store
-        .record_sign_in(&with_email("b", okta, "ann@example.com", true, true), &no_outbox)
+        .record_sign_in(
+            &with_email("b", okta, "ann@example.com", true, true),
+            &no_outbox,
+        )
         .await
         .unwrap();
     assert_eq!(b_again.user_id, a.user_id);
@@ -354,35 +458,67 @@ async fn delete_user_removes_profile_identities_sessions_and_messages(store: Sto
         data: Default::default(),
         expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
-    let alice = store.record_sign_in(&sign_in("alice", t(0)), &one_message).await.unwrap();
-    let bob = store.record_sign_in(&sign_in("bob", t(0)), &one_message).await.unwrap();
+    let alice = store
+        .record_sign_in(&sign_in("alice", t(0)), &one_message)
+        .await
+        .unwrap();
+    let bob = store
+        .record_sign_in(&sign_in("bob", t(0)), &one_message)
+        .await
+        .unwrap();
     let mut alice_1 = new_session();
     let mut alice_2 = new_session();
     let mut bob_1 = new_session();
-    for (record, user) in [(&mut alice_1, &alice), (&mut alice_2, &alice), (&mut bob_1, &bob)] {
+    for (record, user) in [
+        (&mut alice_1, &alice),
+        (&mut alice_2, &alice),
+        (&mut bob_1, &bob),
+    ] {
         sessions.create(record).await.unwrap();
-        store.link_session(&user.user_id, &record.id.to_string()).await.unwrap();
+        store
+            .link_session(&user.user_id, &record.id.to_string())
+            .await
+            .unwrap();
     }
     assert!(sessions.load(&alice_1.id).await.unwrap().is_some());
 
     assert!(store.delete_user(&alice.user_id).await.unwrap());
 
     assert!(store.get_user(&alice.user_id).await.unwrap().is_none());
-    assert_eq!(store.find_user_id("https://issuer.test", "alice").await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_user_id("https://issuer.test", "alice")
+            .await
+            .unwrap(),
+        None
+    );
     assert!(sessions.load(&alice_1.id).await.unwrap().is_none());
     assert!(sessions.load(&alice_2.id).await.unwrap().is_none());
-    assert!(store.messages_for_user(&alice.user_id).await.unwrap().is_empty());
+    assert!(store
+        .messages_for_user(&alice.user_id)
+        .await
+        .unwrap()
+        .is_empty());
     // Bob is untouched.
     assert!(sessions.load(&bob_1.id).await.unwrap().is_some());
     assert!(store.get_user(&bob.user_id).await.unwrap().is_some());
-    assert_eq!(store.messages_for_user(&bob.user_id).await.unwrap().len(), 1);
+    assert_eq!(
+        store.messages_for_user(&bob.user_id).await.unwrap().len(),
+        1
+    );
     assert_eq!(store.profile_count().await.unwrap(), 1);
     // Unknown user: false; linking a session to one: conflict.
     assert!(!store.delete_user(&alice.user_id).await.unwrap());
-    let err = store.link_session(&alice.user_id, "some-session").await.unwrap_err();
+    let err = store
+        .link_session(&alice.user_id, "some-session")
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     // Alice signing in again is a new person.
-    let again = store.record_sign_in(&sign_in("alice", t(100)), &no_outbox).await.unwrap();
+    let again = store
+        .record_sign_in(&sign_in("alice", t(100)), &no_outbox)
+        .await
+        .unwrap();
     assert!(again.first_sign_in);
     assert_ne!(again.user_id, alice.user_id);
 }
@@ -406,7 +542,10 @@ async fn outbox_messages_are_written_in_the_sign_in_transaction(store: Store) {
             })
             .collect::<Vec<_>>()
     };
-    let o = store.record_sign_in(&sign_in("alice", t(0)), &build).await.unwrap();
+    let o = store
+        .record_sign_in(&sign_in("alice", t(0)), &build)
+        .await
+        .unwrap();
     let msgs = store.messages_for_user(&o.user_id).await.unwrap();
     assert_eq!(msgs.len(), 2);
     let sinks: HashSet<_> = msgs.iter().map(|m| m.sink.as_str()).collect();
@@ -425,14 +564,26 @@ async fn failed_outbox_insert_rolls_back_the_whole_sign_in(store: Store) {
         let m = message("seed", &o.user_id, t(0));
         vec![m.clone(), m]
     };
-    let err = store.record_sign_in(&sign_in("alice", t(0)), &duplicate).await.unwrap_err();
+    let err = store
+        .record_sign_in(&sign_in("alice", t(0)), &duplicate)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert_eq!(store.find_user_id("https://issuer.test", "alice").await.unwrap(), None);
+    assert_eq!(
+        store
+            .find_user_id("https://issuer.test", "alice")
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.profile_count().await.unwrap(), 0);
     assert!(store.outbox_stats(t(0)).await.unwrap().is_empty());
 
     // An existing user's update is rolled back too.
-    let first = store.record_sign_in(&sign_in("alice", t(0)), &no_outbox).await.unwrap();
+    let first = store
+        .record_sign_in(&sign_in("alice", t(0)), &no_outbox)
+        .await
+        .unwrap();
     assert!(first.first_sign_in);
     let mut later = sign_in("alice", t(500));
     later.traits = json!({ "enrichment_job_title": "changed" });
@@ -440,7 +591,11 @@ async fn failed_outbox_insert_rolls_back_the_whole_sign_in(store: Store) {
     let user = store.get_user(&first.user_id).await.unwrap().unwrap();
     assert_eq!(user.last_sign_in_at, Some(t(0)));
     assert_eq!(user.traits, json!({ "enrichment_job_title": "Engineer" }));
-    assert!(store.messages_for_user(&first.user_id).await.unwrap().is_empty());
+    assert!(store
+        .messages_for_user(&first.user_id)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn two_owners_never_claim_the_same_message(store: Store) {
@@ -479,13 +634,25 @@ async fn two_owners_never_claim_the_same_message(store: Store) {
 async fn expired_leases_come_back(store: Store) {
     let ids = enqueue_n(&store, "seed", 1, t(0)).await;
     // Not due yet.
-    assert!(store.claim_due("a", 10, LEASE, t(-1)).await.unwrap().is_empty());
+    assert!(store
+        .claim_due("a", 10, LEASE, t(-1))
+        .await
+        .unwrap()
+        .is_empty());
     let claimed = store.claim_due("a", 10, LEASE, t(10)).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!((claimed[0].message_id, claimed[0].attempts), (ids[0], 1));
     // Leased until t(40).
-    assert!(store.claim_due("b", 10, LEASE, t(20)).await.unwrap().is_empty());
-    assert!(store.claim_due("b", 10, LEASE, t(39)).await.unwrap().is_empty());
+    assert!(store
+        .claim_due("b", 10, LEASE, t(20))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .claim_due("b", 10, LEASE, t(39))
+        .await
+        .unwrap()
+        .is_empty());
     let again = store.claim_due("b", 10, LEASE, t(40)).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
@@ -493,40 +660,80 @@ async fn expired_leases_come_back(store: Store) {
     let err = store.mark_delivered(ids[0], "a").await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     store.mark_delivered(ids[0], "b").await.unwrap();
-    assert_eq!(store.get_message(ids[0]).await.unwrap().unwrap().status, OutboxStatus::Delivered);
-    assert!(store.claim_due("c", 10, LEASE, t(1000)).await.unwrap().is_empty());
+    assert_eq!(
+        store.get_message(ids[0]).await.unwrap().unwrap().status,
+        OutboxStatus::Delivered
+    );
+    assert!(store
+        .claim_due("c", 10, LEASE, t(1000))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn mark_transitions_and_dead_letters(store: Store) {
     let ids = enqueue_n(&store, "seed", 3, t(0)).await;
     let (retry, dead, done) = (ids[0], ids[1], ids[2]);
-    assert_eq!(store.claim_due("w", 10, LEASE, t(1)).await.unwrap().len(), 3);
+    assert_eq!(
+        store.claim_due("w", 10, LEASE, t(1)).await.unwrap().len(),
+        3
+    );
 
-    store.mark_retry(retry, "w", t(100), "503 Service Unavailable").await.unwrap();
+    store
+        .mark_retry(retry, "w", t(100), "503 Service Unavailable")
+        .await
+        .unwrap();
     let m = store.get_message(retry).await.unwrap().unwrap();
     assert_eq!(m.status, OutboxStatus::Pending);
     assert_eq!(m.next_attempt_at, t(100));
     assert_eq!(m.last_error.as_deref(), Some("503 Service Unavailable"));
 
-    store.mark_dead(dead, "w", "400 Bad Request: invalid traits").await.unwrap();
+    store
+        .mark_dead(dead, "w", "400 Bad Request: invalid traits")
+        .await
+        .unwrap();
     store.mark_delivered(done, "w").await.unwrap();
     // Nothing is due before the retry time (the others are finished).
-    assert!(store.claim_due("w", 10, LEASE, t(99)).await.unwrap().is_empty());
+    assert!(store
+        .claim_due("w", 10, LEASE, t(99))
+        .await
+        .unwrap()
+        .is_empty());
     // Wrong owner and finished messages are refused.
-    assert!(matches!(store.mark_delivered(dead, "w").await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.mark_retry(done, "w", t(5), "x").await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.mark_dead(retry, "other", "x").await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.mark_delivered(dead, "w").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.mark_retry(done, "w", t(5), "x").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.mark_dead(retry, "other", "x").await,
+        Err(StoreError::Conflict(_))
+    ));
 
     let listed = store.list_dead(10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].message_id, dead);
     assert_eq!(listed[0].status, OutboxStatus::Dead);
-    assert_eq!(listed[0].last_error.as_deref(), Some("400 Bad Request: invalid traits"));
-    assert_eq!(store.get_message(done).await.unwrap().unwrap().status, OutboxStatus::Delivered);
+    assert_eq!(
+        listed[0].last_error.as_deref(),
+        Some("400 Bad Request: invalid traits")
+    );
+    assert_eq!(
+        store.get_message(done).await.unwrap().unwrap().status,
+        OutboxStatus::Delivered
+    );
 
     // The retried message comes back when due, counting a second attempt.
     let due = store.claim_due("w", 10, LEASE, t(100)).await.unwrap();
-    assert_eq!(due.iter().map(|m| (m.message_id, m.attempts)).collect::<Vec<_>>(), vec![(retry, 2)]);
+    assert_eq!(
+        due.iter()
+            .map(|m| (m.message_id, m.attempts))
+            .collect::<Vec<_>>(),
+        vec![(retry, 2)]
+    );
     store.mark_delivered(retry, "w").await.unwrap();
 
     assert_eq!(store.retry_dead(Some(Uuid::new_v4())).await.unwrap(), 0);
@@ -537,13 +744,19 @@ async fn mark_transitions_and_dead_letters(store: Store) {
     assert!(store.list_dead(10).await.unwrap().is_empty());
     let now = Utc::now() + TimeDelta::seconds(1);
     let back = store.claim_due("w2", 10, LEASE, now).await.unwrap();
-    assert_eq!(back.iter().map(|m| m.message_id).collect::<Vec<_>>(), vec![dead]);
+    assert_eq!(
+        back.iter().map(|m| m.message_id).collect::<Vec<_>>(),
+        vec![dead]
+    );
 }
 
 async fn released_claims_are_claimable_again(store: Store) {
     enqueue_n(&store, "seed", 4, t(0)).await;
     assert_eq!(store.claim_due("a", 3, LEASE, t(1)).await.unwrap().len(), 3);
-    assert_eq!(store.claim_due("b", 10, LEASE, t(1)).await.unwrap().len(), 1);
+    assert_eq!(
+        store.claim_due("b", 10, LEASE, t(1)).await.unwrap().len(),
+        1
+    );
     assert_eq!(store.release_claims("a").await.unwrap(), 3);
     assert_eq!(store.release_claims("a").await.unwrap(), 0);
     let back = store.claim_due("c", 10, LEASE, t(2)).await.unwrap();
@@ -570,12 +783,18 @@ async fn outbox_stats_count_per_sink(store: Store) {
     assert_eq!(seed.oldest_pending_age, Some(Duration::from_secs(60)));
     let segment = &stats[1];
     assert_eq!(segment.sink, "segment");
-    assert_eq!((segment.pending, segment.delivered, segment.dead), (0, 0, 1));
+    assert_eq!(
+        (segment.pending, segment.delivered, segment.dead),
+        (0, 0, 1)
+    );
     assert_eq!(segment.oldest_pending_age, None);
 }
 
 async fn reconnecting_keeps_data_and_migrations_are_idempotent(store: Store) {
-    let o = store.record_sign_in(&sign_in("alice", t(0)), &no_outbox).await.unwrap();
+    let o = store
+        .record_sign_in(&sign_in("alice", t(0)), &no_outbox)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
     assert!(store.get_user(&o.user_id).await.unwrap().is_some());
@@ -583,25 +802,48 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent(store: Store) {
 
 async fn expired_sessions_and_their_links_are_deleted(store: Store) {
     let sessions = store.session_store();
-    let user = store.record_sign_in(&sign_in("alice", t(0)), &no_outbox).await.unwrap();
+    let user = store
+        .record_sign_in(&sign_in("alice", t(0)), &no_outbox)
+        .await
+        .unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let mut live = Record { id: Id::default(), data: Default::default(), expiry_date: now + time::Duration::hours(1) };
-    let mut expired = Record { id: Id::default(), data: Default::default(), expiry_date: now - time::Duration::hours(1) };
+    let mut live = Record {
+        id: Id::default(),
+        data: Default::default(),
+        expiry_date: now + time::Duration::hours(1),
+    };
+    let mut expired = Record {
+        id: Id::default(),
+        data: Default::default(),
+        expiry_date: now - time::Duration::hours(1),
+    };
     for record in [&mut live, &mut expired] {
         sessions.create(record).await.unwrap();
-        store.link_session(&user.user_id, &record.id.to_string()).await.unwrap();
+        store
+            .link_session(&user.user_id, &record.id.to_string())
+            .await
+            .unwrap();
     }
     assert_eq!(store.user_sessions(&user.user_id).await.unwrap().len(), 2);
     sessions.delete_expired().await.unwrap();
-    assert_eq!(store.user_sessions(&user.user_id).await.unwrap(), vec![live.id.to_string()]);
+    assert_eq!(
+        store.user_sessions(&user.user_id).await.unwrap(),
+        vec![live.id.to_string()]
+    );
     assert!(sessions.load(&live.id).await.unwrap().is_some());
 }
 
 async fn a_closed_store_is_unavailable(store: Store) {
     store.close().await;
-    let err = store.record_sign_in(&sign_in("alice", t(0)), &one_message).await.unwrap_err();
+    let err = store
+        .record_sign_in(&sign_in("alice", t(0)), &one_message)
+        .await
+        .unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
-    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
 }
 
 // ---------------------------------------------------------------- backend-specific
@@ -613,9 +855,14 @@ async fn unwritable_sqlite_path_error_names_the_path() {
     let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, b"not a directory").unwrap();
     let path = blocker.join("data/store.db");
-    let err = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap_err();
+    let err = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
     assert!(err.is_unavailable());
 }
 
@@ -624,16 +871,23 @@ async fn corrupt_sqlite_file_error_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     std::fs::write(&path, "this is not a SQLite database. ".repeat(200)).unwrap();
-    let err = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap_err();
+    let err = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn sqlite_file_and_parent_directories_are_created() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a/b/store.db");
-    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     store.ping().await.unwrap();
     assert!(path.exists());
     store.close().await;

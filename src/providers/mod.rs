@@ -161,7 +161,12 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn new(settings: ProviderSettings, public_url: &Url, http: reqwest::Client, timeout: Duration) -> Provider {
+    pub fn new(
+        settings: ProviderSettings,
+        public_url: &Url,
+        http: reqwest::Client,
+        timeout: Duration,
+    ) -> Provider {
         let discovery_base = match settings.kind {
             ProviderKind::Microsoft => match &settings.issuer {
                 Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),

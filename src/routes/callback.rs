@@ -1,8 +1,9 @@
 //! `GET /callback/{provider}`: the provider sends the browser back here. Security steps run in
 //! order, once: take the pending login out of the session (single use), compare state, check
-//! expiry and `iss`, exchange the code, verify, then sign the user in on a fresh session id.
+//! expiry and `iss`, exchange the code, verify, then record the sign-in (profile + outbox in
+//! one transaction) and sign the user in on a fresh session id.
 
-use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,14 +16,17 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::providers::oidc::VerifiedLogin;
 use crate::providers::{Provider, Providers};
-use crate::session::{self, PendingLogin, SignedInUser};
+use crate::session::{self, SignedInUser};
+use crate::signin::{self, ClientInfo};
 use crate::state::AppState;
+use crate::store::{SignIn, SignInOutcome, Store};
+use crate::{metrics, outbox};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/callback/{provider}", get(finish_login))
 }
 
-/// The authorization response. Codes are secrets: this type's `Debug` hides them.
+/// The authorization response. Codes are secrets: this type has no `Debug`.
 #[derive(Deserialize)]
 pub struct CallbackParams {
     code: Option<String>,
@@ -34,15 +38,26 @@ pub struct CallbackParams {
 
 #[tracing::instrument(skip_all, fields(provider = %name))]
 async fn finish_login(
-    State(settings): State<Arc<Settings>>,
-    State(providers): State<Providers>,
+    State(state): State<AppState>,
     Path(name): Path<String>,
     Query(params): Query<CallbackParams>,
+    client: ClientInfo,
     session: Session,
 ) -> Result<Response, AppError> {
-    match complete_sign_in(&settings, &providers, &name, params, &session).await {
-        Ok(response) => Ok(response),
+    let started = Instant::now();
+    let result = complete_sign_in(&state, &name, params, &session, client).await;
+    let known = state.providers.get(&name).is_some();
+    match result {
+        Ok(response) => {
+            if known {
+                metrics::callback_latency(&name, started.elapsed().as_secs_f64());
+            }
+            Ok(response)
+        }
         Err(e) => {
+            if known {
+                metrics::sign_in(&name, "failure", e.reason());
+            }
             // Nothing half-done survives a failed callback: no pending login, no new session.
             if session::signed_in_user(&session)
                 .await
@@ -58,21 +73,23 @@ async fn finish_login(
 }
 
 async fn complete_sign_in(
-    settings: &Settings,
-    providers: &Providers,
+    state: &AppState,
     name: &str,
     params: CallbackParams,
     session: &Session,
+    client: ClientInfo,
 ) -> Result<Response, AppError> {
+    let settings: &Settings = &state.settings;
+    let providers: &Providers = &state.providers;
     let provider = providers
         .get(name)
         .ok_or_else(|| AppError::UnknownProvider(name.to_string()))?;
-    let state = params
+    let request_state = params
         .state
         .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or(AppError::LoginStateInvalid)?;
-    let pending = session::take_pending_login(session, state)
+    let pending = session::take_pending_login(session, request_state)
         .await?
         .ok_or(AppError::LoginStateInvalid)?;
     if pending.provider != name {
@@ -97,17 +114,72 @@ async fn complete_sign_in(
     let login = provider
         .finish_login(code, pending.pkce_verifier.clone(), pending.nonce.clone())
         .await?;
-    sign_in(session, &provider, &pending, &login).await?;
-    tracing::info!(first_sign_in = false, "sign-in finished");
+    let client = client.with_anonymous_id(pending.anonymous_id.clone());
+    let outcome = record_sign_in(&state.store, settings, &provider, &login, &client).await?;
+    sign_in_session(session, &state.store, &provider, &login, &outcome).await?;
+    metrics::sign_in(name, "success", "ok");
+    if outcome.first_sign_in {
+        metrics::first_sign_in(name);
+    }
+    tracing::info!(user_id = %outcome.user_id, first_sign_in = outcome.first_sign_in, "sign-in finished");
     Ok(Redirect::to(&pending.return_to).into_response())
 }
 
-/// Put the verified user in the session under a fresh session id (no fixation).
-async fn sign_in(
-    session: &Session,
+/// Enrich, then write profile, identity and outbox messages in one transaction.
+async fn record_sign_in(
+    store: &Store,
+    settings: &Settings,
     provider: &Provider,
-    _pending: &PendingLogin,
     login: &VerifiedLogin,
+    client: &ClientInfo,
+) -> Result<SignInOutcome, AppError> {
+    let at = chrono::Utc::now();
+    let enriched = signin::enrich(provider, login, at).await;
+    let email = enriched.verified_email.clone().or_else(|| {
+        login.claims.get("email").and_then(|v| v.as_str()).map(|e| {
+            e.trim()
+                .chars()
+                .take(320)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        })
+    });
+    let record = SignIn {
+        provider: provider.name().to_string(),
+        issuer: login.issuer.clone(),
+        subject: login.account_key.clone(),
+        email,
+        email_verified: enriched.verified_email.is_some(),
+        traits: serde_json::to_value(&enriched.mapped.traits)
+            .map_err(|e| AppError::Internal(e.into()))?,
+        provenance: serde_json::to_value(&enriched.mapped.provenance)
+            .map_err(|e| AppError::Internal(e.into()))?,
+        provider_created_at: enriched.provider_created_at,
+        at,
+        link_by_email: settings.accounts.link_by_email,
+    };
+    let messages = |outcome: &SignInOutcome| {
+        outbox::messages_for_sign_in(
+            settings,
+            provider.name(),
+            &record,
+            &enriched.mapped.traits,
+            &login.claims,
+            outcome,
+            client,
+        )
+    };
+    Ok(store.record_sign_in(&record, &messages).await?)
+}
+
+/// Put the user in the session under a fresh session id (no fixation) and remember the
+/// session against the profile (so erasure can end it).
+async fn sign_in_session(
+    session: &Session,
+    store: &Store,
+    provider: &Provider,
+    login: &VerifiedLogin,
+    outcome: &SignInOutcome,
 ) -> Result<(), AppError> {
     let text = |key: &str| {
         login
@@ -117,7 +189,7 @@ async fn sign_in(
             .map(|s| s.chars().take(320).collect::<String>())
     };
     let user = SignedInUser {
-        user_id: format!("{}|{}", login.issuer, login.account_key),
+        user_id: outcome.user_id.clone(),
         provider: provider.name().to_string(),
         issuer: login.issuer.clone(),
         subject: login.subject.clone(),
@@ -128,5 +200,11 @@ async fn sign_in(
     session.cycle_id().await?;
     session.remove_value(session::PENDING_LOGINS).await?;
     session.insert(session::SIGNED_IN_USER, user).await?;
+    session.save().await?;
+    if let Some(id) = session.id() {
+        store
+            .link_session(&outcome.user_id, &id.to_string())
+            .await?;
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -84,6 +85,7 @@ async fn begin_login(
     State(providers): State<Providers>,
     Path(name): Path<String>,
     Query(params): Query<LoginParams>,
+    headers: HeaderMap,
     session: Session,
 ) -> Result<Response, AppError> {
     let provider = providers
@@ -95,7 +97,13 @@ async fn begin_login(
         &allowed_origins(&settings),
     )?;
     let login_hint = checked_text("login_hint", params.login_hint)?;
-    let anonymous_id = checked_text("anonymous_id", params.anonymous_id)?;
+    // Segment's analytics.js keeps the visitor's anonymous id in this cookie.
+    let anonymous_id = checked_text(
+        "anonymous_id",
+        params
+            .anonymous_id
+            .or_else(|| cookie(&headers, "ajs_anonymous_id")),
+    )?;
     let request = provider.authorization_request(login_hint.as_deref())?;
     push_pending_login(
         &session,
@@ -126,6 +134,23 @@ fn checked_text(field: &str, value: Option<String>) -> Result<Option<String>, Ap
         }
         Some(v) => Ok(Some(v)),
     }
+}
+
+/// A cookie's value (quotes that analytics.js adds around JSON strings removed).
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| {
+            let decoded = percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned();
+            decoded.trim_matches('"').to_string()
+        })
 }
 
 pub(crate) fn allowed_origins(settings: &Settings) -> Vec<String> {

@@ -1,5 +1,7 @@
-//! `GET /me`: who is signed in, as JSON; 401 JSON when nobody is.
+//! `GET /me`: the signed-in user as JSON (profile, traits with provenance beside them,
+//! identities); 401 JSON when nobody is signed in.
 
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,22 +11,34 @@ use tower_sessions::Session;
 use crate::error::AppError;
 use crate::session;
 use crate::state::AppState;
+use crate::store::Store;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/me", get(me))
 }
 
-async fn me(session: Session) -> Result<impl IntoResponse, AppError> {
+async fn me(State(store): State<Store>, session: Session) -> Result<impl IntoResponse, AppError> {
     let user = session::signed_in_user(&session)
         .await?
         .ok_or(AppError::NotSignedIn)?;
+    let Some(profile) = store.get_user(&user.user_id).await? else {
+        // The profile was erased while this session lived: end the session too.
+        session.flush().await?;
+        return Err(AppError::NotSignedIn);
+    };
     Ok(Json(json!({
-        "user_id": user.user_id,
+        "user_id": profile.user_id,
+        "created_at": crate::traits::format_time(profile.created_at),
+        "created_at_source": profile.created_at_source,
+        "last_sign_in_at": profile.last_sign_in_at.map(crate::traits::format_time),
         "provider": user.provider,
         "issuer": user.issuer,
         "subject": user.subject,
         "email": user.email,
         "name": user.name,
         "signed_in_at": user.signed_in_at,
+        "traits": profile.traits,
+        "provenance": profile.provenance,
+        "identities": profile.identities,
     })))
 }

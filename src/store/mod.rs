@@ -98,7 +98,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_connections: None, acquire_timeout: std::time::Duration::from_secs(5) }
+        StoreOptions {
+            max_connections: None,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        }
     }
 }
 
@@ -111,7 +114,9 @@ pub enum Backend {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend()).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
     }
 }
 

@@ -53,8 +53,13 @@ impl Store {
             tx.commit().await?;
             rows
         });
-        let mut msgs = rows.into_iter().map(OutboxRow::into_message).collect::<Result<Vec<_>, _>>()?;
-        msgs.sort_by(|a, b| (a.next_attempt_at, a.created_at).cmp(&(b.next_attempt_at, b.created_at)));
+        let mut msgs = rows
+            .into_iter()
+            .map(OutboxRow::into_message)
+            .collect::<Result<Vec<_>, _>>()?;
+        msgs.sort_by(|a, b| {
+            (a.next_attempt_at, a.created_at).cmp(&(b.next_attempt_at, b.created_at))
+        });
         Ok(msgs)
     }
 
@@ -226,7 +231,9 @@ fn expect_leased(rows: u64, id: Uuid, owner: &str) -> Result<(), StoreError> {
     if rows == 1 {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("outbox message {id} is not leased by {owner}")))
+        Err(StoreError::Conflict(format!(
+            "outbox message {id} is not leased by {owner}"
+        )))
     }
 }
 

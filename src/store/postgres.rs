@@ -41,7 +41,9 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 /// Read committed; concurrent first sign-ins are resolved by `on conflict do nothing` + retry.
-pub(super) async fn begin_write(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub(super) async fn begin_write(
+    pool: &PgPool,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     pool.begin().await
 }
 
@@ -52,7 +54,9 @@ pub(super) fn uuid(id: Uuid) -> Uuid {
 /// Serialization failures, deadlocks and a lost race on a profile or identity key are worth
 /// one more try: the next attempt sees the winner's committed row.
 pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(db) = e else { return false };
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
     match db.code().as_deref() {
         Some("40001") | Some("40P01") => true,
         Some("23505") => matches!(

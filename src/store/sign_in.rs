@@ -28,7 +28,7 @@ pub(super) use insert_outbox_message;
 const ATTEMPTS: u32 = 3;
 
 /// The outbox closure: builds the identify messages for a sign-in from its outcome.
-pub type OutboxFn = dyn Fn(&SignInOutcome) -> Vec<NewOutboxMessage> + Send + Sync;
+pub type OutboxFn<'a> = dyn Fn(&SignInOutcome) -> Vec<NewOutboxMessage> + Send + Sync + 'a;
 
 impl Store {
     /// Record a verified sign-in in one transaction: find the identity by (issuer, subject);
@@ -44,7 +44,7 @@ impl Store {
     pub async fn record_sign_in(
         &self,
         s: &SignIn,
-        outbox: &OutboxFn,
+        outbox: &OutboxFn<'_>,
     ) -> Result<SignInOutcome, StoreError> {
         let mut attempt = 0;
         loop {
@@ -76,7 +76,7 @@ impl Store {
     async fn try_sign_in(
         &self,
         s: &SignIn,
-        outbox: &OutboxFn,
+        outbox: &OutboxFn<'_>,
     ) -> Result<Option<SignInOutcome>, sqlx::Error> {
         let at = ms(s.at);
         let provider_created_at = s.provider_created_at.map(ms);

@@ -27,15 +27,15 @@ pub(super) const CLAIM_DUE: &str = claim_due_sql!("");
 ///
 /// WAL with `synchronous = FULL`: NORMAL can lose the last transactions on power loss, and
 /// the outbox promises that a committed sign-in's identify call is never lost.
-pub(super) async fn connect(
-    url: &str,
-    settings: &StoreOptions,
-) -> Result<SqlitePool, StoreError> {
+pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<SqlitePool, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}")))?;
     let path = options.get_filename().to_path_buf();
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let open_error = |reason: String| StoreError::Open { path: path.clone(), reason };
+    let open_error = |reason: String| StoreError::Open {
+        path: path.clone(),
+        reason,
+    };
     if !in_memory {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -48,10 +48,18 @@ pub(super) async fn connect(
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5))
         .synchronous(SqliteSynchronous::Full);
-    let options = if in_memory { options } else { options.journal_mode(SqliteJournalMode::Wal) };
+    let options = if in_memory {
+        options
+    } else {
+        options.journal_mode(SqliteJournalMode::Wal)
+    };
     SqlitePoolOptions::new()
         // An in-memory database exists per connection.
-        .max_connections(if in_memory { 1 } else { settings.max_connections.unwrap_or(8) })
+        .max_connections(if in_memory {
+            1
+        } else {
+            settings.max_connections.unwrap_or(8)
+        })
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await
@@ -60,17 +68,23 @@ pub(super) async fn connect(
 
 /// Run the store's migrations; a file that is not a database is reported by path.
 pub(super) async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
-    MIGRATOR.run(pool).await.map_err(|e| match StoreError::from(e) {
-        StoreError::Other(reason) | StoreError::Unavailable(reason) => {
-            StoreError::Open { path: path.to_path_buf(), reason }
-        }
-        other => other,
-    })
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Other(reason) | StoreError::Unavailable(reason) => StoreError::Open {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other => other,
+        })
 }
 
 /// `BEGIN IMMEDIATE` takes the write lock up front, so a read-then-write transaction never
 /// fails with SQLITE_BUSY on lock upgrade; waiting is bounded by `busy_timeout`.
-pub(super) async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+pub(super) async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
     pool.begin_with("begin immediate").await
 }
 

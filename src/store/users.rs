@@ -37,7 +37,11 @@ impl Store {
     }
 
     /// The id of the user an identity belongs to, if it has signed in before.
-    pub async fn find_user_id(&self, issuer: &str, subject: &str) -> Result<Option<String>, StoreError> {
+    pub async fn find_user_id(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError> {
         let user_id = on_pool!(self, pool, db => {
             sqlx::query_scalar("select user_id from identity where issuer = $1 and subject = $2")
                 .bind(issuer)
@@ -79,7 +83,10 @@ impl Store {
             last_sign_in_at: p.last_sign_in_at,
             traits: p.traits.0,
             provenance: p.provenance.0,
-            identities: identities.into_iter().map(IdentityRow::into_record).collect::<Result<_, _>>()?,
+            identities: identities
+                .into_iter()
+                .map(IdentityRow::into_record)
+                .collect::<Result<_, _>>()?,
         }))
     }
 

@@ -123,7 +123,6 @@ allowed_return_origins = ["https://app.example.com"]
 provider_timeout_secs = 5
 
 [session]
-store = "memory"
 login_timeout_secs = {timeout}
 
 [database]

@@ -1,0 +1,123 @@
+//! The sink-neutral identify message kept in the outbox, and how a sign-in produces one per sink.
+//! Each sink's copy already has that sink's exclusions and hashing applied, so the outbox
+//! holds no more personal data than the sink will receive.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::config::{Settings, SinkSettings};
+use crate::signin::ClientInfo;
+use crate::store::{NewOutboxMessage, SignIn, SignInOutcome};
+use crate::traits::{format_time, TraitSet};
+
+/// One identify call, before a sink format shapes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentifyMessage {
+    pub message_id: Uuid,
+    pub user_id: String,
+    /// Enrichment traits that have a value, plus `email` and `name` (as the spec's sample).
+    pub traits: Map<String, Value>,
+    /// When the account was first created (RFC 3339, UTC, milliseconds).
+    pub created_at: String,
+    /// When the sign-in happened.
+    pub event_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_id: Option<String>,
+    pub context: Map<String, Value>,
+}
+
+/// One outbox row per configured sink for this sign-in.
+pub fn messages_for_sign_in(
+    settings: &Settings,
+    provider: &str,
+    record: &SignIn,
+    traits: &TraitSet,
+    claims: &Map<String, Value>,
+    outcome: &SignInOutcome,
+    client: &ClientInfo,
+) -> Vec<NewOutboxMessage> {
+    let mut all_traits = traits.to_map();
+    if let Some(email) = record.email.as_ref() {
+        all_traits.insert("email".into(), Value::String(email.clone()));
+    }
+    let name = traits.enrichment_full_name.clone().or_else(|| {
+        claims
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(256).collect())
+    });
+    if let Some(name) = name {
+        all_traits.insert("name".into(), Value::String(name));
+    }
+    let mut context = Map::new();
+    context.insert("provider".into(), Value::String(provider.to_string()));
+    context.insert("first_sign_in".into(), Value::Bool(outcome.first_sign_in));
+    if let Some(ip) = &client.ip {
+        context.insert("ip".into(), Value::String(ip.clone()));
+    }
+    if let Some(ua) = &client.user_agent {
+        context.insert("user_agent".into(), Value::String(ua.clone()));
+    }
+    context.insert(
+        "library".into(),
+        serde_json::json!({"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")}),
+    );
+    settings
+        .sinks
+        .iter()
+        .map(|sink| {
+            let message = IdentifyMessage {
+                message_id: Uuid::new_v4(),
+                user_id: outcome.user_id.clone(),
+                traits: filter_traits(sink, &all_traits),
+                created_at: format_time(outcome.created_at),
+                event_at: format_time(record.at),
+                anonymous_id: client.anonymous_id.clone(),
+                context: context.clone(),
+            };
+            to_row(sink, message, record.at)
+        })
+        .collect()
+}
+
+/// The outbox row for one sink's copy of a message.
+pub fn to_row(
+    sink: &SinkSettings,
+    message: IdentifyMessage,
+    at: DateTime<Utc>,
+) -> NewOutboxMessage {
+    NewOutboxMessage {
+        message_id: message.message_id,
+        sink: sink.name.clone(),
+        user_id: message.user_id.clone(),
+        payload: serde_json::to_value(&message).expect("identify messages serialize"),
+        created_at: at,
+    }
+}
+
+/// Apply a sink's `exclude_traits` and `hash_traits`.
+pub fn filter_traits(sink: &SinkSettings, traits: &Map<String, Value>) -> Map<String, Value> {
+    traits
+        .iter()
+        .filter(|(k, _)| !sink.exclude_traits.iter().any(|e| e == *k))
+        .map(|(k, v)| {
+            if sink.hash_traits.iter().any(|h| h == k) {
+                (k.clone(), hash_value(v))
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect()
+}
+
+/// Lowercase hex SHA-256 of a string value (each element of a list).
+fn hash_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(hex::encode(Sha256::digest(s.as_bytes()))),
+        Value::Array(items) => Value::Array(items.iter().map(hash_value).collect()),
+        other => hash_value(&Value::String(other.to_string())),
+    }
+}
