@@ -83,6 +83,8 @@ pub struct Settings {
     #[serde(default)]
     pub accounts: AccountSettings,
     #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
     pub providers: Vec<ProviderSettings>,
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
@@ -199,6 +201,17 @@ impl SinkSettings {
             SinkFormat::Thrivestack | SinkFormat::Segment => TimestampRule::EventTime,
         })
     }
+}
+
+/// The admin API and dashboard.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Hex SHA-256 of each accepted admin key (`printf %s KEY | sha256sum`). Empty: the admin
+    /// API is closed (except in `dev`, where it is open on loopback).
+    pub api_key_hashes: Vec<String>,
+    /// Open the admin API and dashboard without a key (set by `identify-bridge dev`).
+    pub open: bool,
 }
 
 /// How sign-ins become profiles.
@@ -530,6 +543,7 @@ impl Settings {
             "database": { "url": "sqlite://data/identify-bridge.db" },
             "log": LogSettings::default(),
             "accounts": AccountSettings::default(),
+            "admin": AdminSettings::default(),
         })
     }
 
@@ -613,6 +627,11 @@ impl Settings {
             ));
         }
         self.validate_sinks()?;
+        for (i, h) in self.admin.api_key_hashes.iter().enumerate() {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(format!("admin.api_key_hashes[{i}]"), "must be 64 hex digits (a SHA-256)"));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
             let key = format!("providers[{i}]");

@@ -36,6 +36,10 @@ pub enum AppError {
     Provider(#[from] ProviderError),
     #[error("not signed in")]
     NotSignedIn,
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("no such user")]
+    UserNotFound,
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("session store failure: {0}")]
@@ -51,7 +55,8 @@ pub enum AppError {
 impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            AppError::NotFound | AppError::UnknownProvider(_) => StatusCode::NOT_FOUND,
+            AppError::NotFound | AppError::UnknownProvider(_) | AppError::UserNotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::ReturnTo(_)
             | AppError::BadRequest(_)
             | AppError::LoginStateInvalid
@@ -142,6 +147,8 @@ impl AppError {
                 ),
             },
             AppError::NotSignedIn => ("Not signed in", "You are not signed in.".into()),
+            AppError::Unauthorized(m) => ("Not authorised", m.clone()),
+            AppError::UserNotFound => ("Unknown user", "No user has this user_id.".into()),
             AppError::Forbidden(m) => ("Not allowed", m.clone()),
             AppError::Store(e) if !e.is_unavailable() => (
                 "Something went wrong",
@@ -170,6 +177,8 @@ impl AppError {
             AppError::ProviderDenied { .. } => "provider_denied",
             AppError::Provider(e) => e.reason(),
             AppError::NotSignedIn => "not_signed_in",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::UserNotFound => "user_not_found",
             AppError::Forbidden(_) => "forbidden",
             AppError::Session(_) => "session_store",
             AppError::Unavailable(_) => "unavailable",

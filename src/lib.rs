@@ -1,6 +1,7 @@
 //! identify-bridge: OpenID Connect sign-in for web apps, automatic profiles, enrichment traits
 //! and durable identify calls.
 
+pub mod admin_auth;
 pub mod client_ip;
 pub mod config;
 pub mod error;

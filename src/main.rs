@@ -1,12 +1,15 @@
 //! The `identify-bridge` command: thin; parses arguments, loads configuration, runs.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
 use identify_bridge::config::Settings;
 use identify_bridge::startup::{shutdown_signal, Application};
-use identify_bridge::telemetry;
+use identify_bridge::store::Store;
+use identify_bridge::{telemetry, traits};
 
 /// OpenID Connect sign-in bridge: login redirect, automatic profiles, identify calls.
 #[derive(Parser)]
@@ -16,19 +19,54 @@ struct Cli {
     command: Command,
 }
 
+/// Where the configuration comes from.
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// TOML configuration file; every key can also come from IDENTIFY_BRIDGE__SECTION__KEY.
+    #[arg(long, short, env = "IDENTIFY_BRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<Settings> {
+        Ok(Settings::load(self.config.as_deref())?)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the service.
-    Serve {
-        /// TOML configuration file; every key can also come from IDENTIFY_BRIDGE__SECTION__KEY.
-        #[arg(long, short, env = "IDENTIFY_BRIDGE_CONFIG")]
-        config: Option<PathBuf>,
-    },
+    Serve(ConfigArg),
     /// Validate a configuration and print it resolved, secrets redacted.
-    CheckConfig {
-        #[arg(long, short, env = "IDENTIFY_BRIDGE_CONFIG")]
-        config: Option<PathBuf>,
+    CheckConfig(ConfigArg),
+    /// Run the database migrations and exit.
+    Migrate(ConfigArg),
+    /// Show the traits a claim set (JSON on stdin) would produce for a provider; no network.
+    ///
+    /// Input: the merged ID-token + userinfo claims as one JSON object, or
+    /// `{"claims": {...}, "graph": {"me": {...}, "organization": {...}}}`.
+    Traits {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The provider's `name` in the configuration.
+        #[arg(long)]
+        provider: String,
     },
+    /// Look up or erase users.
+    Users {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Print a profile with its identities and traits as JSON.
+    Get { user_id: String },
+    /// Erase a profile, its identities, sessions and queued identify messages.
+    Delete { user_id: String },
 }
 
 fn main() -> ExitCode {
@@ -41,7 +79,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("identify-bridge: {e:#}");
             ExitCode::FAILURE
@@ -49,20 +87,110 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => {
-            let settings = Settings::load(config.as_deref())?;
+        Command::Serve(config) => {
+            let settings = config.load()?;
             telemetry::init(settings.log.format, &settings.log.level);
             let app = Application::build(settings).await?;
             tracing::info!(address = %app.local_addr(), "identify-bridge listening");
-            app.run_until_stopped(shutdown_signal()).await
+            app.run_until_stopped(shutdown_signal()).await?;
         }
-        Command::CheckConfig { config } => {
-            let settings = Settings::load(config.as_deref())?;
-            println!("{}", settings.to_redacted_json());
+        Command::CheckConfig(config) => {
+            let settings = config.load()?;
+            out(&settings.to_redacted_json());
             eprintln!("configuration is valid");
-            Ok(())
+        }
+        Command::Migrate(config) => {
+            let settings = config.load()?;
+            let store = connect(&settings).await?;
+            store.migrate().await?;
+            eprintln!("migrations applied ({:?})", store.backend());
+        }
+        Command::Traits { config, provider } => {
+            let settings = config.load()?;
+            let p = settings
+                .providers
+                .iter()
+                .find(|p| p.name == provider)
+                .with_context(|| format!("no provider named {provider:?} in the configuration"))?;
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).context("reading claims from stdin")?;
+            let value: serde_json::Value = serde_json::from_str(&input).context("stdin is not JSON")?;
+            let (claims, graph) = split_claims(value)?;
+            let mapping = p.trait_mapping();
+            let mapped = traits::map_traits(&traits::MappingInput {
+                kind: p.kind,
+                claims: &claims,
+                graph: graph.as_ref(),
+                mapping: &mapping,
+                signed_in_at: chrono::Utc::now(),
+            });
+            let out = serde_json::json!({
+                "traits": mapped.traits.to_map(),
+                "provenance": mapped.provenance,
+                "account_created_at": traits::account_created_at(p.kind, &claims, graph.as_ref()).map(traits::format_time),
+            });
+            out(&serde_json::to_string_pretty(&out)?);
+        }
+        Command::Users { config, action } => {
+            let settings = config.load()?;
+            let store = connect(&settings).await?;
+            match action {
+                UsersAction::Get { user_id } => match store.get_user(&user_id).await? {
+                    Some(user) => out(&serde_json::to_string_pretty(&user)?),
+                    None => {
+                        eprintln!("no user {user_id:?}");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+                UsersAction::Delete { user_id } => {
+                    if store.delete_user(&user_id).await? {
+                        eprintln!("user {user_id:?} erased");
+                    } else {
+                        eprintln!("no user {user_id:?}");
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Print a line to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(settings.database.url.expose())
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))
+}
+
+type Claims = serde_json::Map<String, serde_json::Value>;
+
+/// Accept bare claims or `{"claims": …, "graph": …}`.
+fn split_claims(
+    value: serde_json::Value,
+) -> anyhow::Result<(Claims, Option<identify_bridge::providers::graph::GraphProfile>)> {
+    let serde_json::Value::Object(mut map) = value else {
+        anyhow::bail!("stdin must hold a JSON object of claims");
+    };
+    let wrapped = matches!(map.get("claims"), Some(serde_json::Value::Object(_)))
+        && map.keys().all(|k| k == "claims" || k == "graph");
+    if wrapped {
+        let graph = match map.remove("graph") {
+            Some(g) => Some(serde_json::from_value(g).context("`graph` must be {\"me\": {...}, \"organization\": {...}}")?),
+            None => None,
+        };
+        let claims = match map.remove("claims") {
+            Some(serde_json::Value::Object(claims)) => claims,
+            _ => Claims::new(),
+        };
+        return Ok((claims, graph));
+    }
+    Ok((map, None))
 }

@@ -7,6 +7,7 @@ pub mod health;
 pub mod login;
 pub mod logout;
 pub mod me;
+pub mod users;
 
 use axum::Router;
 
@@ -22,4 +23,5 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(health::router())
         .merge(assets::router())
+        .merge(users::router())
 }

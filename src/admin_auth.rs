@@ -1,0 +1,59 @@
+//! Admin key check: `Authorization: Bearer <key>` or `x-api-key: <key>`, compared by SHA-256
+//! against `admin.api_key_hashes` in constant time.
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::AdminSettings;
+
+/// The key a request presents, if any.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Some(token) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+            return Some(token.trim());
+        }
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Whether `key` hashes to one of the configured hashes.
+pub fn key_matches(settings: &AdminSettings, key: &str) -> bool {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut ok = subtle::Choice::from(0);
+    for hash in &settings.api_key_hashes {
+        if let Ok(expected) = hex::decode(hash) {
+            if expected.len() == digest.len() {
+                ok |= expected.as_slice().ct_eq(digest.as_slice());
+            }
+        }
+    }
+    ok.into()
+}
+
+/// Whether the request may use the admin API.
+pub fn authorized(settings: &AdminSettings, headers: &HeaderMap) -> bool {
+    settings.open || presented_key(headers).is_some_and(|k| key_matches(settings, k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked_by_hash() {
+        let settings = AdminSettings {
+            api_key_hashes: vec![hex::encode(Sha256::digest(b"s3cret"))],
+            open: false,
+        };
+        let mut headers = HeaderMap::new();
+        assert!(!authorized(&settings, &headers));
+        headers.insert("authorization", "Bearer s3cret".parse().unwrap());
+        assert!(authorized(&settings, &headers));
+        headers.insert("authorization", "Bearer wrong".parse().unwrap());
+        assert!(!authorized(&settings, &headers));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "s3cret".parse().unwrap());
+        assert!(authorized(&settings, &headers));
+    }
+}
