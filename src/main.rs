@@ -126,12 +126,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mapping: &mapping,
                 signed_in_at: chrono::Utc::now(),
             });
-            let out = serde_json::json!({
+            let preview = serde_json::json!({
                 "traits": mapped.traits.to_map(),
                 "provenance": mapped.provenance,
                 "account_created_at": traits::account_created_at(p.kind, &claims, graph.as_ref()).map(traits::format_time),
             });
-            out(&serde_json::to_string_pretty(&out)?);
+            out(&serde_json::to_string_pretty(&preview)?);
         }
         Command::Users { config, action } => {
             let settings = config.load()?;
