@@ -629,7 +629,10 @@ impl Settings {
         self.validate_sinks()?;
         for (i, h) in self.admin.api_key_hashes.iter().enumerate() {
             if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err(format!("admin.api_key_hashes[{i}]"), "must be 64 hex digits (a SHA-256)"));
+                return Err(err(
+                    format!("admin.api_key_hashes[{i}]"),
+                    "must be 64 hex digits (a SHA-256)",
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();

@@ -55,7 +55,9 @@ pub enum AppError {
 impl AppError {
     pub fn status_code(&self) -> StatusCode {
         match self {
-            AppError::NotFound | AppError::UnknownProvider(_) | AppError::UserNotFound => StatusCode::NOT_FOUND,
+            AppError::NotFound | AppError::UnknownProvider(_) | AppError::UserNotFound => {
+                StatusCode::NOT_FOUND
+            }
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::ReturnTo(_)
             | AppError::BadRequest(_)

@@ -115,8 +115,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .find(|p| p.name == provider)
                 .with_context(|| format!("no provider named {provider:?} in the configuration"))?;
             let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input).context("reading claims from stdin")?;
-            let value: serde_json::Value = serde_json::from_str(&input).context("stdin is not JSON")?;
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .context("reading claims from stdin")?;
+            let value: serde_json::Value =
+                serde_json::from_str(&input).context("stdin is not JSON")?;
             let (claims, graph) = split_claims(value)?;
             let mapping = p.trait_mapping();
             let mapped = traits::map_traits(&traits::MappingInput {
@@ -175,7 +178,10 @@ type Claims = serde_json::Map<String, serde_json::Value>;
 /// Accept bare claims or `{"claims": …, "graph": …}`.
 fn split_claims(
     value: serde_json::Value,
-) -> anyhow::Result<(Claims, Option<identify_bridge::providers::graph::GraphProfile>)> {
+) -> anyhow::Result<(
+    Claims,
+    Option<identify_bridge::providers::graph::GraphProfile>,
+)> {
     let serde_json::Value::Object(mut map) = value else {
         anyhow::bail!("stdin must hold a JSON object of claims");
     };
@@ -183,7 +189,10 @@ fn split_claims(
         && map.keys().all(|k| k == "claims" || k == "graph");
     if wrapped {
         let graph = match map.remove("graph") {
-            Some(g) => Some(serde_json::from_value(g).context("`graph` must be {\"me\": {...}, \"organization\": {...}}")?),
+            Some(g) => Some(
+                serde_json::from_value(g)
+                    .context("`graph` must be {\"me\": {...}, \"organization\": {...}}")?,
+            ),
             None => None,
         };
         let claims = match map.remove("claims") {

@@ -24,7 +24,9 @@ fn require_admin(settings: &Settings, headers: &HeaderMap) -> Result<(), AppErro
     if admin_auth::authorized(&settings.admin, headers) {
         Ok(())
     } else {
-        Err(AppError::Unauthorized("A valid admin API key is required (Authorization: Bearer <key>).".into()))
+        Err(AppError::Unauthorized(
+            "A valid admin API key is required (Authorization: Bearer <key>).".into(),
+        ))
     }
 }
 
@@ -35,7 +37,10 @@ async fn get_user(
     Path(user_id): Path<String>,
 ) -> Result<Response, AppError> {
     require_admin(&settings, &headers)?;
-    let user = store.get_user(&user_id).await?.ok_or(AppError::UserNotFound)?;
+    let user = store
+        .get_user(&user_id)
+        .await?
+        .ok_or(AppError::UserNotFound)?;
     Ok(Json(json!({"status": "success", "data": user})).into_response())
 }
 

@@ -52,9 +52,9 @@ impl Kind {
         );
         match self {
             Kind::Google => format!("[[providers]]\nkind = \"google\"\nissuer = \"{}\"\n{common}", idp.issuer),
-            Kind::Oidc => format!("[[providers]]\nkind = \"oidc\"\nissuer = \"{}\"\n{common}", idp.issuer),
+            Kind::Oidc => format!("[[providers]]\nkind = \"oidc\"\nissuer = \"{}\"\nscopes = [\"openid\", \"profile\", \"email\", \"address\", \"phone\"]\n{common}", idp.issuer),
             Kind::Okta => format!(
-                "[[providers]]\nkind = \"okta\"\ndomain = \"{base}\"\nauthorization_server = \"default\"\n{common}"
+                "[[providers]]\nkind = \"okta\"\ndomain = \"{base}\"\nauthorization_server = \"default\"\nscopes = [\"openid\", \"profile\", \"email\", \"address\", \"phone\"]\n{common}"
             ),
             Kind::Microsoft => format!(
                 "[[providers]]\nkind = \"microsoft\"\ntenant = \"{MS_TENANT}\"\nauthority = \"{base}\"\n{common}"
@@ -69,6 +69,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub idp: TestIdp,
     pub kind: Kind,
+    pub store: identify_bridge::store::Store,
     stop: CancellationToken,
     _data: tempfile::TempDir,
 }
@@ -80,6 +81,8 @@ pub struct AppOptions {
     /// Extra TOML appended to the configuration.
     pub extra_toml: String,
     pub login_timeout_secs: u64,
+    /// Run on this database instead of a fresh SQLite file.
+    pub database_url: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -88,6 +91,7 @@ impl Default for AppOptions {
             kind: Kind::Google,
             extra_toml: String::new(),
             login_timeout_secs: 600,
+            database_url: None,
         }
     }
 }
@@ -126,7 +130,7 @@ provider_timeout_secs = 5
 login_timeout_secs = {timeout}
 
 [database]
-url = "sqlite://{db}"
+url = "{db}"
 
 [log]
 format = "pretty"
@@ -136,7 +140,10 @@ level = "warn"
 {extra}
 "#,
         timeout = options.login_timeout_secs,
-        db = data.path().join("bridge.db").display(),
+        db = options
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", data.path().join("bridge.db").display())),
         provider = kind.toml(&idp),
         extra = options.extra_toml,
     );
@@ -156,6 +163,7 @@ level = "warn"
         "provider discovery failed"
     );
     let stop = app.stop_token();
+    let store = app.store().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let client = reqwest::Client::builder()
         .redirect(Policy::none())
@@ -168,6 +176,7 @@ level = "warn"
         client,
         idp,
         kind,
+        store,
         stop,
         _data: data,
     }
@@ -191,6 +200,11 @@ pub fn location(response: &reqwest::Response) -> String {
 }
 
 impl TestApp {
+    /// The same app seen from another browser (its own cookie jar).
+    pub fn with_client(app: &TestApp, client: reqwest::Client) -> TestAppView<'_> {
+        TestAppView { app, client }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -206,9 +220,15 @@ impl TestApp {
     /// Begin a sign-in and follow the provider's redirects until it sends the browser back
     /// to our callback; returns that callback URL (not yet requested).
     pub async fn start_sign_in(&self, query: &str) -> String {
-        let response = self
-            .get(&format!("/login/{}?{query}", self.kind.name()))
-            .await;
+        self.start_sign_in_with(&self.client, query).await
+    }
+
+    pub async fn start_sign_in_with(&self, client: &reqwest::Client, query: &str) -> String {
+        let response = client
+            .get(self.url(&format!("/login/{}?{query}", self.kind.name())))
+            .send()
+            .await
+            .expect("login request");
         assert!(
             response.status().is_redirection(),
             "login answered {}",
@@ -223,8 +243,7 @@ impl TestApp {
                 .unwrap()
                 .join(&next)
                 .unwrap();
-            let response = self
-                .client
+            let response = client
                 .get(target.clone())
                 .send()
                 .await
@@ -243,16 +262,21 @@ impl TestApp {
 
     /// A whole sign-in; returns the callback's response.
     pub async fn sign_in(&self, login_hint: &str, return_to: Option<&str>) -> reqwest::Response {
+        self.sign_in_with(&self.client, login_hint, return_to).await
+    }
+
+    pub async fn sign_in_with(
+        &self,
+        client: &reqwest::Client,
+        login_hint: &str,
+        return_to: Option<&str>,
+    ) -> reqwest::Response {
         let mut query = format!("login_hint={login_hint}");
         if let Some(r) = return_to {
             query.push_str(&format!("&return_to={}", urlencode(r)));
         }
-        let callback = self.start_sign_in(&query).await;
-        self.client
-            .get(callback)
-            .send()
-            .await
-            .expect("callback request")
+        let callback = self.start_sign_in_with(client, &query).await;
+        client.get(callback).send().await.expect("callback request")
     }
 
     pub async fn me(&self) -> (StatusCode, serde_json::Value) {
@@ -285,4 +309,26 @@ pub fn with_param(url: &str, key: &str, value: &str) -> String {
         .collect();
     parsed.query_pairs_mut().clear().extend_pairs(pairs);
     parsed.to_string()
+}
+
+/// Another browser on the same app.
+pub struct TestAppView<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+}
+
+impl TestAppView<'_> {
+    pub async fn sign_in(&self, login_hint: &str, return_to: Option<&str>) -> reqwest::Response {
+        self.app
+            .sign_in_with(&self.client, login_hint, return_to)
+            .await
+    }
+    pub async fn me(&self) -> (StatusCode, serde_json::Value) {
+        let response = self.client.get(self.app.url("/me")).send().await.unwrap();
+        let status = response.status();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
 }

@@ -4,5 +4,7 @@ mod helpers;
 mod idp;
 mod idp_smoke;
 mod microsoft_common;
+mod pg;
+mod profiles;
 mod readiness;
 mod sign_in;
