@@ -85,6 +85,8 @@ pub struct Settings {
     #[serde(default)]
     pub admin: AdminSettings,
     #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+    #[serde(default)]
     pub providers: Vec<ProviderSettings>,
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
@@ -200,6 +202,22 @@ impl SinkSettings {
             SinkFormat::Seed => TimestampRule::CreatedAt,
             SinkFormat::Thrivestack | SinkFormat::Segment => TimestampRule::EventTime,
         })
+    }
+}
+
+/// Request rate limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Requests per minute per client IP on `/login/*` and `/callback/*` (0 = no limit).
+    pub login_per_minute: u32,
+    /// Burst allowance on top of the steady rate.
+    pub login_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        RateLimitSettings { login_per_minute: 60, login_burst: 20 }
     }
 }
 
@@ -544,6 +562,7 @@ impl Settings {
             "log": LogSettings::default(),
             "accounts": AccountSettings::default(),
             "admin": AdminSettings::default(),
+            "rate_limit": RateLimitSettings::default(),
         })
     }
 

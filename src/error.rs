@@ -247,6 +247,52 @@ impl IntoResponse for AppError {
     }
 }
 
+/// A 4xx/5xx response nobody shaped: plain text or no body at all.
+fn needs_shaping(response: &Response) -> bool {
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return false;
+    }
+    match response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(ct) => ct.starts_with("text/plain"),
+    }
+}
+
+impl ErrorInfo {
+    /// Shape an unshaped error response by its status; a short client-error text is kept as
+    /// the message (axum's rejections name the field at fault), server errors never show it.
+    pub fn from_status(status: StatusCode, text: String) -> ErrorInfo {
+        let (code, title, default) = match status {
+            StatusCode::BAD_REQUEST => ("INVALID_REQUEST", "Bad request", "The request is not valid."),
+            StatusCode::UNAUTHORIZED => ("UNAUTHORIZED", "Not authorised", "Authentication is required."),
+            StatusCode::FORBIDDEN => ("FORBIDDEN", "Not allowed", "This is not allowed."),
+            StatusCode::NOT_FOUND => ("NOT_FOUND", "Page not found", "There is nothing at this address."),
+            StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "Method not allowed", "This method is not allowed here."),
+            StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "Request too large", "The request body is too large."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type", "Send Content-Type: application/json."),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("INVALID_REQUEST", "Headers too large", "The request headers are too large."),
+            StatusCode::TOO_MANY_REQUESTS => ("RATE_LIMITED", "Too many requests", "Too many requests. Please wait a moment and try again."),
+            s if s.is_server_error() => ("INTERNAL_ERROR", "Something went wrong", "An unexpected error happened on our side. Please try again."),
+            _ => ("INVALID_REQUEST", "Request refused", "The request was refused."),
+        };
+        let message = if status.is_client_error() && !text.is_empty() && text.len() <= 300 && status != StatusCode::NOT_FOUND {
+            text.clone()
+        } else {
+            default.to_string()
+        };
+        ErrorInfo {
+            status,
+            code,
+            title: title.to_string(),
+            message,
+            detail: text,
+            reason: "rejected",
+            json: None,
+            action: None,
+        }
+    }
+}
+
 impl IntoResponse for ErrorInfo {
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();
@@ -286,8 +332,19 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         .unwrap_or("")
         .to_string();
     let mut response = next.run(request).await;
-    let Some(info) = response.extensions_mut().remove::<ErrorInfo>() else {
-        return response;
+    let info = match response.extensions_mut().remove::<ErrorInfo>() {
+        Some(info) => info,
+        None if needs_shaping(&response) => {
+            // An error from a layer or extractor (axum rejections, body/header limits): give it
+            // the same shape as ours.
+            let status = response.status();
+            let (parts, body) = response.into_parts();
+            let text = axum::body::to_bytes(body, 2048).await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&text).trim().to_string();
+            response = Response::from_parts(parts, axum::body::Body::empty());
+            ErrorInfo::from_status(status, text)
+        }
+        None => return response,
     };
     if info.status.is_server_error() {
         tracing::error!(%method, %path, status = info.status.as_u16(), reason = info.reason, detail = %info.detail, "request failed");

@@ -46,3 +46,29 @@ pub fn graph_failure(provider: &str) {
     metrics::counter!("identify_bridge_graph_failures_total", "provider" => provider.to_string())
         .increment(1);
 }
+
+/// Outbox depth and oldest pending age per sink, read from the store (at scrape time).
+pub async fn record_outbox(store: &crate::store::Store) {
+    match store.outbox_stats(chrono::Utc::now()).await {
+        Ok(stats) => {
+            for s in stats {
+                metrics::gauge!("identify_bridge_outbox_pending", "sink" => s.sink.clone()).set(s.pending as f64);
+                metrics::gauge!("identify_bridge_outbox_dead", "sink" => s.sink.clone()).set(s.dead as f64);
+                metrics::gauge!("identify_bridge_outbox_oldest_pending_seconds", "sink" => s.sink.clone())
+                    .set(s.oldest_pending_age.map(|d| d.as_secs_f64()).unwrap_or(0.0));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "reading outbox stats for metrics failed"),
+    }
+}
+
+/// A call to a provider endpoint and how long it took.
+pub fn provider_call(provider: &str, stage: &'static str, seconds: f64) {
+    metrics::histogram!("identify_bridge_provider_call_seconds", "provider" => provider.to_string(), "stage" => stage)
+        .record(seconds);
+}
+
+/// A request refused by a rate limit.
+pub fn rate_limited(scope: &'static str) {
+    metrics::counter!("identify_bridge_rate_limited_total", "scope" => scope).increment(1);
+}

@@ -53,6 +53,7 @@ impl Application {
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
+        crate::metrics::install();
         let store = Store::connect(settings.database.url.expose())
             .await
             .map_err(|e| anyhow::anyhow!("database: {e}"))?;
@@ -84,7 +85,7 @@ impl Application {
             .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
                 settings.session.idle_timeout_secs as i64,
             )));
-        let router = routes::router()
+        let router = routes::router(&settings)
             .fallback(error::not_found)
             .layer(session_layer)
             .layer(axum::middleware::from_fn({
@@ -92,7 +93,13 @@ impl Application {
                 move |req, next| crate::client_ip::resolve(header.clone(), req, next)
             }))
             .layer(CatchPanicLayer::custom(error::panic_response))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::hardening::MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn(crate::hardening::limit_headers))
             .layer(axum::middleware::from_fn(error::render_errors))
+            .layer(axum::middleware::from_fn({
+                let hsts = settings.server.public_url.scheme() == "https";
+                move |req, next| crate::hardening::security_headers(hsts, req, next)
+            }))
             .layer(
                 ServiceBuilder::new()
                     .layer(SetSensitiveHeadersLayer::new([

@@ -1,4 +1,4 @@
-//! `/healthz` (the process is alive) and `/readyz` (it can serve sign-ins).
+//! `/healthz` (the process is alive), `/readyz` (it can serve sign-ins) and `/metrics`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,11 +9,22 @@ use serde_json::{json, Map, Value};
 
 use crate::providers::Providers;
 use crate::state::AppState;
+use crate::store::Store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Prometheus text format.
+async fn metrics(State(store): State<Store>) -> impl IntoResponse {
+    crate::metrics::record_outbox(&store).await;
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::install().render(),
+    )
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -21,9 +32,30 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// 200 when every part is ready, else 503; the body says which part is not.
-async fn readyz(State(providers): State<Providers>) -> impl IntoResponse {
+async fn readyz(
+    State(providers): State<Providers>,
+    State(store): State<Store>,
+    State(settings): State<std::sync::Arc<crate::config::Settings>>,
+) -> impl IntoResponse {
     let mut parts = Map::new();
     let mut ready = true;
+    match tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await {
+        Ok(Ok(())) => {
+            parts.insert("database".into(), json!({"ready": true}));
+        }
+        Ok(Err(e)) => {
+            ready = false;
+            parts.insert("database".into(), json!({"ready": false, "error": e.to_string()}));
+        }
+        Err(_) => {
+            ready = false;
+            parts.insert("database".into(), json!({"ready": false, "error": "no answer within 2 s"}));
+        }
+    }
+    parts.insert(
+        "sinks".into(),
+        json!({"ready": true, "configured": settings.sinks.iter().map(|s| s.name.clone()).collect::<Vec<_>>()}),
+    );
     for p in providers.iter() {
         let ok = p.is_ready();
         ready &= ok;

@@ -13,11 +13,17 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// Every route of the service.
-pub fn router() -> Router<AppState> {
+/// Every route of the service. `/login/*` and `/callback/*` are rate-limited per client IP.
+pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
+    let mut sign_in = Router::new().merge(login::router()).merge(callback::router());
+    if settings.rate_limit.login_per_minute > 0 {
+        let limiter = crate::rate_limit::IpLimiter::new(settings.rate_limit.login_per_minute, settings.rate_limit.login_burst);
+        sign_in = sign_in.layer(axum::middleware::from_fn(move |req, next| {
+            crate::rate_limit::limit_by_ip(limiter.clone(), req, next)
+        }));
+    }
     Router::new()
-        .merge(login::router())
-        .merge(callback::router())
+        .merge(sign_in)
         .merge(me::router())
         .merge(logout::router())
         .merge(auth::router())
