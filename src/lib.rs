@@ -2,6 +2,7 @@
 //! and durable identify calls.
 
 pub mod config;
+pub mod dev_idp;
 pub mod error;
 pub mod providers;
 pub mod return_to;
