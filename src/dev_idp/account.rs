@@ -179,7 +179,10 @@ impl TypedAccount {
         let mut text = |field: &'static str, label: &str, value: &str, max: usize| {
             let value = value.trim();
             if value.chars().any(char::is_control) {
-                errors.push((field, format!("{label} contains characters that are not allowed.")));
+                errors.push((
+                    field,
+                    format!("{label} contains characters that are not allowed."),
+                ));
             } else if value.chars().count() > max {
                 errors.push((field, format!("{label} must be at most {max} characters.")));
             }
@@ -202,8 +205,15 @@ impl TypedAccount {
         }
         if let Some(p) = &phone {
             let digits = p.chars().filter(char::is_ascii_digit).count();
-            if digits < 5 || !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
-                errors.push(("phone", "Enter a phone number like +44 20 7946 0321.".into()));
+            if digits < 5
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+            {
+                errors.push((
+                    "phone",
+                    "Enter a phone number like +44 20 7946 0321.".into(),
+                ));
             }
         }
         if !errors.is_empty() {
@@ -238,9 +248,9 @@ fn plausible_email(email: &str) -> bool {
         && local.len() <= 64
         && !local.chars().any(|c| c.is_whitespace() || c == '@')
         && domain.contains('.')
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-'))
+        && domain.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 impl Account {
@@ -260,8 +270,16 @@ impl Account {
         });
         StandardClaims::new(SubjectIdentifier::new(self.subject()))
             .set_name(self.name.clone().map(|n| EndUserName::new(n).into()))
-            .set_given_name(self.given_name.clone().map(|n| EndUserGivenName::new(n).into()))
-            .set_family_name(self.family_name.clone().map(|n| EndUserFamilyName::new(n).into()))
+            .set_given_name(
+                self.given_name
+                    .clone()
+                    .map(|n| EndUserGivenName::new(n).into()),
+            )
+            .set_family_name(
+                self.family_name
+                    .clone()
+                    .map(|n| EndUserFamilyName::new(n).into()),
+            )
             .set_email(Some(EndUserEmail::new(self.email.clone())))
             .set_email_verified(Some(true))
             .set_phone_number(self.phone.clone().map(EndUserPhoneNumber::new))

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::account::{Account, Persona, TypedAccount};
-use super::views::{message_page, SignInPage};
 use super::store::{random_secret, CodeGrant, CODE_TTL};
+use super::views::{message_page, SignInPage};
 use super::{Client, DevIdp, USER_SCOPES};
 
 /// Longest `state` / `nonce` accepted.
@@ -133,7 +133,12 @@ pub async fn sign_in(State(idp): State<DevIdp>, Form(form): Form<SignInForm>) ->
                     .into_response_with(StatusCode::UNPROCESSABLE_ENTITY);
             }
         },
-        _ => return refuse(&idp, Refusal::Page("The sign-in form was not filled in as expected.".into())),
+        _ => {
+            return refuse(
+                &idp,
+                Refusal::Page("The sign-in form was not filled in as expected.".into()),
+            )
+        }
     };
     issue_code(&idp, request, account)
 }
@@ -201,20 +206,32 @@ pub fn check_request(idp: &DevIdp, params: AuthParams) -> Result<ValidRequest, R
         })
     };
     if params.response_type != "code" {
-        return bad("unsupported_response_type", "Only response_type=code is supported.");
+        return bad(
+            "unsupported_response_type",
+            "Only response_type=code is supported.",
+        );
     }
     let scopes: Vec<&str> = params.scope.split_whitespace().collect();
     if !scopes.contains(&"openid") {
         return bad("invalid_scope", "The scope must include openid.");
     }
     if params.code_challenge_method != "S256" || !is_s256_challenge(&params.code_challenge) {
-        return bad("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256.");
+        return bad(
+            "invalid_request",
+            "PKCE is required: code_challenge with code_challenge_method=S256.",
+        );
     }
     if params.state.is_empty() || params.state.chars().count() > MAX_OPAQUE_CHARS {
-        return bad("invalid_request", "A state parameter (at most 512 characters) is required.");
+        return bad(
+            "invalid_request",
+            "A state parameter (at most 512 characters) is required.",
+        );
     }
     if params.nonce.is_empty() || params.nonce.chars().count() > MAX_OPAQUE_CHARS {
-        return bad("invalid_request", "A nonce parameter (at most 512 characters) is required.");
+        return bad(
+            "invalid_request",
+            "A nonce parameter (at most 512 characters) is required.",
+        );
     }
     let scope = scopes
         .iter()

@@ -83,7 +83,10 @@ impl SigningKey {
         );
         let signature = self
             .key
-            .sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, input.as_bytes())
+            .sign(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                input.as_bytes(),
+            )
             .map_err(|e| anyhow::anyhow!("signing failed: {e}"))?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
@@ -97,7 +100,9 @@ fn create_key_file(data_dir: &Path, path: &Path) -> anyhow::Result<String> {
     tracing::info!(path = %path.display(), "generating the development provider's signing key");
     let rsa = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, KEY_BITS)
         .context("RSA key generation failed")?;
-    let pem = rsa.to_pkcs1_pem(LineEnding::LF).context("PEM encoding failed")?;
+    let pem = rsa
+        .to_pkcs1_pem(LineEnding::LF)
+        .context("PEM encoding failed")?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -109,8 +114,9 @@ fn create_key_file(data_dir: &Path, path: &Path) -> anyhow::Result<String> {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(pem.to_string())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+        }
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
 }

@@ -121,10 +121,7 @@ impl DevIdp {
     /// All routes, to be nested by the caller with `Router::nest("/dev-idp", idp.router())`.
     pub fn router(&self) -> Router {
         Router::new()
-            .route(
-                "/.well-known/openid-configuration",
-                get(pages::discovery),
-            )
+            .route("/.well-known/openid-configuration", get(pages::discovery))
             .route("/jwks", get(pages::jwks))
             .route(
                 "/authorize",
@@ -143,7 +140,10 @@ impl DevIdp {
 
     /// `{issuer}/{path}`.
     pub(crate) fn endpoint(&self, path: &str) -> String {
-        format!("{}/{path}", self.inner.issuer.as_str().trim_end_matches('/'))
+        format!(
+            "{}/{path}",
+            self.inner.issuer.as_str().trim_end_matches('/')
+        )
     }
 
     pub(crate) fn client(&self, client_id: &str) -> Option<Client> {

@@ -72,9 +72,10 @@ pub async fn userinfo(State(idp): State<DevIdp>, headers: HeaderMap) -> Response
             };
             let body = json!({ "error": "invalid_token" });
             let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
             response
         }
     }

@@ -13,7 +13,9 @@ use axum::Json;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{Duration, Utc};
-use openidconnect::core::{CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm};
+use openidconnect::core::{
+    CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+};
 use openidconnect::{AccessToken, Audience, ClientId, IdToken, IdTokenClaims, IssuerUrl, Nonce};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -23,8 +25,12 @@ use super::store::{random_secret, CodeGrant, TokenGrant, ACCESS_TOKEN_TTL};
 use super::{Client, DevIdp, SERVICE_SCOPES};
 use crate::providers::oidc::ExtraClaims;
 
-type DevIdToken =
-    IdToken<ExtraClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type DevIdToken = IdToken<
+    ExtraClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 /// An RFC 6749 §5.2 error response.
 #[derive(Debug)]
@@ -78,7 +84,10 @@ fn token_response(idp: &DevIdp, headers: &HeaderMap, body: &[u8]) -> Result<Valu
     let mut params = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(body) {
         if params.insert(name.to_string(), value.to_string()).is_some() {
-            return Err(OAuthError::new("invalid_request", format!("parameter {name} repeated")));
+            return Err(OAuthError::new(
+                "invalid_request",
+                format!("parameter {name} repeated"),
+            ));
         }
     }
     let client = authenticate_client(idp, headers, &params)?;
@@ -87,10 +96,16 @@ fn token_response(idp: &DevIdp, headers: &HeaderMap, body: &[u8]) -> Result<Valu
         return Err(OAuthError::new("invalid_request", "grant_type is required"));
     }
     if !["authorization_code", "client_credentials"].contains(&grant_type) {
-        return Err(OAuthError::new("unsupported_grant_type", format!("grant_type {grant_type:?} is not supported")));
+        return Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("grant_type {grant_type:?} is not supported"),
+        ));
     }
     if !client.allows_grant(grant_type) {
-        return Err(OAuthError::new("unauthorized_client", format!("this client may not use {grant_type}")));
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            format!("this client may not use {grant_type}"),
+        ));
     }
     if grant_type == "authorization_code" {
         exchange_code(idp, &client, &params)
@@ -115,19 +130,38 @@ fn authenticate_client(
         .transpose()?;
     let (client_id, secret) = match (basic, params.get("client_secret")) {
         (Some(_), Some(_)) => {
-            return Err(OAuthError::new("invalid_request", "use one client authentication method, not two"));
+            return Err(OAuthError::new(
+                "invalid_request",
+                "use one client authentication method, not two",
+            ));
         }
         (Some((id, secret)), None) => {
-            if params.get("client_id").is_some_and(|body_id| *body_id != id) {
-                return Err(OAuthError::new("invalid_client", "client_id differs from the authenticated client"));
+            if params
+                .get("client_id")
+                .is_some_and(|body_id| *body_id != id)
+            {
+                return Err(OAuthError::new(
+                    "invalid_client",
+                    "client_id differs from the authenticated client",
+                ));
             }
             (id, secret)
         }
         (None, Some(secret)) => match params.get("client_id") {
             Some(id) => (id.clone(), secret.clone()),
-            None => return Err(OAuthError::new("invalid_request", "client_id is required with client_secret")),
+            None => {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "client_id is required with client_secret",
+                ))
+            }
         },
-        (None, None) => return Err(OAuthError::new("invalid_client", "client authentication is required")),
+        (None, None) => {
+            return Err(OAuthError::new(
+                "invalid_client",
+                "client authentication is required",
+            ))
+        }
     };
     let client = idp.client(&client_id);
     let matches = client
@@ -135,7 +169,10 @@ fn authenticate_client(
         .is_some_and(|c| bool::from(c.client_secret.as_bytes().ct_eq(secret.as_bytes())));
     match client {
         Some(client) if matches => Ok(client),
-        _ => Err(OAuthError::new("invalid_client", "unknown client or wrong secret")),
+        _ => Err(OAuthError::new(
+            "invalid_client",
+            "unknown client or wrong secret",
+        )),
     }
 }
 
@@ -164,25 +201,41 @@ fn exchange_code(
     if param("code").is_empty() {
         return Err(OAuthError::new("invalid_request", "code is required"));
     }
-    let grant = idp
-        .codes()
-        .take(param("code"))
-        .ok_or_else(|| OAuthError::new("invalid_grant", "the code is unknown, expired or already used"))?;
+    let grant = idp.codes().take(param("code")).ok_or_else(|| {
+        OAuthError::new(
+            "invalid_grant",
+            "the code is unknown, expired or already used",
+        )
+    })?;
     if grant.client_id != client.client_id {
-        return Err(OAuthError::new("invalid_grant", "the code was issued to another client"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the code was issued to another client",
+        ));
     }
     if grant.redirect_uri != param("redirect_uri") {
-        return Err(OAuthError::new("invalid_grant", "redirect_uri differs from the authorization request"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "redirect_uri differs from the authorization request",
+        ));
     }
     let verifier = param("code_verifier");
     if verifier.is_empty() {
-        return Err(OAuthError::new("invalid_request", "code_verifier is required (PKCE)"));
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code_verifier is required (PKCE)",
+        ));
     }
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let well_formed = (43..=128).contains(&verifier.len())
-        && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     if !well_formed || !bool::from(challenge.as_bytes().ct_eq(grant.code_challenge.as_bytes())) {
-        return Err(OAuthError::new("invalid_grant", "code_verifier does not match the code_challenge"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "code_verifier does not match the code_challenge",
+        ));
     }
     let access_token = random_secret();
     let token_grant = TokenGrant {
@@ -242,10 +295,16 @@ fn grant_client_credentials(
     let granted: Vec<&str> = if requested.is_empty() {
         SERVICE_SCOPES.to_vec()
     } else {
-        requested.into_iter().filter(|s| SERVICE_SCOPES.contains(s)).collect()
+        requested
+            .into_iter()
+            .filter(|s| SERVICE_SCOPES.contains(s))
+            .collect()
     };
     if granted.is_empty() {
-        return Err(OAuthError::new("invalid_scope", format!("grantable scopes: {}", SERVICE_SCOPES.join(" "))));
+        return Err(OAuthError::new(
+            "invalid_scope",
+            format!("grantable scopes: {}", SERVICE_SCOPES.join(" ")),
+        ));
     }
     let scope = granted.join(" ");
     let now = Utc::now().timestamp();
@@ -259,10 +318,9 @@ fn grant_client_credentials(
         "exp": now + ACCESS_TOKEN_TTL.as_secs() as i64,
         "jti": random_secret(),
     });
-    let access_token = idp
-        .key()
-        .sign_jwt("at+jwt", &claims)
-        .map_err(|e| OAuthError::new("server_error", format!("cannot sign the access token: {e}")))?;
+    let access_token = idp.key().sign_jwt("at+jwt", &claims).map_err(|e| {
+        OAuthError::new("server_error", format!("cannot sign the access token: {e}"))
+    })?;
     tracing::info!(client_id = %client.client_id, %scope, "development provider issued a client-credentials token");
     Ok(json!({
         "access_token": access_token,

@@ -70,7 +70,12 @@ impl SignInPage {
                 checked: p.id == selected,
             })
             .collect();
-        let error_for = |id: &str| errors.iter().find(|(f, _)| *f == id).map(|(_, m)| m.clone());
+        let error_for = |id: &str| {
+            errors
+                .iter()
+                .find(|(f, _)| *f == id)
+                .map(|(_, m)| m.clone())
+        };
         let field = |id, label, kind, autocomplete, max_chars, required, value: String| FieldView {
             id,
             label,
@@ -82,16 +87,75 @@ impl SignInPage {
             error: error_for(id),
         };
         let fields = vec![
-            field("name", "Full name", "text", "name", MAX_FIELD_CHARS, false, typed.name),
-            field("email", "Email (required)", "email", "email", MAX_EMAIL_CHARS, true, typed.email),
-            field("company", "Company", "text", "organization", MAX_FIELD_CHARS, false, typed.company),
-            field("title", "Job title", "text", "organization-title", MAX_FIELD_CHARS, false, typed.title),
-            field("city", "City", "text", "address-level2", MAX_FIELD_CHARS, false, typed.city),
-            field("country", "Country", "text", "country-name", MAX_FIELD_CHARS, false, typed.country),
-            field("phone", "Phone", "tel", "tel", MAX_PHONE_CHARS, false, typed.phone),
+            field(
+                "name",
+                "Full name",
+                "text",
+                "name",
+                MAX_FIELD_CHARS,
+                false,
+                typed.name,
+            ),
+            field(
+                "email",
+                "Email (required)",
+                "email",
+                "email",
+                MAX_EMAIL_CHARS,
+                true,
+                typed.email,
+            ),
+            field(
+                "company",
+                "Company",
+                "text",
+                "organization",
+                MAX_FIELD_CHARS,
+                false,
+                typed.company,
+            ),
+            field(
+                "title",
+                "Job title",
+                "text",
+                "organization-title",
+                MAX_FIELD_CHARS,
+                false,
+                typed.title,
+            ),
+            field(
+                "city",
+                "City",
+                "text",
+                "address-level2",
+                MAX_FIELD_CHARS,
+                false,
+                typed.city,
+            ),
+            field(
+                "country",
+                "Country",
+                "text",
+                "country-name",
+                MAX_FIELD_CHARS,
+                false,
+                typed.country,
+            ),
+            field(
+                "phone",
+                "Phone",
+                "tel",
+                "tel",
+                MAX_PHONE_CHARS,
+                false,
+                typed.phone,
+            ),
         ];
         let persona_error = error_for("persona");
-        let typed_errors = errors.into_iter().filter(|(f, _)| *f != "persona").collect();
+        let typed_errors = errors
+            .into_iter()
+            .filter(|(f, _)| *f != "persona")
+            .collect();
         SignInPage {
             client_id: request.client.client_id.clone(),
             return_origin: request.redirect_uri.origin().ascii_serialization(),
