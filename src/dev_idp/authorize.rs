@@ -13,7 +13,8 @@ use axum::Form;
 use serde::Deserialize;
 use url::Url;
 
-use super::account::{Account, Persona, TypedAccount};
+use super::account::{Account, TypedAccount};
+use super::personas::Persona;
 use super::store::{random_secret, CodeGrant, CODE_TTL};
 use super::views::{message_page, SignInPage};
 use super::{Client, DevIdp, USER_SCOPES};

@@ -11,8 +11,10 @@
 
 mod account;
 mod authorize;
+mod client_auth;
 mod keys;
 mod pages;
+mod personas;
 mod store;
 mod token;
 mod views;
@@ -25,7 +27,8 @@ use axum::routing::get;
 use axum::Router;
 use url::Url;
 
-pub use account::{Account, PERSONAS};
+pub use account::Account;
+pub use personas::{Persona, PERSONAS};
 
 use keys::SigningKey;
 use store::{CodeGrant, ExpiringMap, TokenGrant};

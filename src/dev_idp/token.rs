@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use openidconnect::core::{
@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::client_auth::authenticate_client;
 use super::store::{random_secret, CodeGrant, TokenGrant, ACCESS_TOKEN_TTL};
 use super::{Client, DevIdp, SERVICE_SCOPES};
 use crate::providers::oidc::ExtraClaims;
@@ -41,7 +42,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(error: &'static str, description: impl Into<String>) -> Self {
+    pub(super) fn new(error: &'static str, description: impl Into<String>) -> Self {
         let status = match error {
             "invalid_client" => StatusCode::UNAUTHORIZED,
             "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
@@ -112,82 +113,6 @@ fn token_response(idp: &DevIdp, headers: &HeaderMap, body: &[u8]) -> Result<Valu
     } else {
         grant_client_credentials(idp, &client, &params)
     }
-}
-
-/// The client's id and secret from HTTP Basic (form-urlencoded, RFC 6749 §2.3.1) or the body;
-/// exactly one method, secrets compared in constant time.
-fn authenticate_client(
-    idp: &DevIdp,
-    headers: &HeaderMap,
-    params: &HashMap<String, String>,
-) -> Result<Client, OAuthError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .map(|(_, value)| decode_basic(value.trim()))
-        .transpose()?;
-    let (client_id, secret) = match (basic, params.get("client_secret")) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::new(
-                "invalid_request",
-                "use one client authentication method, not two",
-            ));
-        }
-        (Some((id, secret)), None) => {
-            if params
-                .get("client_id")
-                .is_some_and(|body_id| *body_id != id)
-            {
-                return Err(OAuthError::new(
-                    "invalid_client",
-                    "client_id differs from the authenticated client",
-                ));
-            }
-            (id, secret)
-        }
-        (None, Some(secret)) => match params.get("client_id") {
-            Some(id) => (id.clone(), secret.clone()),
-            None => {
-                return Err(OAuthError::new(
-                    "invalid_request",
-                    "client_id is required with client_secret",
-                ))
-            }
-        },
-        (None, None) => {
-            return Err(OAuthError::new(
-                "invalid_client",
-                "client authentication is required",
-            ))
-        }
-    };
-    let client = idp.client(&client_id);
-    let matches = client
-        .as_ref()
-        .is_some_and(|c| bool::from(c.client_secret.as_bytes().ct_eq(secret.as_bytes())));
-    match client {
-        Some(client) if matches => Ok(client),
-        _ => Err(OAuthError::new(
-            "invalid_client",
-            "unknown client or wrong secret",
-        )),
-    }
-}
-
-fn decode_basic(value: &str) -> Result<(String, String), OAuthError> {
-    let invalid = || OAuthError::new("invalid_client", "malformed Basic credentials");
-    let decoded = STANDARD.decode(value).map_err(|_| invalid())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
-    let unescape = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|s| s.into_owned())
-            .map_err(|_| invalid())
-    };
-    Ok((unescape(id)?, unescape(secret)?))
 }
 
 /// The authorization-code grant: the code is taken out first, so it works at most once even

@@ -5,8 +5,9 @@ use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::account::{TypedAccount, MAX_EMAIL_CHARS, MAX_FIELD_CHARS, MAX_PHONE_CHARS, PERSONAS};
+use super::account::{TypedAccount, MAX_EMAIL_CHARS, MAX_FIELD_CHARS, MAX_PHONE_CHARS};
 use super::authorize::ValidRequest;
+use super::personas::PERSONAS;
 
 #[derive(Template)]
 #[template(path = "dev_idp_authorize.html")]
