@@ -371,6 +371,39 @@ async fn typed_details_reach_the_id_token() {
 }
 
 #[tokio::test]
+async fn the_sign_in_form_labels_every_input_and_offers_every_persona() {
+    let idp = spawn_idp().await;
+    let pending = idp.begin().await;
+    let html = idp
+        .http
+        .get(pending.url.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let inputs =
+        regex::Regex::new(r#"<input type="(\w+)" (?:name="[^"]*" )?id="([^"]+)""#).unwrap();
+    let ids: Vec<String> = inputs
+        .captures_iter(&html)
+        .map(|c| c[2].to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        identify_bridge::dev_idp::PERSONAS.len() + 7,
+        "{html}"
+    );
+    for id in ids {
+        assert!(
+            html.contains(&format!(r#"<label for="{id}">"#)),
+            "no label for {id}"
+        );
+    }
+    assert!(!html.contains("<script"));
+}
+
+#[tokio::test]
 async fn a_typed_email_that_is_not_plausible_shows_the_form_again() {
     let idp = spawn_idp().await;
     let pending = idp.begin().await;

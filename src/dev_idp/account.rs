@@ -193,3 +193,98 @@ impl Account {
         claims
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(email: &str) -> TypedAccount {
+        TypedAccount {
+            email: email.into(),
+            ..TypedAccount::default()
+        }
+    }
+
+    #[test]
+    fn plausible_emails_are_accepted_and_others_named() {
+        for (email, ok) in [
+            ("ada@analytical-engines.example", true),
+            ("  ada@example.com ", true),
+            ("ada.o'brien+x@mail.example.co.uk", true),
+            ("", false),
+            ("ada", false),
+            ("ada@localhost", false),
+            ("@example.com", false),
+            ("ada lovelace@example.com", false),
+            ("ada@example..com", false),
+            ("ada@exa_mple.com", false),
+            ("ada@@example.com", false),
+        ] {
+            let result = typed(email).to_account();
+            assert_eq!(result.is_ok(), ok, "{email:?}");
+            if let Err(errors) = result {
+                assert_eq!(errors[0].0, "email", "{email:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn typed_fields_are_trimmed_and_the_name_split() {
+        let account = TypedAccount {
+            name: " Ada King Lovelace ".into(),
+            company: "  ".into(),
+            phone: "+44 (161) 496-0000".into(),
+            ..typed("ada@example.com")
+        }
+        .to_account()
+        .unwrap();
+        assert_eq!(account.name.as_deref(), Some("Ada King Lovelace"));
+        assert_eq!(account.given_name.as_deref(), Some("Ada"));
+        assert_eq!(account.family_name.as_deref(), Some("King Lovelace"));
+        assert_eq!(account.company, None);
+        assert_eq!(account.phone.as_deref(), Some("+44 (161) 496-0000"));
+    }
+
+    #[test]
+    fn long_values_control_characters_and_odd_phones_are_refused() {
+        let errors = TypedAccount {
+            name: "x".repeat(MAX_FIELD_CHARS + 1),
+            title: "CEO\u{0}".into(),
+            phone: "call me".into(),
+            ..typed("ada@example.com")
+        }
+        .to_account()
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, ["name", "title", "phone"]);
+    }
+
+    #[test]
+    fn the_subject_is_stable_per_email_whatever_the_case() {
+        let a = typed("Ada@Example.com").to_account().unwrap();
+        let b = typed("ada@example.com").to_account().unwrap();
+        let c = typed("grace@example.com").to_account().unwrap();
+        assert_eq!(a.subject(), b.subject());
+        assert_ne!(a.subject(), c.subject());
+        assert_eq!(a.subject().len(), 32);
+    }
+
+    #[test]
+    fn userinfo_carries_the_profile_and_organisation() {
+        let account = TypedAccount {
+            company: "Analytical Engines".into(),
+            title: "Head of Research".into(),
+            city: "London".into(),
+            ..typed("ada@example.com")
+        }
+        .to_account()
+        .unwrap();
+        let info = account.userinfo();
+        assert_eq!(info["sub"], account.subject());
+        assert_eq!(info["email_verified"], true);
+        assert_eq!(info["organization"], "Analytical Engines");
+        assert_eq!(info["title"], "Head of Research");
+        assert_eq!(info["address"], serde_json::json!({ "locality": "London" }));
+        assert!(!info.contains_key("phone_number"));
+    }
+}

@@ -86,3 +86,27 @@ fn decode_basic(value: &str) -> Result<(String, String), OAuthError> {
     };
     Ok((unescape(id)?, unescape(secret)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_urldecoded() {
+        let value = STANDARD.encode("my%20app:s%3Acret+x");
+        let (id, secret) = decode_basic(&value).unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("my app", "s:cret x"));
+    }
+
+    #[test]
+    fn malformed_basic_credentials_are_invalid_client() {
+        let values = [
+            "%%%".to_string(),
+            STANDARD.encode("no-colon"),
+            STANDARD.encode([0xff, b':']),
+        ];
+        for value in &values {
+            assert!(decode_basic(value).is_err(), "{value}");
+        }
+    }
+}

@@ -56,9 +56,7 @@ pub async fn userinfo(State(idp): State<DevIdp>, headers: HeaderMap) -> Response
     // Client-credentials tokens are JWTs that are never stored here, so they cannot read profiles.
     match token.and_then(|t| idp.access_tokens().get(t)) {
         Some(grant) => {
-            let mut claims = grant.account.userinfo();
-            claims.insert("sub".into(), grant.account.subject().into());
-            let mut response = Json(claims).into_response();
+            let mut response = Json(grant.account.userinfo()).into_response();
             response
                 .headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
