@@ -251,10 +251,14 @@ fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#x27;", "'")
         .replace("&#39;", "'")
+        .replace("&#34;", "\"")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
         .replace("&#x2f;", "/")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 fn with_param(url: &Url, name: &str, value: &str) -> Url {
@@ -401,6 +405,11 @@ async fn the_sign_in_form_labels_every_input_and_offers_every_persona() {
         );
     }
     assert!(!html.contains("<script"));
+    // For a person to look at (the stylesheet is served by the bridge, not here).
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("dev-idp-sign-in.html"),
+        &html,
+    );
 }
 
 #[tokio::test]

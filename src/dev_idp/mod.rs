@@ -7,7 +7,9 @@
 //!
 //! For development only. The signing key is a PEM file in the data directory; authorization
 //! codes and access tokens live in memory (lost on restart, expired and capped so the maps
-//! cannot grow without bound); the sign-in form trusts whatever persona is chosen.
+//! cannot grow without bound); the sign-in form trusts whatever persona is chosen. The form has
+//! no CSRF token: a forged post can only deliver a code to a registered redirect URI, where the
+//! client's own `state` check refuses it.
 
 mod account;
 mod authorize;

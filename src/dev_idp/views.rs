@@ -63,11 +63,16 @@ impl SignInPage {
                 name: p.name(),
                 email: p.email,
                 summary: p.summary,
-                details: [p.title, p.company, p.city, p.country, p.phone]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" · "),
+                details: [
+                    p.title,
+                    p.company,
+                    location(p.city, p.country).as_deref(),
+                    p.phone,
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" · "),
                 checked: p.id == selected,
             })
             .collect();
@@ -170,6 +175,14 @@ impl SignInPage {
 
     pub fn into_response_with(self, status: StatusCode) -> Response {
         render(status, self.render())
+    }
+}
+
+/// "Chicago, US", "Chicago" or "US".
+fn location(city: Option<&str>, country: Option<&str>) -> Option<String> {
+    match (city, country) {
+        (Some(city), Some(country)) => Some(format!("{city}, {country}")),
+        (one, other) => one.or(other).map(str::to_string),
     }
 }
 
