@@ -217,7 +217,10 @@ pub struct RateLimitSettings {
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        RateLimitSettings { login_per_minute: 60, login_burst: 20 }
+        RateLimitSettings {
+            login_per_minute: 60,
+            login_burst: 20,
+        }
     }
 }
 

@@ -252,7 +252,11 @@ fn needs_shaping(response: &Response) -> bool {
     if !(response.status().is_client_error() || response.status().is_server_error()) {
         return false;
     }
-    match response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+    match response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
         None => true,
         Some(ct) => ct.starts_with("text/plain"),
     }
@@ -263,19 +267,63 @@ impl ErrorInfo {
     /// the message (axum's rejections name the field at fault), server errors never show it.
     pub fn from_status(status: StatusCode, text: String) -> ErrorInfo {
         let (code, title, default) = match status {
-            StatusCode::BAD_REQUEST => ("INVALID_REQUEST", "Bad request", "The request is not valid."),
-            StatusCode::UNAUTHORIZED => ("UNAUTHORIZED", "Not authorised", "Authentication is required."),
+            StatusCode::BAD_REQUEST => (
+                "INVALID_REQUEST",
+                "Bad request",
+                "The request is not valid.",
+            ),
+            StatusCode::UNAUTHORIZED => (
+                "UNAUTHORIZED",
+                "Not authorised",
+                "Authentication is required.",
+            ),
             StatusCode::FORBIDDEN => ("FORBIDDEN", "Not allowed", "This is not allowed."),
-            StatusCode::NOT_FOUND => ("NOT_FOUND", "Page not found", "There is nothing at this address."),
-            StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "Method not allowed", "This method is not allowed here."),
-            StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "Request too large", "The request body is too large."),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UNSUPPORTED_MEDIA_TYPE", "Unsupported media type", "Send Content-Type: application/json."),
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("INVALID_REQUEST", "Headers too large", "The request headers are too large."),
-            StatusCode::TOO_MANY_REQUESTS => ("RATE_LIMITED", "Too many requests", "Too many requests. Please wait a moment and try again."),
-            s if s.is_server_error() => ("INTERNAL_ERROR", "Something went wrong", "An unexpected error happened on our side. Please try again."),
-            _ => ("INVALID_REQUEST", "Request refused", "The request was refused."),
+            StatusCode::NOT_FOUND => (
+                "NOT_FOUND",
+                "Page not found",
+                "There is nothing at this address.",
+            ),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "METHOD_NOT_ALLOWED",
+                "Method not allowed",
+                "This method is not allowed here.",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "PAYLOAD_TOO_LARGE",
+                "Request too large",
+                "The request body is too large.",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "UNSUPPORTED_MEDIA_TYPE",
+                "Unsupported media type",
+                "Send Content-Type: application/json.",
+            ),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+                "INVALID_REQUEST",
+                "Headers too large",
+                "The request headers are too large.",
+            ),
+            StatusCode::TOO_MANY_REQUESTS => (
+                "RATE_LIMITED",
+                "Too many requests",
+                "Too many requests. Please wait a moment and try again.",
+            ),
+            s if s.is_server_error() => (
+                "INTERNAL_ERROR",
+                "Something went wrong",
+                "An unexpected error happened on our side. Please try again.",
+            ),
+            _ => (
+                "INVALID_REQUEST",
+                "Request refused",
+                "The request was refused.",
+            ),
         };
-        let message = if status.is_client_error() && !text.is_empty() && text.len() <= 300 && status != StatusCode::NOT_FOUND {
+        let message = if status.is_client_error()
+            && !text.is_empty()
+            && text.len() <= 300
+            && status != StatusCode::NOT_FOUND
+        {
             text.clone()
         } else {
             default.to_string()

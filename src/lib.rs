@@ -4,6 +4,7 @@
 pub mod admin_auth;
 pub mod client_ip;
 pub mod config;
+pub mod dev;
 pub mod dev_idp;
 pub mod error;
 pub mod hardening;

@@ -39,6 +39,21 @@ enum Command {
     Serve(ConfigArg),
     /// Validate a configuration and print it resolved, secrets redacted.
     CheckConfig(ConfigArg),
+    /// Try it all on one machine: a development OpenID provider, SQLite under --data-dir, the
+    /// built-in Identify API as the sink, an open dashboard. For development only.
+    Dev {
+        /// Address to listen on; loopback only unless --expose is given.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where the database and the development provider's signing key live.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Allow a non-loopback --listen address (the development provider signs anyone in).
+        #[arg(long)]
+        expose: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Run the database migrations and exit.
     Migrate(ConfigArg),
     /// Show the traits a claim set (JSON on stdin) would produce for a provider; no network.
@@ -94,6 +109,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             telemetry::init(settings.log.format, &settings.log.level);
             let app = Application::build(settings).await?;
             tracing::info!(address = %app.local_addr(), "identify-bridge listening");
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Dev {
+            listen,
+            data_dir,
+            expose,
+            config,
+        } => {
+            if !listen.ip().is_loopback() && !expose {
+                anyhow::bail!(
+                    "refusing to serve the development provider on {listen}: it signs in anyone. \
+                     Use a loopback address, or pass --expose if you really mean it"
+                );
+            }
+            let (settings, idp) = identify_bridge::dev::prepare(config.load()?, listen, &data_dir)?;
+            telemetry::init(settings.log.format, &settings.log.level);
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!("{}", identify_bridge::dev::banner(&settings));
+            let app = Application::build_full(settings, listener, Some(idp)).await?;
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::CheckConfig(config) => {

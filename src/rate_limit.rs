@@ -26,7 +26,9 @@ impl IpLimiter {
     pub fn new(per_minute: u32, burst: u32) -> IpLimiter {
         let quota = Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least one"))
             .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least one"));
-        IpLimiter { limiter: Arc::new(DefaultKeyedRateLimiter::keyed(quota)) }
+        IpLimiter {
+            limiter: Arc::new(DefaultKeyedRateLimiter::keyed(quota)),
+        }
     }
 
     /// Drop state of idle clients (called periodically).
@@ -48,7 +50,8 @@ pub async fn limit_by_ip(limiter: IpLimiter, request: Request, next: Next) -> Re
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             crate::metrics::rate_limited("login");
             tracing::warn!(client_ip = %ip, retry_after = secs, "rate limit reached");
-            let mut response = ErrorInfo::from_status(StatusCode::TOO_MANY_REQUESTS, String::new()).into_response();
+            let mut response = ErrorInfo::from_status(StatusCode::TOO_MANY_REQUESTS, String::new())
+                .into_response();
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -52,6 +52,15 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> anyhow::Result<Application> {
+        Self::build_full(settings, listener, None).await
+    }
+
+    /// Build with the development OpenID provider mounted under `/dev-idp` (`identify-bridge dev`).
+    pub async fn build_full(
+        settings: Settings,
+        listener: TcpListener,
+        dev_idp: Option<crate::dev_idp::DevIdp>,
+    ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         crate::metrics::install();
         let store = Store::connect(settings.database.url.expose())
@@ -85,7 +94,11 @@ impl Application {
             .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
                 settings.session.idle_timeout_secs as i64,
             )));
-        let router = routes::router(&settings)
+        let mut routes = routes::router(&settings);
+        if let Some(idp) = &dev_idp {
+            routes = routes.nest_service("/dev-idp", idp.router());
+        }
+        let router = routes
             .fallback(error::not_found)
             .layer(session_layer)
             .layer(axum::middleware::from_fn({

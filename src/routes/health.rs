@@ -22,7 +22,10 @@ pub fn router() -> Router<AppState> {
 async fn metrics(State(store): State<Store>) -> impl IntoResponse {
     crate::metrics::record_outbox(&store).await;
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         crate::metrics::install().render(),
     )
 }
@@ -45,11 +48,17 @@ async fn readyz(
         }
         Ok(Err(e)) => {
             ready = false;
-            parts.insert("database".into(), json!({"ready": false, "error": e.to_string()}));
+            parts.insert(
+                "database".into(),
+                json!({"ready": false, "error": e.to_string()}),
+            );
         }
         Err(_) => {
             ready = false;
-            parts.insert("database".into(), json!({"ready": false, "error": "no answer within 2 s"}));
+            parts.insert(
+                "database".into(),
+                json!({"ready": false, "error": "no answer within 2 s"}),
+            );
         }
     }
     parts.insert(

@@ -15,9 +15,14 @@ use crate::state::AppState;
 
 /// Every route of the service. `/login/*` and `/callback/*` are rate-limited per client IP.
 pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
-    let mut sign_in = Router::new().merge(login::router()).merge(callback::router());
+    let mut sign_in = Router::new()
+        .merge(login::router())
+        .merge(callback::router());
     if settings.rate_limit.login_per_minute > 0 {
-        let limiter = crate::rate_limit::IpLimiter::new(settings.rate_limit.login_per_minute, settings.rate_limit.login_burst);
+        let limiter = crate::rate_limit::IpLimiter::new(
+            settings.rate_limit.login_per_minute,
+            settings.rate_limit.login_burst,
+        );
         sign_in = sign_in.layer(axum::middleware::from_fn(move |req, next| {
             crate::rate_limit::limit_by_ip(limiter.clone(), req, next)
         }));
