@@ -7,23 +7,37 @@ use subtle::ConstantTimeEq;
 
 use crate::config::AdminSettings;
 
-/// The key a request presents, if any.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers
+/// The key a request presents, if any: Bearer, HTTP Basic (any user, the key as password,
+/// for browsers) or `x-api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<String> {
+    let auth = headers
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+        .and_then(|v| v.to_str().ok());
+    if let Some(v) = auth {
         if let Some(token) = v
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
         {
-            return Some(token.trim());
+            return Some(token.trim().to_string());
+        }
+        if let Some(encoded) = v
+            .strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+        {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            return text
+                .split_once(':')
+                .map(|(_, password)| password.to_string());
         }
     }
     headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+        .map(|k| k.trim().to_string())
 }
 
 /// Whether `key` hashes to one of the configured hashes.
@@ -42,7 +56,7 @@ pub fn key_matches(settings: &AdminSettings, key: &str) -> bool {
 
 /// Whether the request may use the admin API.
 pub fn authorized(settings: &AdminSettings, headers: &HeaderMap) -> bool {
-    settings.open || presented_key(headers).is_some_and(|k| key_matches(settings, k))
+    settings.open || presented_key(headers).is_some_and(|k| key_matches(settings, &k))
 }
 
 #[cfg(test)]
@@ -63,6 +77,9 @@ mod tests {
         assert!(!authorized(&settings, &headers));
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", "s3cret".parse().unwrap());
+        assert!(authorized(&settings, &headers));
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Basic YWRtaW46czNjcmV0".parse().unwrap()); // admin:s3cret
         assert!(authorized(&settings, &headers));
     }
 }

@@ -47,6 +47,9 @@ pub struct SignedInUser {
     pub name: Option<String>,
     /// RFC 3339.
     pub signed_in_at: String,
+    /// Whether this sign-in created the profile.
+    #[serde(default)]
+    pub first_sign_in: bool,
 }
 
 /// Add a pending login, dropping the oldest beyond [`MAX_PENDING_LOGINS`].

@@ -196,6 +196,7 @@ async fn sign_in_session(
         email: text("email"),
         name: text("name"),
         signed_in_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        first_sign_in: outcome.first_sign_in,
     };
     session.cycle_id().await?;
     session.remove_value(session::PENDING_LOGINS).await?;

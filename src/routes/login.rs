@@ -24,7 +24,6 @@ const MAX_HINT_LEN: usize = 256;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/login") }))
         .route("/login", get(login_page))
         .route("/login/{provider}", get(begin_login))
 }

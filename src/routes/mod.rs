@@ -1,5 +1,6 @@
 //! HTTP routes, one file per area.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod callback;
@@ -7,6 +8,7 @@ pub mod health;
 pub mod login;
 pub mod logout;
 pub mod me;
+pub mod profile;
 pub mod users;
 
 use axum::Router;
@@ -35,4 +37,6 @@ pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
         .merge(health::router())
         .merge(assets::router())
         .merge(users::router())
+        .merge(profile::router())
+        .merge(admin::router())
 }

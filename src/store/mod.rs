@@ -58,6 +58,7 @@ macro_rules! claim_due_sql {
     };
 }
 
+mod dashboard;
 mod error;
 mod model;
 mod outbox;
@@ -67,6 +68,7 @@ mod sign_in;
 mod sqlite;
 mod users;
 
+pub use dashboard::{OutboxEvent, RecentSignIn};
 pub use error::StoreError;
 pub use model::{
     IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, SignIn, SignInOutcome,
