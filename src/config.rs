@@ -296,6 +296,8 @@ pub enum SessionStoreKind {
     Database,
     /// Process memory: for tests and single-process experiments only.
     Memory,
+    /// Redis at `session.redis_url`.
+    Redis,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -307,6 +309,8 @@ pub struct SessionSettings {
     pub idle_timeout_secs: u64,
     /// A started sign-in must come back from the provider within this many seconds.
     pub login_timeout_secs: u64,
+    /// `redis://host:6379/0`, for `store = "redis"`.
+    pub redis_url: Option<Secret>,
 }
 
 impl Default for SessionSettings {
@@ -316,6 +320,7 @@ impl Default for SessionSettings {
             cookie_name: "identify_bridge_session".into(),
             idle_timeout_secs: 8 * 3600,
             login_timeout_secs: 600,
+            redis_url: None,
         }
     }
 }
@@ -630,6 +635,12 @@ impl Settings {
             return Err(err(
                 "session.cookie_name",
                 "use letters, digits, `-` and `_`",
+            ));
+        }
+        if self.session.store == SessionStoreKind::Redis && self.session.redis_url.is_none() {
+            return Err(err(
+                "session.redis_url",
+                "required when session.store = \"redis\"",
             ));
         }
         if self.session.login_timeout_secs == 0 {

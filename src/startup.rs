@@ -73,6 +73,15 @@ impl Application {
         let session_store = match settings.session.store {
             SessionStoreKind::Database => AnySessionStore::Database(store.session_store()),
             SessionStoreKind::Memory => AnySessionStore::Memory(MemoryStore::default()),
+            SessionStoreKind::Redis => {
+                let url = settings
+                    .session
+                    .redis_url
+                    .as_ref()
+                    .map(|u| u.expose().to_string())
+                    .unwrap_or_default();
+                AnySessionStore::redis(&url).await?
+            }
         };
         workers.push(tokio::spawn(
             session_store

@@ -7,4 +7,5 @@ mod microsoft_common;
 mod pg;
 mod profiles;
 mod readiness;
+mod replicas;
 mod sign_in;

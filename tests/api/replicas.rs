@@ -1,0 +1,154 @@
+//! Several replicas behind one public URL, sharing PostgreSQL (and Redis for sessions): a
+//! sign-in started on one finishes on another.
+
+use std::time::Duration;
+
+use identify_bridge::config::Settings;
+use identify_bridge::startup::Application;
+use reqwest::StatusCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{location, CLIENT_SECRET};
+use crate::idp::{IdpClient, TestIdp};
+use crate::pg::TestDatabase;
+
+pub struct Replicas {
+    pub addresses: Vec<String>,
+    pub public_url: String,
+    pub idp: TestIdp,
+    pub db: TestDatabase,
+    stops: Vec<CancellationToken>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for s in &self.stops {
+            s.cancel();
+        }
+    }
+}
+
+/// `n` replicas on one fresh PostgreSQL database; `public_url` is the first replica's address
+/// (the "load balancer"); `session_toml` chooses the session store.
+pub async fn spawn_replicas(n: usize, session_toml: &str, extra_toml: &str) -> Replicas {
+    let mut listeners = Vec::new();
+    for _ in 0..n {
+        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let addresses: Vec<String> = listeners
+        .iter()
+        .map(|l| format!("http://{}", l.local_addr().unwrap()))
+        .collect();
+    let public_url = addresses[0].clone();
+    let idp = TestIdp::start(
+        "",
+        vec![IdpClient::web(
+            "google",
+            CLIENT_SECRET,
+            &format!("{public_url}/callback/google"),
+        )],
+    )
+    .await;
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut stops = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let toml = format!(
+            "[server]\npublic_url = \"{public_url}\"\n[database]\nurl = \"{}\"\n{session_toml}\n[log]\nformat = \"pretty\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{CLIENT_SECRET}\"\n{extra_toml}\n",
+            db.url, idp.issuer
+        );
+        let path = dir.path().join(format!("replica-{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let settings = Settings::load_with_env(Some(&path), Vec::new()).unwrap();
+        let app = Application::build_with_listener(settings, listener)
+            .await
+            .unwrap();
+        assert!(app.providers().wait_ready(Duration::from_secs(15)).await);
+        stops.push(app.stop_token());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+    }
+    Replicas {
+        addresses,
+        public_url,
+        idp,
+        db,
+        stops,
+        _dir: dir,
+    }
+}
+
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+impl Replicas {
+    /// Start at `/login/google` on replica `start`, follow the IdP, and return the callback
+    /// URL rewritten to replica `finish`.
+    pub async fn start_on(
+        &self,
+        client: &reqwest::Client,
+        start: usize,
+        finish: usize,
+        hint: &str,
+    ) -> String {
+        let response = client
+            .get(format!(
+                "{}/login/google?login_hint={hint}",
+                self.addresses[start]
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let mut next = location(&response);
+        loop {
+            if next.starts_with(&self.public_url) {
+                return next.replacen(&self.public_url, &self.addresses[finish], 1);
+            }
+            let target = url::Url::parse(&self.idp.base_url())
+                .unwrap()
+                .join(&next)
+                .unwrap();
+            next = location(&client.get(target).send().await.unwrap());
+        }
+    }
+}
+
+async fn sign_in_across_replicas(session_toml: &str) {
+    let r = spawn_replicas(2, session_toml, "").await;
+    let client = browser();
+    let callback = r.start_on(&client, 1, 0, "google-consumer").await;
+    let done = client.get(callback).send().await.unwrap();
+    assert_eq!(
+        done.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        done.text().await.unwrap()
+    );
+    for address in &r.addresses {
+        let me = client.get(format!("{address}/me")).send().await.unwrap();
+        assert_eq!(
+            me.status(),
+            StatusCode::OK,
+            "replica {address} does not see the session"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_begun_on_one_replica_finishes_on_another_with_database_sessions() {
+    sign_in_across_replicas("[session]\nstore = \"database\"").await;
+}
+
+#[tokio::test]
+async fn a_sign_in_begun_on_one_replica_finishes_on_another_with_redis_sessions() {
+    sign_in_across_replicas(
+        "[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"",
+    )
+    .await;
+}
