@@ -573,9 +573,12 @@ const server = http.createServer((req, res) => {
   });
 });
 
-server.listen(0, '127.0.0.1', () => {
+// IDP_HOST / IDP_PORT / IDP_PUBLIC_ORIGIN serve it from a container (docker-compose.yml);
+// tests use the defaults: loopback, a random port, the issuer on that port.
+server.listen(Number(process.env.IDP_PORT || 0), process.env.IDP_HOST || '127.0.0.1', () => {
   const { port } = server.address();
-  issuer = `http://127.0.0.1:${port}${ISSUER_PATH}`;
+  const origin = process.env.IDP_PUBLIC_ORIGIN || `http://127.0.0.1:${port}`;
+  issuer = `${origin.replace(/\/+$/, '')}${ISSUER_PATH}`;
   try {
     activate(newSigningKey());
   } catch (err) {
