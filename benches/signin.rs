@@ -1,0 +1,192 @@
+//! Sign-in benchmark (not a test): complete sign-ins through the test OpenID provider against
+//! two release-built replicas sharing one PostgreSQL database, at a fixed concurrency.
+//!
+//! `cargo bench --bench signin` (env `SIGNINS`, default 2000; `CONCURRENCY`, default 32).
+//! Reports sign-ins/s, p50/p99 latency of the bridge's two requests (`/login/{p}` and the
+//! callback, which includes the bridge's own calls to the provider's token and userinfo
+//! endpoints), the bridge CPU time per sign-in and peak RSS per replica (from /proc), and as a
+//! same-run baseline the latency of the provider's part of the same flow, with the ratio.
+
+#[path = "../tests/api/idp.rs"]
+#[allow(dead_code)]
+mod idp;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idp::{IdpClient, TestIdp};
+use sqlx::Executor;
+
+const SECRET: &str = "bench-client-secret-0123456789";
+
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the name).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn proc_peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let total: usize = std::env::var("SIGNINS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let concurrency: usize = std::env::var("CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let status = std::process::Command::new("cargo")
+        .args(["build", "--release", "--locked", "--bin", "identify-bridge"])
+        .current_dir(root)
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    let binary = format!("{root}/target/release/identify-bridge");
+
+    // Two ports; the first is the public URL (the "load balancer").
+    let ports: Vec<u16> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+        .collect();
+    let public = format!("http://127.0.0.1:{}", ports[0]);
+    let idp = TestIdp::start("", vec![IdpClient::web("google", SECRET, &format!("{public}/callback/google"))]).await;
+
+    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await.expect("PostgreSQL");
+    let db = format!("ib_bench_{}", uuid::Uuid::new_v4().simple());
+    admin.execute(format!("create database {db}").as_str()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut children = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n[database]\nurl = \"postgres://postgres@127.0.0.1:5432/{db}\"\n[log]\nlevel = \"warn\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{SECRET}\"\n",
+            idp.issuer
+        );
+        let path = dir.path().join(format!("r{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let child = tokio::process::Command::new(&binary)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    let probe = reqwest::Client::new();
+    for port in &ports {
+        for _ in 0..200 {
+            if let Ok(r) = probe.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let pids: Vec<u32> = children.iter().map(|c| c.id().unwrap()).collect();
+    let cpu_before: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
+
+    let bridge_latencies = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(total)));
+    let idp_latencies = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(total)));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (ports, idp_base, public) = (ports.clone(), idp.base_url(), public.clone());
+        let (bl, il, next) = (bridge_latencies.clone(), idp_latencies.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .cookie_store(true)
+                    .build()
+                    .unwrap();
+                let (start, finish) = (ports[i % 2], ports[(i + 1) % 2]);
+                let t = Instant::now();
+                let r = client
+                    .get(format!("http://127.0.0.1:{start}/login/google?login_hint=bench-user-{i}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let mut bridge = t.elapsed();
+                let mut loc = location(&r);
+                let t = Instant::now();
+                while !loc.starts_with(&public) {
+                    let target = url::Url::parse(&idp_base).unwrap().join(&loc).unwrap();
+                    loc = location(&client.get(target).send().await.unwrap());
+                }
+                let provider = t.elapsed();
+                let callback = loc.replacen(&public, &format!("http://127.0.0.1:{finish}"), 1);
+                let t = Instant::now();
+                let done = client.get(callback).send().await.unwrap();
+                assert_eq!(done.status(), reqwest::StatusCode::SEE_OTHER);
+                bridge += t.elapsed();
+                bl.lock().await.push(bridge);
+                il.lock().await.push(provider);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let cpu_after: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
+    let rss: Vec<f64> = pids.iter().map(|p| proc_peak_rss_mb(*p)).collect();
+    let mut bridge = bridge_latencies.lock().await.clone();
+    let mut provider = idp_latencies.lock().await.clone();
+    bridge.sort();
+    provider.sort();
+    let profiles: i64 = sqlx::query_scalar(&format!("select count(*) from profile"))
+        .fetch_one(&sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}")).await.unwrap())
+        .await
+        .unwrap();
+
+    let per_signin_cpu_ms = (cpu_after - cpu_before) * 1000.0 / total as f64;
+    println!("sign-ins: {total} at concurrency {concurrency} over 2 replicas on PostgreSQL");
+    println!("profiles created: {profiles}");
+    println!("throughput: {:.1} sign-ins/s ({:.2} s)", total as f64 / elapsed.as_secs_f64(), elapsed.as_secs_f64());
+    println!(
+        "bridge part (login + callback incl. its token/userinfo calls): p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&bridge, 0.5).as_secs_f64() * 1000.0,
+        percentile(&bridge, 0.99).as_secs_f64() * 1000.0
+    );
+    println!(
+        "baseline, provider part (authorize + interaction redirects): p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&provider, 0.5).as_secs_f64() * 1000.0,
+        percentile(&provider, 0.99).as_secs_f64() * 1000.0
+    );
+    println!(
+        "ratio bridge/provider at p50: {:.2}",
+        percentile(&bridge, 0.5).as_secs_f64() / percentile(&provider, 0.5).as_secs_f64().max(1e-9)
+    );
+    println!("bridge CPU per sign-in: {per_signin_cpu_ms:.3} ms (both replicas, user+system)");
+    println!("peak RSS per replica: {}", rss.iter().map(|r| format!("{r:.1} MB")).collect::<Vec<_>>().join(", "));
+
+    drop(children);
+    admin.execute(format!("drop database if exists {db} with (force)").as_str()).await.ok();
+}
