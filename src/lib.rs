@@ -4,6 +4,7 @@
 pub mod client_ip;
 pub mod config;
 pub mod error;
+pub mod identify_api;
 pub mod metrics;
 pub mod outbox;
 pub mod providers;

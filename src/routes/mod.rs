@@ -4,6 +4,7 @@ pub mod assets;
 pub mod auth;
 pub mod callback;
 pub mod health;
+pub mod identify;
 pub mod login;
 pub mod logout;
 pub mod me;
@@ -21,5 +22,6 @@ pub fn router() -> Router<AppState> {
         .merge(logout::router())
         .merge(auth::router())
         .merge(health::router())
+        .merge(identify::router())
         .merge(assets::router())
 }

@@ -58,7 +58,18 @@ macro_rules! claim_due_sql {
     };
 }
 
+/// Read a profile for merging; `$lock` is the backend's row-locking clause.
+macro_rules! select_profile_for_merge_sql {
+    ($lock:literal) => {
+        concat!(
+            "select traits, provenance, created_at from profile where user_id = $1 ",
+            $lock
+        )
+    };
+}
+
 mod error;
+mod identify;
 mod model;
 mod outbox;
 mod postgres;
@@ -68,6 +79,7 @@ mod sqlite;
 mod users;
 
 pub use error::StoreError;
+pub use identify::{IdentifyCall, IdentifyOutcome};
 pub use model::{
     IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, SignIn, SignInOutcome,
     SinkStats, UserRecord,

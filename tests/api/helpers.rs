@@ -69,6 +69,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub idp: TestIdp,
     pub kind: Kind,
+    /// The app's profile store (for checking what a request wrote).
+    pub store: identify_bridge::store::Store,
     stop: CancellationToken,
     _data: tempfile::TempDir,
 }
@@ -138,7 +140,8 @@ level = "warn"
         timeout = options.login_timeout_secs,
         db = data.path().join("bridge.db").display(),
         provider = kind.toml(&idp),
-        extra = options.extra_toml,
+        // `{idp_issuer}` in the extra TOML is the test IdP's issuer (e.g. for `[identify_api]`).
+        extra = options.extra_toml.replace("{idp_issuer}", &idp.issuer),
     );
     let config_path = data.path().join("bridge.toml");
     std::fs::write(&config_path, toml).unwrap();
@@ -156,6 +159,7 @@ level = "warn"
         "provider discovery failed"
     );
     let stop = app.stop_token();
+    let store = app.store().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let client = reqwest::Client::builder()
         .redirect(Policy::none())
@@ -168,6 +172,7 @@ level = "warn"
         client,
         idp,
         kind,
+        store,
         stop,
         _data: data,
     }
