@@ -58,16 +58,6 @@ macro_rules! claim_due_sql {
     };
 }
 
-/// Read a profile for merging; `$lock` is the backend's row-locking clause.
-macro_rules! select_profile_for_merge_sql {
-    ($lock:literal) => {
-        concat!(
-            "select traits, provenance, created_at from profile where user_id = $1 ",
-            $lock
-        )
-    };
-}
-
 mod error;
 mod identify;
 mod model;
