@@ -8,11 +8,19 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::fields::{check_id, check_nested, check_traits, clip, kind};
 use super::settings::IdentifyApiSettings;
 use super::timestamp::parse_created_at;
 
 /// The top-level fields of an identify object.
-const FIELDS: [&str; 6] = ["user_id", "traits", "user_traits", "timestamp", "context", "message_id"];
+const FIELDS: [&str; 6] = [
+    "user_id",
+    "traits",
+    "user_traits",
+    "timestamp",
+    "context",
+    "message_id",
+];
 
 /// What the body held: one identify object, or an array of them (ThriveStack's current API).
 #[derive(Debug)]
@@ -88,7 +96,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 /// Parse the body as one identify object or an array of them.
 pub fn parse_payload(bytes: &[u8], s: &IdentifyApiSettings) -> Result<Payload, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("request body is empty: send a JSON identify object"));
+        return Err(ApiError::invalid(
+            "request body is empty: send a JSON identify object",
+        ));
     }
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
@@ -97,11 +107,13 @@ pub fn parse_payload(bytes: &[u8], s: &IdentifyApiSettings) -> Result<Payload, A
         Value::Array(items) if items.is_empty() => Err(ApiError::invalid(
             "request body is an empty array: send at least one identify object",
         )),
-        Value::Array(items) if items.len() > s.max_batch_items => Err(ApiError::too_large(format!(
-            "request body has {} identify objects; at most {} per request",
-            items.len(),
-            s.max_batch_items
-        ))),
+        Value::Array(items) if items.len() > s.max_batch_items => {
+            Err(ApiError::too_large(format!(
+                "request body has {} identify objects; at most {} per request",
+                items.len(),
+                s.max_batch_items
+            )))
+        }
         Value::Array(items) => Ok(Payload::Many(items)),
         other => Err(ApiError::invalid(format!(
             "request body must be a JSON object (or an array of objects), not {}",
@@ -140,17 +152,26 @@ pub fn check_item(
     object.retain(|k, v| k == "user_id" || !v.is_null());
 
     let user_id = match object.remove("user_id") {
-        None => return Err(ApiError::invalid("missing field `user_id`: the unique identifier of the user")),
+        None => {
+            return Err(ApiError::invalid(
+                "missing field `user_id`: the unique identifier of the user",
+            ))
+        }
         Some(Value::String(id)) => id,
         Some(other) => {
-            return Err(ApiError::invalid(format!("`user_id` must be a string, not {}", kind(&other))))
+            return Err(ApiError::invalid(format!(
+                "`user_id` must be a string, not {}",
+                kind(&other)
+            )))
         }
     };
     check_id("user_id", &user_id, s.max_user_id_chars)?;
 
     let traits = match (object.remove("traits"), object.remove("user_traits")) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::invalid("send `traits` or `user_traits`, not both (they are the same field)"))
+            return Err(ApiError::invalid(
+                "send `traits` or `user_traits`, not both (they are the same field)",
+            ))
         }
         (Some(t), None) => check_traits("traits", t, s)?,
         (None, Some(t)) => check_traits("user_traits", t, s)?,
@@ -182,7 +203,10 @@ pub fn check_item(
             }
         }
         Some(other) => {
-            return Err(ApiError::invalid(format!("`context` must be a JSON object, not {}", kind(&other))))
+            return Err(ApiError::invalid(format!(
+                "`context` must be a JSON object, not {}",
+                kind(&other)
+            )))
         }
     };
 
@@ -193,147 +217,19 @@ pub fn check_item(
             Some(id)
         }
         Some(other) => {
-            return Err(ApiError::invalid(format!("`message_id` must be a string, not {}", kind(&other))))
+            return Err(ApiError::invalid(format!(
+                "`message_id` must be a string, not {}",
+                kind(&other)
+            )))
         }
     };
 
-    Ok(IdentifyItem { user_id, traits, created_at, timestamp_echo, context, message_id })
-}
-
-/// A non-empty identifier of at most `max` characters without control characters.
-fn check_id(field: &str, id: &str, max: usize) -> Result<(), ApiError> {
-    if id.trim().is_empty() {
-        return Err(ApiError::invalid(format!("`{field}` must not be empty")));
-    }
-    if id.chars().count() > max {
-        return Err(ApiError::invalid(format!("`{field}` is longer than {max} characters")));
-    }
-    if id.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!("`{field}` must not contain control characters")));
-    }
-    Ok(())
-}
-
-/// Traits are a flat object: string, number, boolean, null (remove) or a list of strings.
-fn check_traits(field: &str, value: Value, s: &IdentifyApiSettings) -> Result<Map<String, Value>, ApiError> {
-    let Value::Object(traits) = value else {
-        return Err(ApiError::invalid(format!(
-            "`{field}` must be a JSON object of trait names to values, not {}",
-            kind(&value)
-        )));
-    };
-    if traits.len() > s.max_traits {
-        return Err(ApiError::invalid(format!(
-            "`{field}` has {} traits; at most {}",
-            traits.len(),
-            s.max_traits
-        )));
-    }
-    for (name, v) in &traits {
-        check_key(field, name, s)?;
-        let at = format!("{field}.{}", clip(name));
-        match v {
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-            Value::String(text) => check_string(&at, text, s)?,
-            Value::Array(items) => {
-                if items.len() > s.max_list_items {
-                    return Err(ApiError::invalid(format!(
-                        "`{at}` has {} elements; at most {}",
-                        items.len(),
-                        s.max_list_items
-                    )));
-                }
-                for item in items {
-                    match item {
-                        Value::String(text) => check_string(&at, text, s)?,
-                        other => {
-                            return Err(ApiError::invalid(format!(
-                                "`{at}` must be a list of strings; it contains {}",
-                                kind(other)
-                            )))
-                        }
-                    }
-                }
-            }
-            Value::Object(_) => {
-                return Err(ApiError::invalid(format!(
-                    "`{at}` must be a string, number, boolean, null or a list of strings, not an object"
-                )))
-            }
-        }
-    }
-    Ok(traits)
-}
-
-/// Context may nest, up to `max_context_depth` levels.
-fn check_nested(at: &str, value: &Value, depth: usize, s: &IdentifyApiSettings) -> Result<(), ApiError> {
-    match value {
-        Value::Object(map) => {
-            if depth > s.max_context_depth {
-                return Err(ApiError::invalid(format!(
-                    "`{at}` nests deeper than {} levels",
-                    s.max_context_depth
-                )));
-            }
-            for (k, v) in map {
-                check_key(at, k, s)?;
-                check_nested(&format!("{at}.{}", clip(k)), v, depth + 1, s)?;
-            }
-        }
-        Value::Array(items) => {
-            if depth > s.max_context_depth {
-                return Err(ApiError::invalid(format!(
-                    "`{at}` nests deeper than {} levels",
-                    s.max_context_depth
-                )));
-            }
-            for v in items {
-                check_nested(at, v, depth + 1, s)?;
-            }
-        }
-        Value::String(text) => check_string(at, text, s)?,
-        _ => {}
-    }
-    Ok(())
-}
-
-fn check_key(at: &str, key: &str, s: &IdentifyApiSettings) -> Result<(), ApiError> {
-    if key.is_empty() {
-        return Err(ApiError::invalid(format!("`{at}` has an empty name")));
-    }
-    if key.chars().count() > s.max_key_chars {
-        return Err(ApiError::invalid(format!(
-            "`{at}` has a name longer than {} characters: `{}…`",
-            s.max_key_chars,
-            clip(key)
-        )));
-    }
-    Ok(())
-}
-
-fn check_string(at: &str, text: &str, s: &IdentifyApiSettings) -> Result<(), ApiError> {
-    if text.chars().count() > s.max_string_chars {
-        return Err(ApiError::invalid(format!(
-            "`{at}` is longer than {} characters",
-            s.max_string_chars
-        )));
-    }
-    Ok(())
-}
-
-/// A name cut to 40 characters for a message.
-fn clip(name: &str) -> String {
-    name.chars().take(40).collect()
-}
-
-/// "a string", "an array", … for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    Ok(IdentifyItem {
+        user_id,
+        traits,
+        created_at,
+        timestamp_echo,
+        context,
+        message_id,
+    })
 }

@@ -151,8 +151,15 @@ impl JwksVerifier {
         };
         let jwks: Value = self.get_json(&jwks_uri).await?;
         let keys = parse_jwks(&jwks);
-        tracing::info!(keys = keys.len(), "identify API: fetched the token issuer's JWKS");
-        let set = Arc::new(KeySet { issuer, jwks_uri, keys });
+        tracing::info!(
+            keys = keys.len(),
+            "identify API: fetched the token issuer's JWKS"
+        );
+        let set = Arc::new(KeySet {
+            issuer,
+            jwks_uri,
+            keys,
+        });
         if let Ok(mut slot) = self.keys.write() {
             *slot = Some(set.clone());
         }
@@ -161,7 +168,10 @@ impl JwksVerifier {
     }
 
     async fn discover(&self) -> Result<(String, String), TokenError> {
-        let url = format!("{}/.well-known/openid-configuration", self.configured_issuer);
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.configured_issuer
+        );
         let doc = self.get_json(&url).await?;
         let issuer = doc["issuer"].as_str().unwrap_or_default().to_string();
         if issuer.trim_end_matches('/') != self.configured_issuer {
@@ -202,7 +212,9 @@ fn parse_jwks(jwks: &Value) -> HashMap<Option<String>, (DecodingKey, Option<Algo
         {
             continue;
         }
-        let alg = raw["alg"].as_str().and_then(|a| a.parse::<Algorithm>().ok());
+        let alg = raw["alg"]
+            .as_str()
+            .and_then(|a| a.parse::<Algorithm>().ok());
         if let Ok(key) = DecodingKey::from_jwk(&jwk) {
             out.insert(jwk.common.key_id.clone(), (key, alg));
         }

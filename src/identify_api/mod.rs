@@ -8,6 +8,7 @@
 mod auth;
 mod body;
 mod error;
+mod fields;
 mod jwks;
 pub mod openapi;
 mod settings;
@@ -152,8 +153,10 @@ impl Inner {
                         Ok(to_call(&caller.id, key, item, now))
                     })
                     .collect();
-                let calls: Vec<IdentifyCall> =
-                    checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+                let calls: Vec<IdentifyCall> = checked
+                    .iter()
+                    .filter_map(|c| c.as_ref().ok().cloned())
+                    .collect();
                 let outcomes = if calls.is_empty() {
                     Vec::new()
                 } else {
@@ -173,7 +176,9 @@ impl Inner {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Err(ApiError::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64))
+                Err(ApiError::rate_limited(
+                    wait.as_secs_f64().ceil().max(1.0) as u64
+                ))
             }
         }
     }
@@ -236,7 +241,10 @@ fn respond_one(fresh: Value, outcome: Option<IdentifyOutcome>) -> Response {
 
 /// `{"status": "success" | "partial" | "error", "message", "results": [...]}`; all failed is a
 /// 400 that is also the spec's error shape (with `error_code`).
-fn respond_batch(checked: Vec<Result<IdentifyCall, ApiError>>, outcomes: Vec<IdentifyOutcome>) -> Response {
+fn respond_batch(
+    checked: Vec<Result<IdentifyCall, ApiError>>,
+    outcomes: Vec<IdentifyOutcome>,
+) -> Response {
     let total = checked.len();
     let mut outcomes = outcomes.into_iter();
     let mut accepted = 0;
@@ -258,8 +266,16 @@ fn respond_batch(checked: Vec<Result<IdentifyCall, ApiError>>, outcomes: Vec<Ide
         let body = json!({"status": "error", "message": message, "error_code": "INVALID_REQUEST", "results": results});
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
-    let status = if accepted == total { "success" } else { "partial" };
-    (StatusCode::OK, Json(json!({"status": status, "message": message, "results": results}))).into_response()
+    let status = if accepted == total {
+        "success"
+    } else {
+        "partial"
+    };
+    (
+        StatusCode::OK,
+        Json(json!({"status": status, "message": message, "results": results})),
+    )
+        .into_response()
 }
 
 /// Answer for a method the route does not serve.

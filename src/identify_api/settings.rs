@@ -106,7 +106,10 @@ impl IdentifyApiSettings {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let key = |k: &str| format!("identify_api.{k}");
         if self.require.is_empty() {
-            return Err((key("require"), "list at least one of \"token\", \"key\"".into()));
+            return Err((
+                key("require"),
+                "list at least one of \"token\", \"key\"".into(),
+            ));
         }
         for (i, r) in self.require.iter().enumerate() {
             if r != "token" && r != "key" {
@@ -118,21 +121,36 @@ impl IdentifyApiSettings {
         }
         if self.requires(Credential::Token) {
             match &self.token_issuer {
-                None => return Err((key("token_issuer"), "required when require has \"token\"".into())),
+                None => {
+                    return Err((
+                        key("token_issuer"),
+                        "required when require has \"token\"".into(),
+                    ))
+                }
                 Some(u) if !matches!(u.scheme(), "http" | "https") => {
                     return Err((key("token_issuer"), "must be an http(s) URL".into()))
                 }
                 Some(_) => {}
             }
-            if self.token_audience.as_deref().is_none_or(|a| a.trim().is_empty()) {
-                return Err((key("token_audience"), "required when require has \"token\"".into()));
+            if self
+                .token_audience
+                .as_deref()
+                .is_none_or(|a| a.trim().is_empty())
+            {
+                return Err((
+                    key("token_audience"),
+                    "required when require has \"token\"".into(),
+                ));
             }
             if self.token_scope.trim().is_empty() {
                 return Err((key("token_scope"), "must not be empty".into()));
             }
         }
         if self.requires(Credential::Key) && self.api_key_hashes.is_empty() {
-            return Err((key("api_key_hashes"), "required when require has \"key\"".into()));
+            return Err((
+                key("api_key_hashes"),
+                "required when require has \"key\"".into(),
+            ));
         }
         for (i, h) in self.api_key_hashes.iter().enumerate() {
             if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {

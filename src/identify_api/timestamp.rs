@@ -28,9 +28,14 @@ pub fn parse_created_at(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>,
         })?
         .with_timezone(&Utc);
     if parsed > now + FUTURE_SLACK {
-        return Err(format!("{text:?} is in the future; it is the account's creation time"));
+        return Err(format!(
+            "{text:?} is in the future; it is the account's creation time"
+        ));
     }
-    let earliest = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).single().unwrap_or(parsed);
+    let earliest = Utc
+        .with_ymd_and_hms(1970, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(parsed);
     if parsed < earliest {
         return Err(format!("{text:?} is before 1970"));
     }
@@ -71,9 +76,20 @@ mod tests {
 
     #[test]
     fn nonsense_future_and_ancient_times_are_refused() {
-        for bad in ["", "yesterday", "2020-13-01T00:00:00Z", "20-11-23", "2020-11-23",
-                    "2030-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "20-02-30T00:00:00Z"] {
-            assert!(parse_created_at(bad, now()).is_err(), "{bad:?} was accepted");
+        for bad in [
+            "",
+            "yesterday",
+            "2020-13-01T00:00:00Z",
+            "20-11-23",
+            "2020-11-23",
+            "2030-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "20-02-30T00:00:00Z",
+        ] {
+            assert!(
+                parse_created_at(bad, now()).is_err(),
+                "{bad:?} was accepted"
+            );
         }
     }
 }

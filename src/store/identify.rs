@@ -72,7 +72,11 @@ impl Profile {
                 self.provenance.insert(k.clone(), api_source());
             }
         }
-        if let Some(t) = c.account_created_at.map(ms).filter(|t| *t < self.created_at) {
+        if let Some(t) = c
+            .account_created_at
+            .map(ms)
+            .filter(|t| *t < self.created_at)
+        {
             self.created_at = t;
             self.created_at_source = "api".into();
         }
@@ -268,6 +272,9 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows.into_iter().map(|(k, t, c)| (k, t.0, c.map(|c| c.0))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(k, t, c)| (k, t.0, c.map(|c| c.0)))
+            .collect())
     }
 }
