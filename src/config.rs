@@ -90,6 +90,9 @@ pub struct Settings {
     pub providers: Vec<ProviderSettings>,
     #[serde(default)]
     pub sinks: Vec<SinkSettings>,
+    /// `[identify_api]`: serve `POST /api/identify`; absent means "not configured" (503).
+    #[serde(default)]
+    pub identify_api: Option<crate::identify_api::IdentifyApiSettings>,
 }
 
 /// The wire format a sink speaks.
@@ -667,6 +670,9 @@ impl Settings {
                     "must be 64 hex digits (a SHA-256)",
                 ));
             }
+        }
+        if let Some(api) = &self.identify_api {
+            api.validate().map_err(|(key, what)| err(key, what))?;
         }
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {

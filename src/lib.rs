@@ -8,6 +8,7 @@ pub mod dev;
 pub mod dev_idp;
 pub mod error;
 pub mod hardening;
+pub mod identify_api;
 pub mod metrics;
 pub mod outbox;
 pub mod providers;

@@ -20,6 +20,7 @@ use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer};
 
 use crate::config::{SessionStoreKind, Settings};
 use crate::error;
+use crate::identify_api::IdentifyApi;
 use crate::providers::{self, Providers};
 use crate::routes;
 use crate::session_store::AnySessionStore;
@@ -67,7 +68,7 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("database: {e}"))?;
         let http = providers::http_client(settings.server.provider_timeout());
-        let providers = Providers::new(&settings, http);
+        let providers = Providers::new(&settings, http.clone());
         let stop = CancellationToken::new();
         let mut workers = providers.spawn_discovery(&stop);
         let session_store = match settings.session.store {
@@ -88,10 +89,13 @@ impl Application {
                 .clone()
                 .delete_expired_until(Duration::from_secs(300), stop.clone()),
         ));
+        let (identify_api, writer) = IdentifyApi::build(&settings, http.clone(), store.clone());
+        workers.extend(writer);
         let state = AppState {
             settings: settings.clone(),
             providers: providers.clone(),
             store: store.clone(),
+            identify_api,
         };
         let session_layer = SessionManagerLayer::new(session_store)
             .with_name(settings.session.cookie_name.clone())

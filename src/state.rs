@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use crate::config::Settings;
+use crate::identify_api::IdentifyApi;
 use crate::providers::Providers;
 use crate::store::Store;
 
@@ -13,6 +14,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub providers: Providers,
     pub store: Store,
+    pub identify_api: IdentifyApi,
 }
 
 impl FromRef<AppState> for Store {
@@ -30,5 +32,11 @@ impl FromRef<AppState> for Arc<Settings> {
 impl FromRef<AppState> for Providers {
     fn from_ref(state: &AppState) -> Self {
         state.providers.clone()
+    }
+}
+
+impl FromRef<AppState> for IdentifyApi {
+    fn from_ref(state: &AppState) -> Self {
+        state.identify_api.clone()
     }
 }

@@ -10,7 +10,7 @@ use std::{collections::HashSet, future::Future, panic::AssertUnwindSafe, time::D
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures::FutureExt;
 use identify_bridge::store::{
-    Backend, NewOutboxMessage, OutboxStatus, SignIn, SignInOutcome, Store, StoreError,
+    Backend, IdentifyCall, IdentifyOutcome, NewOutboxMessage, OutboxStatus, SignIn, SignInOutcome, Store, StoreError,
 };
 use serde_json::json;
 use sqlx::postgres::PgPool;
@@ -126,6 +126,8 @@ store_tests!(
     reconnecting_keeps_data_and_migrations_are_idempotent,
     expired_sessions_and_their_links_are_deleted,
     a_closed_store_is_unavailable,
+    identify_calls_create_merge_and_replay,
+    concurrent_identify_batches_merge_every_trait,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -924,4 +926,73 @@ async fn unknown_url_scheme_is_refused() {
     let err = Store::connect("mysql://u:pw@host/db").await.unwrap_err();
     assert!(matches!(err, StoreError::Other(_)), "{err:?}");
     assert!(!err.to_string().contains("pw@"), "{err}");
+}
+
+// ---------------------------------------------------------------- Identify API
+
+fn identify_call(user_id: &str, key: Option<&str>, traits: serde_json::Value) -> IdentifyCall {
+    IdentifyCall {
+        caller: "key:abc".into(),
+        idempotency_key: key.map(str::to_string),
+        user_id: user_id.into(),
+        traits: traits.as_object().unwrap().clone(),
+        context: Some(json!({"ip": "203.0.113.1"}).as_object().unwrap().clone()),
+        account_created_at: None,
+        response: json!({"status": "success", "data": {"user_id": user_id, "traits": traits}}),
+        received_at: Utc::now(),
+    }
+}
+
+async fn identify_calls_create_merge_and_replay(store: Store) {
+    let created = Utc.with_ymd_and_hms(2020, 11, 23, 22, 28, 55).unwrap() + TimeDelta::milliseconds(111);
+    let mut first = identify_call("api-user", Some("m-1"), json!({"a": "1", "b": ["x", "y"]}));
+    first.account_created_at = Some(created);
+    let outcomes = store
+        .record_identify_calls(&[
+            first.clone(),
+            identify_call("api-user", None, json!({"b": null, "c": 3})),
+            // Same key inside the same batch: the first call's answer, nothing written.
+            identify_call("api-user", Some("m-1"), json!({"a": "changed"})),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes[0], IdentifyOutcome::Applied { created: true });
+    assert_eq!(outcomes[1], IdentifyOutcome::Applied { created: false });
+    assert_eq!(outcomes[2], IdentifyOutcome::Replayed(first.response.clone()));
+    let user = store.get_user("api-user").await.unwrap().unwrap();
+    assert_eq!(user.traits, json!({"a": "1", "c": 3}));
+    assert_eq!(user.created_at, created);
+    assert_eq!(user.created_at_source, "api");
+    assert_eq!(user.provenance["c"]["source"], "api:identify");
+    // Another caller may use the same key.
+    let mut other = identify_call("api-user", Some("m-1"), json!({"d": true}));
+    other.caller = "sub:svc".into();
+    let outcomes = store.record_identify_calls(&[other]).await.unwrap();
+    assert_eq!(outcomes[0], IdentifyOutcome::Applied { created: false });
+    let calls = store.identify_calls("api-user").await.unwrap();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0].2.as_ref().unwrap()["ip"], "203.0.113.1");
+    assert!(store.delete_user("api-user").await.unwrap());
+    assert!(store.identify_calls("api-user").await.unwrap().is_empty(), "erasure removes the log");
+}
+
+async fn concurrent_identify_batches_merge_every_trait(store: Store) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let call = identify_call("shared", None, json!({ format!("t{i}"): i }));
+                store.record_identify_calls(&[call]).await.unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for t in tasks {
+        if t.await.unwrap()[0] == (IdentifyOutcome::Applied { created: true }) {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1, "one call creates the profile");
+    let user = store.get_user("shared").await.unwrap().unwrap();
+    assert_eq!(user.traits.as_object().unwrap().len(), 16, "no trait lost: {}", user.traits);
 }

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod auth;
 pub mod callback;
 pub mod health;
+pub mod identify;
 pub mod login;
 pub mod logout;
 pub mod me;
@@ -35,6 +36,7 @@ pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
         .merge(logout::router())
         .merge(auth::router())
         .merge(health::router())
+        .merge(identify::router())
         .merge(assets::router())
         .merge(users::router())
         .merge(profile::router())

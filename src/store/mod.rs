@@ -60,6 +60,7 @@ macro_rules! claim_due_sql {
 
 mod dashboard;
 mod error;
+mod identify;
 mod model;
 mod outbox;
 mod postgres;
@@ -70,6 +71,7 @@ mod users;
 
 pub use dashboard::{OutboxEvent, RecentSignIn};
 pub use error::StoreError;
+pub use identify::{IdentifyCall, IdentifyOutcome};
 pub use model::{
     IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, SignIn, SignInOutcome,
     SinkStats, UserRecord,

@@ -18,6 +18,10 @@ pub(super) const DELETE_USER_SESSIONS: &str = r#"delete from "tower_sessions"."s
 pub(super) const PRUNE_USER_SESSIONS: &str = r#"delete from user_session where session_id not in (select id from "tower_sessions"."session")"#;
 /// Replicas claim side by side: rows another transaction is claiming are skipped, not waited on.
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("for update skip locked");
+/// Row locks for a read-modify-write (rows are read in key order, so lockers never deadlock).
+pub(super) const ROW_LOCK: &str = "for update";
+/// The backend, for `sqlx::QueryBuilder`.
+pub(super) type Db = Postgres;
 
 pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<PgPool, StoreError> {
     // sqlx's parse errors can echo the URL, so only the redacted URL is shown.

@@ -22,6 +22,10 @@ pub(super) const PRUNE_USER_SESSIONS: &str =
     "delete from user_session where session_id not in (select id from tower_sessions)";
 /// One statement in an immediate transaction: SQLite has one writer, so no row locks needed.
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("");
+/// Row locks for a read-modify-write: none needed, the write transaction is exclusive.
+pub(super) const ROW_LOCK: &str = "";
+/// The backend, for `sqlx::QueryBuilder`.
+pub(super) type Db = Sqlite;
 
 /// Open (creating file and parent directories) a SQLite database for the store.
 ///

@@ -102,6 +102,10 @@ impl Store {
                 .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("delete from identify_call where user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
             // identity and user_session go by `on delete cascade`.
             let n = sqlx::query("delete from profile where user_id = $1")
                 .bind(user_id)

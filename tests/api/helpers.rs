@@ -69,6 +69,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub idp: TestIdp,
     pub kind: Kind,
+    /// The app's profile store (for checking what a request wrote).
     pub store: identify_bridge::store::Store,
     stop: CancellationToken,
     _data: tempfile::TempDir,
@@ -145,7 +146,8 @@ level = "warn"
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", data.path().join("bridge.db").display())),
         provider = kind.toml(&idp),
-        extra = options.extra_toml,
+        // `{idp_issuer}` in the extra TOML is the test IdP's issuer (e.g. for `[identify_api]`).
+        extra = options.extra_toml.replace("{idp_issuer}", &idp.issuer),
     );
     let config_path = data.path().join("bridge.toml");
     std::fs::write(&config_path, toml).unwrap();

@@ -3,6 +3,7 @@
 mod helpers;
 mod idp;
 mod idp_smoke;
+mod identify;
 mod microsoft_common;
 mod pg;
 mod profiles;

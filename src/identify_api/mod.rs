@@ -1,0 +1,289 @@
+//! `POST /api/identify`: the receiving side of an identify call (spec/identify-api.md).
+//!
+//! A request passes, in order: credentials (`auth`), the per-caller rate limit, the media type
+//! and size limits and the JSON itself (`body`), then each identify object field by field.
+//! Accepted calls go to the group-commit `writer`, which logs them and creates or merges the
+//! profiles. Every refusal is the spec's error JSON naming the header or field at fault.
+
+mod auth;
+mod body;
+mod error;
+mod fields;
+mod jwks;
+pub mod openapi;
+mod settings;
+mod timestamp;
+mod writer;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::{json, Value};
+
+pub use error::ApiError;
+pub use settings::{Credential, IdentifyApiSettings};
+pub use timestamp::parse_created_at;
+
+use crate::config::Settings;
+use crate::store::{IdentifyCall, IdentifyOutcome, Store};
+use body::{IdentifyItem, Payload};
+use writer::Writer;
+
+/// The success message of the specification.
+pub const SUCCESS_MESSAGE: &str = "User identity updated successfully";
+
+/// The Identify API's state; `None` inside when `[identify_api]` is not configured.
+#[derive(Clone, Default)]
+pub struct IdentifyApi(Option<Arc<Inner>>);
+
+struct Inner {
+    settings: IdentifyApiSettings,
+    auth: auth::Authenticator,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    writer: Writer,
+}
+
+impl IdentifyApi {
+    /// Build from the settings; also returns the writer task to stop with the server.
+    pub fn build(
+        settings: &Settings,
+        http: reqwest::Client,
+        store: Store,
+    ) -> (IdentifyApi, Option<tokio::task::JoinHandle<()>>) {
+        let Some(s) = settings.identify_api.clone() else {
+            return (IdentifyApi(None), None);
+        };
+        let limiter = NonZeroU32::new(s.rate_limit_per_minute).map(|rate| {
+            let burst = s.rate_limit_burst.and_then(NonZeroU32::new).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
+        });
+        let (writer, task) = Writer::spawn(store, s.write_batch_max);
+        let inner = Inner {
+            auth: auth::Authenticator::new(&s, http),
+            limiter,
+            writer,
+            settings: s,
+        };
+        (IdentifyApi(Some(Arc::new(inner))), Some(task))
+    }
+
+    /// The configured settings, if any (the OpenAPI document reflects `require`).
+    pub fn settings(&self) -> Option<&IdentifyApiSettings> {
+        self.0.as_ref().map(|i| &i.settings)
+    }
+}
+
+/// `POST /api/identify`.
+#[utoipa::path(
+    post,
+    path = "/api/identify",
+    tag = "identify",
+    request_body(content = openapi::IdentifyBody, content_type = "application/json",
+        description = "One identify object, or an array of up to 100 (ThriveStack's current API)."),
+    params(
+        ("KEY" = Option<String>, Header, description = "API key (also accepted as `x-api-key`); required unless `[identify_api] require` leaves it out"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Up to 256 visible characters; a repeat returns the first answer without writing again. For an array, item i uses `<key>#<i>`. Without it, an object's `message_id` is its key."),
+        ("Accept" = Option<String>, Header, description = "Ignored: the answer is always application/json."),
+    ),
+    responses(
+        (status = 200, description = "Recorded (or an idempotent replay, marked `Idempotent-Replayed: true`). A batch answers `success` or `partial` with one result per item.", body = openapi::IdentifyResponse),
+        (status = 400, description = "INVALID_REQUEST: malformed JSON, a missing or invalid field (named in the message); a batch whose every item failed carries `results` too.", body = openapi::ErrorBody),
+        (status = 401, description = "UNAUTHORIZED: missing, invalid or expired token or key.", body = openapi::ErrorBody),
+        (status = 403, description = "FORBIDDEN: the token lacks the `telemetry_apis` scope.", body = openapi::ErrorBody),
+        (status = 405, description = "METHOD_NOT_ALLOWED: only POST.", body = openapi::ErrorBody),
+        (status = 413, description = "PAYLOAD_TOO_LARGE: body over 512 KB, an object over 32 KB, or more than 100 objects.", body = openapi::ErrorBody),
+        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: Content-Type is not application/json.", body = openapi::ErrorBody),
+        (status = 429, description = "RATE_LIMITED: too many requests for this key.", body = openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 500, description = "INTERNAL_ERROR: nothing was recorded.", body = openapi::ErrorBody),
+        (status = 503, description = "SERVICE_UNAVAILABLE: not configured, store or token issuer unavailable; retry later.", body = openapi::ErrorBody),
+    )
+)]
+pub async fn receive_identify(State(api): State<IdentifyApi>, request: Request) -> Response {
+    let Some(api) = api.0 else {
+        return ApiError::unavailable(
+            "the Identify API is not configured on this server ([identify_api] is missing)",
+        )
+        .into_response();
+    };
+    match api.handle(request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+impl Inner {
+    #[tracing::instrument(skip_all, fields(caller))]
+    async fn handle(&self, request: Request) -> Result<Response, ApiError> {
+        let s = &self.settings;
+        let (parts, body) = request.into_parts();
+        let caller = self.auth.authenticate(&parts.headers).await?;
+        tracing::Span::current().record("caller", caller.id.as_str());
+        self.check_rate(&caller.id)?;
+        body::check_content_type(&parts.headers)?;
+        let idempotency_key = idempotency_key(&parts.headers)?;
+        let bytes = body::read_body(&parts.headers, body, s.max_request_bytes).await?;
+        let now = Utc::now();
+        match body::parse_payload(&bytes, s)? {
+            Payload::One(value) => {
+                let item = body::check_item(value, s, now)?;
+                let key = idempotency_key.or_else(|| item.message_id.clone());
+                let call = to_call(&caller.id, key, item, now);
+                let response = call.response.clone();
+                let mut outcomes = self.writer.record(vec![call]).await?;
+                Ok(respond_one(response, outcomes.pop()))
+            }
+            Payload::Many(values) => {
+                let checked: Vec<Result<IdentifyCall, ApiError>> = values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, value)| {
+                        let item = body::check_item(value, s, now)?;
+                        let key = match &idempotency_key {
+                            Some(k) => Some(format!("{k}#{i}")),
+                            None => item.message_id.clone(),
+                        };
+                        Ok(to_call(&caller.id, key, item, now))
+                    })
+                    .collect();
+                let calls: Vec<IdentifyCall> = checked
+                    .iter()
+                    .filter_map(|c| c.as_ref().ok().cloned())
+                    .collect();
+                let outcomes = if calls.is_empty() {
+                    Vec::new()
+                } else {
+                    self.writer.record(calls).await?
+                };
+                Ok(respond_batch(checked, outcomes))
+            }
+        }
+    }
+
+    /// One token from the caller's bucket, or 429 with the wait in whole seconds.
+    fn check_rate(&self, caller: &str) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        match limiter.check_key(&caller.to_string()) {
+            Ok(()) => Ok(()),
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(ApiError::rate_limited(
+                    wait.as_secs_f64().ceil().max(1.0) as u64
+                ))
+            }
+        }
+    }
+}
+
+/// `Idempotency-Key`, when sent: 1 to 256 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 256 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_string()))
+        }
+        _ => Err(ApiError::invalid(
+            "Idempotency-Key header must be 1 to 256 visible ASCII characters",
+        )),
+    }
+}
+
+/// The call to record, with the answer it gets (kept for replays).
+fn to_call(
+    caller: &str,
+    idempotency_key: Option<String>,
+    item: IdentifyItem,
+    now: chrono::DateTime<Utc>,
+) -> IdentifyCall {
+    let response = json!({
+        "status": "success",
+        "message": SUCCESS_MESSAGE,
+        "data": {
+            "user_id": item.user_id,
+            "traits": item.traits,
+            "timestamp": item.timestamp_echo,
+        }
+    });
+    IdentifyCall {
+        caller: caller.to_string(),
+        idempotency_key,
+        user_id: item.user_id,
+        traits: item.traits,
+        context: item.context,
+        account_created_at: item.created_at,
+        response,
+        received_at: now,
+    }
+}
+
+fn respond_one(fresh: Value, outcome: Option<IdentifyOutcome>) -> Response {
+    match outcome {
+        Some(IdentifyOutcome::Replayed(first)) => {
+            let mut r = (StatusCode::OK, Json(first)).into_response();
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r
+        }
+        _ => (StatusCode::OK, Json(fresh)).into_response(),
+    }
+}
+
+/// `{"status": "success" | "partial" | "error", "message", "results": [...]}`; all failed is a
+/// 400 that is also the spec's error shape (with `error_code`).
+fn respond_batch(
+    checked: Vec<Result<IdentifyCall, ApiError>>,
+    outcomes: Vec<IdentifyOutcome>,
+) -> Response {
+    let total = checked.len();
+    let mut outcomes = outcomes.into_iter();
+    let mut accepted = 0;
+    let results: Vec<Value> = checked
+        .into_iter()
+        .map(|c| match c {
+            Ok(call) => {
+                accepted += 1;
+                match outcomes.next() {
+                    Some(IdentifyOutcome::Replayed(first)) => first,
+                    _ => call.response,
+                }
+            }
+            Err(e) => e.body(),
+        })
+        .collect();
+    let message = format!("{accepted} of {total} identify calls recorded");
+    if accepted == 0 {
+        let body = json!({"status": "error", "message": message, "error_code": "INVALID_REQUEST", "results": results});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    let status = if accepted == total {
+        "success"
+    } else {
+        "partial"
+    };
+    (
+        StatusCode::OK,
+        Json(json!({"status": status, "message": message, "results": results})),
+    )
+        .into_response()
+}
+
+/// Answer for a method the route does not serve.
+pub async fn post_only() -> ApiError {
+    ApiError::method_not_allowed("POST")
+}
+
+/// Answer for a method the route does not serve.
+pub async fn get_only() -> ApiError {
+    ApiError::method_not_allowed("GET")
+}

@@ -1,0 +1,280 @@
+//! `record_identify_calls`: the Identify API's effect. Each call is appended to the
+//! `identify_call` log (a repeated idempotency key answers the first call's response instead)
+//! and creates or merges the profile. A whole batch is one transaction: the API's writer
+//! groups concurrent calls so that many share one commit.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{ms, Store, StoreError};
+
+/// Attempts per batch; only PostgreSQL ever retries (see `postgres::is_retryable`).
+const ATTEMPTS: u32 = 3;
+
+/// One accepted identify call.
+#[derive(Debug, Clone)]
+pub struct IdentifyCall {
+    /// Who sent it (`key:<hash prefix>` or `sub:<subject>`); scopes the idempotency key.
+    pub caller: String,
+    pub idempotency_key: Option<String>,
+    pub user_id: String,
+    /// As sent; a `null` value removes that trait from the profile.
+    pub traits: Map<String, Value>,
+    pub context: Option<Map<String, Value>>,
+    /// The account's creation time, when the call gave one.
+    pub account_created_at: Option<DateTime<Utc>>,
+    /// What this call answers, kept for replays.
+    pub response: Value,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What recording a call did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdentifyOutcome {
+    /// Logged and applied; `created` when the profile is new.
+    Applied { created: bool },
+    /// The idempotency key was seen before: nothing written, this is the first answer.
+    Replayed(Value),
+}
+
+/// Where a trait set through the Identify API came from.
+fn api_source() -> Value {
+    json!({"source": "api:identify", "verified": false})
+}
+
+/// Rows per statement: well under both backends' limits on bound parameters.
+const CHUNK: usize = 500;
+
+/// A profile as the batch leaves it.
+struct Profile {
+    traits: Map<String, Value>,
+    provenance: Map<String, Value>,
+    created_at: DateTime<Utc>,
+    created_at_source: String,
+    updated_at: DateTime<Utc>,
+    /// Not in the database before this batch.
+    is_new: bool,
+}
+
+impl Profile {
+    /// Apply one call: `null` removes a trait, an earlier creation time moves `created_at`.
+    fn merge(&mut self, c: &IdentifyCall) {
+        for (k, v) in &c.traits {
+            if v.is_null() {
+                self.traits.remove(k);
+                self.provenance.remove(k);
+            } else {
+                self.traits.insert(k.clone(), v.clone());
+                self.provenance.insert(k.clone(), api_source());
+            }
+        }
+        if let Some(t) = c
+            .account_created_at
+            .map(ms)
+            .filter(|t| *t < self.created_at)
+        {
+            self.created_at = t;
+            self.created_at_source = "api".into();
+        }
+        self.updated_at = ms(c.received_at);
+    }
+}
+
+impl Store {
+    /// Record `calls` in one transaction, in order; a later call in the batch sees the
+    /// earlier ones (same user, same idempotency key). Nothing is written if any step fails.
+    /// A new profile takes `created_at` from the call (else `received_at`), source `api`; an
+    /// existing one gets the traits merged and `created_at` moved earlier, never later.
+    ///
+    /// Set-based: a handful of statements per batch whatever its size (log rows, read the
+    /// profiles, insert the new ones, update the others), so a big group commit stays cheap.
+    #[tracing::instrument(skip_all, fields(calls = calls.len()))]
+    pub async fn record_identify_calls(
+        &self,
+        calls: &[IdentifyCall],
+    ) -> Result<Vec<IdentifyOutcome>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_record_identify_calls(calls).await {
+                Ok(Some(outcomes)) => return Ok(outcomes),
+                Ok(None) if attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, "profile created concurrently, retrying");
+                }
+                Ok(None) => {
+                    return Err(StoreError::Conflict(
+                        "profiles were created concurrently too often; giving up".into(),
+                    ))
+                }
+                Err(e) if attempt < ATTEMPTS && on_pool!(self, _p, db => db::is_retryable(&e)) => {
+                    tracing::debug!(attempt, error = %e, "identify batch retried");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// One attempt; `Ok(None)` when another transaction created one of the new profiles first.
+    async fn try_record_identify_calls(
+        &self,
+        calls: &[IdentifyCall],
+    ) -> Result<Option<Vec<IdentifyOutcome>>, sqlx::Error> {
+        let ids: Vec<Uuid> = calls.iter().map(|_| Uuid::new_v4()).collect();
+        on_pool!(self, pool, db => {
+            let mut tx = db::begin_write(pool).await?;
+
+            // 1. The log; a repeated (caller, idempotency key) is not inserted.
+            let mut logged = HashSet::new();
+            for (chunk, chunk_ids) in calls.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
+                let mut q = sqlx::QueryBuilder::<db::Db>::new(
+                    "insert into identify_call (call_id, caller, idempotency_key, user_id, traits, \
+                     context, account_created_at, response, received_at) ",
+                );
+                q.push_values(chunk.iter().zip(chunk_ids), |mut b, (c, id)| {
+                    b.push_bind(db::uuid(*id))
+                        .push_bind(&c.caller)
+                        .push_bind(&c.idempotency_key)
+                        .push_bind(&c.user_id)
+                        .push_bind(Json(&c.traits))
+                        .push_bind(c.context.as_ref().map(Json))
+                        .push_bind(c.account_created_at.map(ms))
+                        .push_bind(Json(&c.response))
+                        .push_bind(ms(c.received_at));
+                });
+                q.push(" on conflict (caller, idempotency_key) do nothing returning cast(call_id as text)");
+                let rows: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                logged.extend(rows);
+            }
+            let mut outcomes = Vec::with_capacity(calls.len());
+            for (c, id) in calls.iter().zip(&ids) {
+                if logged.contains(&id.hyphenated().to_string()) {
+                    outcomes.push(None);
+                    continue;
+                }
+                let first: Json<Value> = sqlx::query_scalar(
+                    "select response from identify_call where caller = $1 and idempotency_key = $2",
+                )
+                .bind(&c.caller)
+                .bind(&c.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+                outcomes.push(Some(IdentifyOutcome::Replayed(first.0)));
+            }
+
+            // 2. The profiles these calls touch, locked in key order.
+            let mut users: Vec<&str> = calls
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| o.is_none())
+                .map(|(c, _)| c.user_id.as_str())
+                .collect();
+            users.sort_unstable();
+            users.dedup();
+            let mut profiles: HashMap<String, Profile> = HashMap::with_capacity(users.len());
+            for chunk in users.chunks(CHUNK) {
+                let mut q = sqlx::QueryBuilder::<db::Db>::new(
+                    "select user_id, traits, provenance, created_at, created_at_source from profile \
+                     where user_id in (",
+                );
+                let mut list = q.separated(", ");
+                for u in chunk {
+                    list.push_bind(*u);
+                }
+                q.push(") order by user_id ").push(db::ROW_LOCK);
+                type Row = (String, Json<Map<String, Value>>, Json<Map<String, Value>>, DateTime<Utc>, String);
+                let rows: Vec<Row> = q.build_query_as().fetch_all(&mut *tx).await?;
+                for (user_id, traits, provenance, created_at, created_at_source) in rows {
+                    let p = Profile {
+                        traits: traits.0,
+                        provenance: provenance.0,
+                        created_at,
+                        created_at_source,
+                        updated_at: created_at,
+                        is_new: false,
+                    };
+                    profiles.insert(user_id, p);
+                }
+            }
+
+            // 3. Apply the calls in order, in memory.
+            for (c, outcome) in calls.iter().zip(outcomes.iter_mut()) {
+                if outcome.is_some() {
+                    continue;
+                }
+                let created = !profiles.contains_key(&c.user_id);
+                let p = profiles.entry(c.user_id.clone()).or_insert_with(|| Profile {
+                    traits: Map::new(),
+                    provenance: Map::new(),
+                    created_at: c.account_created_at.map(ms).unwrap_or(ms(c.received_at)),
+                    created_at_source: "api".into(),
+                    updated_at: ms(c.received_at),
+                    is_new: true,
+                });
+                p.merge(c);
+                *outcome = Some(IdentifyOutcome::Applied { created });
+            }
+
+            // 4. Write: new profiles (losing a race to another replica retries the batch),
+            //    then the merged ones.
+            let mut sorted: Vec<(&String, &Profile)> = profiles.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for is_new in [true, false] {
+                let rows: Vec<&(&String, &Profile)> = sorted.iter().filter(|(_, p)| p.is_new == is_new).collect();
+                for chunk in rows.chunks(CHUNK) {
+                    let mut q = sqlx::QueryBuilder::<db::Db>::new(
+                        "insert into profile (user_id, created_at, created_at_source, updated_at, traits, provenance) ",
+                    );
+                    q.push_values(chunk, |mut b, (user_id, p)| {
+                        b.push_bind(*user_id)
+                            .push_bind(p.created_at)
+                            .push_bind(&p.created_at_source)
+                            .push_bind(p.updated_at)
+                            .push_bind(Json(&p.traits))
+                            .push_bind(Json(&p.provenance));
+                    });
+                    if is_new {
+                        q.push(" on conflict (user_id) do nothing returning user_id");
+                        let inserted: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+                        if inserted.len() < chunk.len() {
+                            return Ok(None);
+                        }
+                    } else {
+                        q.push(
+                            " on conflict (user_id) do update set created_at = excluded.created_at, \
+                             created_at_source = excluded.created_at_source, updated_at = excluded.updated_at, \
+                             traits = excluded.traits, provenance = excluded.provenance",
+                        );
+                        q.build().execute(&mut *tx).await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(Some(outcomes.into_iter().flatten().collect()))
+        })
+    }
+
+    /// The logged identify calls of a user, oldest first, as `(idempotency_key, traits,
+    /// context)` (tests, audits).
+    pub async fn identify_calls(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(Option<String>, Value, Option<Value>)>, StoreError> {
+        let rows: Vec<(Option<String>, Json<Value>, Option<Json<Value>>)> = on_pool!(self, pool, db => {
+            sqlx::query_as(
+                "select idempotency_key, traits, context from identify_call where user_id = $1 \
+                 order by received_at, call_id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(k, t, c)| (k, t.0, c.map(|c| c.0)))
+            .collect())
+    }
+}

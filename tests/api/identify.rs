@@ -1,0 +1,833 @@
+//! `POST /api/identify` over real HTTP, with real client-credentials tokens from the test IdP.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{spawn_app_with, AppOptions, TestApp};
+use crate::idp::{b64url_decode, b64url_encode, IdpClient, TestIdp};
+
+const KEY: &str = "test-identify-key-0123456789";
+const SERVICE: &str = "analytics-backend";
+const SERVICE_SECRET: &str = "analytics-backend-secret-0123456789";
+
+/// The specification's sample request, verbatim.
+const SPEC_SAMPLE: &str = r#"{
+  "user_id": "user123",
+  "traits": {
+    "name": "enrichment_first_name enrichment_last_name",
+    "email": "enrichment_first_name.enrichment_last_name@example.com"
+  },
+  "timestamp": "20-11-23T22:28:55.111Z"
+}"#;
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// An app whose Identify API trusts its own test IdP; `extra` is added to `[identify_api]`.
+struct Api {
+    app: TestApp,
+    token: String,
+}
+
+async fn spawn_api(extra: &str) -> Api {
+    let toml = format!(
+        "[identify_api]\ntoken_issuer = \"{{idp_issuer}}\"\ntoken_audience = \"identify-api\"\n\
+         api_key_hashes = [\"{}\"]\ntoken_leeway_secs = 0\n{extra}\n",
+        key_hash(KEY)
+    );
+    let app = spawn_app_with(AppOptions {
+        extra_toml: toml,
+        ..Default::default()
+    })
+    .await;
+    app.idp
+        .add_client(IdpClient::service(SERVICE, SERVICE_SECRET))
+        .await;
+    let token = app
+        .idp
+        .client_credentials_token(SERVICE, SERVICE_SECRET, "telemetry_apis")
+        .await;
+    Api { app, token }
+}
+
+impl Api {
+    /// POST with the spec's four headers and a raw body.
+    async fn post_raw(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.app
+            .client
+            .post(self.app.url("/api/identify"))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .header("KEY", KEY)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn post(&self, body: &Value) -> (StatusCode, Value) {
+        read(self.post_raw(body.to_string()).await).await
+    }
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, body)
+}
+
+/// The spec's error shape, with the expected code and a message containing `names`.
+#[track_caller]
+fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str, names: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["status"], "error", "{body}");
+    assert_eq!(body["error_code"], code, "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(
+        message.contains(names),
+        "message {message:?} does not name {names:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_spec_sample_request_returns_the_spec_success_response() {
+    let api = spawn_api("").await;
+    let (status, body) = read(api.post_raw(SPEC_SAMPLE).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({
+            "status": "success",
+            "message": "User identity updated successfully",
+            "data": {
+                "user_id": "user123",
+                "traits": {
+                    "name": "enrichment_first_name enrichment_last_name",
+                    "email": "enrichment_first_name.enrichment_last_name@example.com"
+                },
+                "timestamp": "20-11-23T22:28:55.111Z"
+            }
+        })
+    );
+    let user = api
+        .app
+        .store
+        .get_user("user123")
+        .await
+        .unwrap()
+        .expect("profile created");
+    assert_eq!(
+        user.created_at.to_rfc3339(),
+        "2020-11-23T22:28:55.111+00:00"
+    );
+    assert_eq!(user.created_at_source, "api");
+    assert_eq!(
+        user.traits["email"],
+        "enrichment_first_name.enrichment_last_name@example.com"
+    );
+    let calls = api.app.store.identify_calls("user123").await.unwrap();
+    assert_eq!(calls.len(), 1, "one call logged");
+}
+
+#[tokio::test]
+async fn credentials_are_checked_with_the_spec_error_shape() {
+    let api = spawn_api("").await;
+    let url = api.app.url("/api/identify");
+    let body = json!({"user_id": "u1", "traits": {"plan": "pro"}}).to_string();
+    let no_scope = api
+        .app
+        .idp
+        .client_credentials_token(SERVICE, SERVICE_SECRET, "")
+        .await;
+    let other_idp = TestIdp::start("", vec![IdpClient::service(SERVICE, SERVICE_SECRET)]).await;
+    let foreign = other_idp
+        .client_credentials_token(SERVICE, SERVICE_SECRET, "telemetry_apis")
+        .await;
+    // Same header and key id, a payload we changed: the signature no longer matches.
+    let parts: Vec<&str> = api.token.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&b64url_decode(parts[1])).unwrap();
+    claims["sub"] = json!("someone-else");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64url_encode(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    let bearer = |t: &str| Some(format!("Bearer {t}"));
+
+    type Case<'a> = (
+        &'a str,
+        Option<String>,
+        Option<(&'a str, &'a str)>,
+        StatusCode,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "no Authorization",
+            None,
+            Some(("KEY", KEY)),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Authorization",
+        ),
+        (
+            "Basic scheme",
+            Some("Basic dTpw".into()),
+            Some(("KEY", KEY)),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Bearer",
+        ),
+        (
+            "not a JWT",
+            bearer("not-a-jwt"),
+            Some(("KEY", KEY)),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "not a JWT",
+        ),
+        (
+            "tampered payload",
+            bearer(&tampered),
+            Some(("KEY", KEY)),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "signature",
+        ),
+        (
+            "another issuer's key",
+            bearer(&foreign),
+            Some(("KEY", KEY)),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "key the issuer does not publish",
+        ),
+        (
+            "no telemetry_apis scope",
+            bearer(&no_scope),
+            Some(("KEY", KEY)),
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "telemetry_apis",
+        ),
+        (
+            "no key",
+            bearer(&api.token),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "KEY",
+        ),
+        (
+            "wrong key",
+            bearer(&api.token),
+            Some(("KEY", "wrong")),
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "KEY",
+        ),
+    ];
+    for (name, authorization, key, want, code, names) in cases {
+        let mut request = api
+            .app
+            .client
+            .post(&url)
+            .header("Content-Type", "application/json");
+        if let Some(a) = authorization {
+            request = request.header("Authorization", a);
+        }
+        if let Some((h, k)) = key {
+            request = request.header(h, k);
+        }
+        let response = request.body(body.clone()).send().await.unwrap();
+        if want == StatusCode::UNAUTHORIZED {
+            assert!(
+                response.headers().contains_key("www-authenticate"),
+                "{name}: WWW-Authenticate"
+            );
+        }
+        let (status, got) = read(response).await;
+        assert_error(status, &got, want, code, names);
+        eprintln!("ok: {name}");
+    }
+    // The key is also accepted as x-api-key.
+    let response = api
+        .app
+        .client
+        .post(&url)
+        .header("Authorization", format!("Bearer {}", api.token))
+        .header("x-api-key", KEY)
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let api = spawn_api("").await;
+    api.app.idp.set_access_token_ttl(Some(1)).await;
+    let short = api
+        .app
+        .idp
+        .client_credentials_token(SERVICE, SERVICE_SECRET, "telemetry_apis")
+        .await;
+    let api = Api {
+        token: short,
+        ..api
+    };
+    let (status, _) = api.post(&json!({"user_id": "u1"})).await;
+    assert_eq!(status, StatusCode::OK, "valid before it expires");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = api.post(&json!({"user_id": "u1"})).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "expired",
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_refused() {
+    let api = spawn_api("").await;
+    // Same issuer, but this server is configured for another audience.
+    let toml = format!(
+        "[identify_api]\ntoken_issuer = \"{}\"\ntoken_audience = \"billing-api\"\n\
+         api_key_hashes = [\"{}\"]\n",
+        api.app.idp.issuer,
+        key_hash(KEY)
+    );
+    let other = spawn_app_with(AppOptions {
+        extra_toml: toml,
+        ..Default::default()
+    })
+    .await;
+    let response = other
+        .client
+        .post(other.url("/api/identify"))
+        .header("Authorization", format!("Bearer {}", api.token))
+        .header("KEY", KEY)
+        .header("Content-Type", "application/json")
+        .body(r#"{"user_id":"u1"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "audience",
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_naming_the_header_or_field() {
+    let api = spawn_api("").await;
+    let url = api.app.url("/api/identify");
+    // Media type.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/json; charset=latin1"),
+    ] {
+        let mut request = api
+            .app
+            .client
+            .post(&url)
+            .header("Authorization", format!("Bearer {}", api.token))
+            .header("KEY", KEY);
+        if let Some(ct) = content_type {
+            request = request.header("Content-Type", ct);
+        }
+        let (status, body) = read(request.body(r#"{"user_id":"u1"}"#).send().await.unwrap()).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Content-Type",
+        );
+    }
+    // Sizes: the request, one object, the number of objects.
+    let (status, body) = read(api.post_raw(vec![b' '; 600 * 1024]).await).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "request body",
+    );
+    let more = vec!["y".repeat(3000); 12];
+    let big = json!({"user_id": "u1", "context": {"blob": "x".repeat(3000), "more": more}});
+    let (status, body) = api.post(&big).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "identify object",
+    );
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"user_id": format!("u{i}")}))
+        .collect();
+    let (status, body) = api.post(&json!(many)).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "at most 100",
+    );
+    // JSON and fields.
+    let (status, body) = read(api.post_raw(r#"{"user_id": "u1",}"#).await).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+        "line 1 column",
+    );
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"traits": {}}), "user_id"),
+        (json!({"user_id": 42}), "`user_id` must be a string"),
+        (json!({"user_id": ""}), "`user_id` must not be empty"),
+        (
+            json!({"user_id": "u".repeat(257)}),
+            "`user_id` is longer than 256",
+        ),
+        (
+            json!({"user_id": "u1", "traits": ["a"]}),
+            "`traits` must be a JSON object",
+        ),
+        (
+            json!({"user_id": "u1", "traits": "x"}),
+            "`traits` must be a JSON object",
+        ),
+        (
+            json!({"user_id": "u1", "traits": {"a": {"b": 1}}}),
+            "`traits.a`",
+        ),
+        (
+            json!({"user_id": "u1", "traits": {"a": [1]}}),
+            "`traits.a` must be a list of strings",
+        ),
+        (
+            json!({"user_id": "u1", "user_traits": {"a": "x".repeat(5000)}}),
+            "`user_traits.a` is longer",
+        ),
+        (
+            json!({"user_id": "u1", "traits": {}, "user_traits": {}}),
+            "not both",
+        ),
+        (
+            json!({"user_id": "u1", "event": "signup"}),
+            "unknown field `event`",
+        ),
+        (
+            json!({"user_id": "u1", "timestamp": "yesterday"}),
+            "`timestamp`",
+        ),
+        (
+            json!({"user_id": "u1", "timestamp": 1606170535}),
+            "`timestamp` must be a string",
+        ),
+        (
+            json!({"user_id": "u1", "context": "web"}),
+            "`context` must be a JSON object",
+        ),
+        (json!("user123"), "JSON object"),
+        (json!([]), "empty array"),
+    ];
+    for (request, names) in cases {
+        let (status, body) = api.post(&request).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            names,
+        );
+    }
+    let (status, body) = read(api.post_raw("").await).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+        "empty",
+    );
+    // Idempotency-Key must be printable.
+    let response = api
+        .app
+        .client
+        .post(&url)
+        .header("Authorization", format!("Bearer {}", api.token))
+        .header("KEY", KEY)
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", "x".repeat(300))
+        .body(r#"{"user_id":"u1"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+        "Idempotency-Key",
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_under_api_answer_json() {
+    let api = spawn_api("").await;
+    let (status, body) = read(api.app.get("/api/identify").await).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "POST",
+    );
+    let response = api
+        .app
+        .client
+        .put(api.app.url("/api/identify"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "POST");
+    let (status, body) = read(api.app.get("/api/identity").await).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "NOT_FOUND", "");
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_item_in_order() {
+    let api = spawn_api("").await;
+    let batch = json!([
+        {"user_id": "b1", "traits": {"plan": "pro"}, "timestamp": "2021-05-06T07:08:09.010Z"},
+        {"traits": {"plan": "free"}},
+        {"user_id": "b3", "user_traits": {"enrichment_phone": ["+1 555 0100"]}},
+    ]);
+    let (status, body) = api.post(&batch).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "partial");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["status"], "success");
+    assert_eq!(results[0]["data"]["timestamp"], "2021-05-06T07:08:09.010Z");
+    assert_eq!(results[1]["error_code"], "INVALID_REQUEST");
+    assert!(results[1]["message"].as_str().unwrap().contains("user_id"));
+    assert_eq!(
+        results[2]["data"]["traits"]["enrichment_phone"][0],
+        "+1 555 0100"
+    );
+    assert!(api.app.store.get_user("b1").await.unwrap().is_some());
+    assert!(api.app.store.get_user("b3").await.unwrap().is_some());
+
+    let (status, body) = api
+        .post(&json!([{"user_id": "ok"}, {"user_id": "ok2"}]))
+        .await;
+    assert_eq!(
+        (status, body["status"].clone()),
+        (StatusCode::OK, json!("success"))
+    );
+    let (status, body) = api.post(&json!([{"user_id": 1}, "x"])).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+        "0 of 2",
+    );
+    assert_eq!(body["results"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_or_message_id_replays_the_first_answer() {
+    let api = spawn_api("").await;
+    let send = |key: &'static str, body: Value| {
+        let request = api
+            .app
+            .client
+            .post(api.app.url("/api/identify"))
+            .header("Authorization", format!("Bearer {}", api.token))
+            .header("KEY", KEY)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", key)
+            .body(body.to_string());
+        async move { request.send().await.unwrap() }
+    };
+    let first = send("k-1", json!({"user_id": "idem", "traits": {"plan": "pro"}})).await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let (_, first) = read(first).await;
+    let again = send(
+        "k-1",
+        json!({"user_id": "idem", "traits": {"plan": "enterprise"}}),
+    )
+    .await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let (status, again) = read(again).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    let user = api.app.store.get_user("idem").await.unwrap().unwrap();
+    assert_eq!(user.traits["plan"], "pro", "the replay wrote nothing");
+
+    let with_id = json!({"user_id": "idem", "traits": {"seats": 5}, "message_id": "m-1"});
+    api.post(&with_id).await;
+    let (status, _) = api.post(&with_id).await;
+    assert_eq!(status, StatusCode::OK);
+    let calls = api.app.store.identify_calls("idem").await.unwrap();
+    let keys: Vec<Option<String>> = calls.into_iter().map(|c| c.0).collect();
+    assert_eq!(keys, vec![Some("k-1".to_string()), Some("m-1".to_string())]);
+}
+
+#[tokio::test]
+async fn traits_merge_null_removes_and_created_at_only_moves_earlier() {
+    let api = &spawn_api("").await;
+    let ok = |v: Value| async move { assert_eq!(api.post(&v).await.0, StatusCode::OK) };
+    ok(
+        json!({"user_id": "m", "traits": {"a": "1", "b": "2"}, "timestamp": "2022-01-01T00:00:00Z",
+              "context": {"ip": "203.0.113.9", "library": {"name": "sdk"}}}),
+    )
+    .await;
+    ok(json!({"user_id": "m", "traits": {"b": null, "c": true}, "timestamp": "2023-01-01T00:00:00Z"})).await;
+    let user = api.app.store.get_user("m").await.unwrap().unwrap();
+    assert_eq!(user.traits, json!({"a": "1", "c": true}));
+    assert_eq!(
+        user.created_at.to_rfc3339(),
+        "2022-01-01T00:00:00+00:00",
+        "a later time is ignored"
+    );
+    assert_eq!(user.provenance["a"]["source"], "api:identify");
+    ok(json!({"user_id": "m", "timestamp": "21-06-01T00:00:00.000Z"})).await;
+    let user = api.app.store.get_user("m").await.unwrap().unwrap();
+    assert_eq!(
+        user.created_at.to_rfc3339(),
+        "2021-06-01T00:00:00+00:00",
+        "an earlier time wins"
+    );
+    let calls = api.app.store.identify_calls("m").await.unwrap();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0].2.as_ref().unwrap()["library"]["name"], "sdk");
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_retry_after_then_recovers() {
+    let api =
+        spawn_api("require = [\"key\"]\nrate_limit_per_minute = 60\nrate_limit_burst = 2").await;
+    let send = || {
+        api.app
+            .client
+            .post(api.app.url("/api/identify"))
+            .header("KEY", KEY)
+            .header("Content-Type", "application/json")
+            .body(r#"{"user_id":"rl"}"#)
+            .send()
+    };
+    assert_eq!(
+        send().await.unwrap().status(),
+        StatusCode::OK,
+        "no token needed with require = [\"key\"]"
+    );
+    assert_eq!(send().await.unwrap().status(), StatusCode::OK);
+    let limited = send().await.unwrap();
+    assert_eq!(limited.headers()["retry-after"], "1");
+    let (status, body) = read(limited).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        "retry after",
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(send().await.unwrap().status(), StatusCode::OK, "recovered");
+}
+
+#[tokio::test]
+async fn without_configuration_the_endpoint_answers_503() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let response = app
+        .client
+        .post(app.url("/api/identify"))
+        .header("Content-Type", "application/json")
+        .body(SPEC_SAMPLE)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE",
+        "not configured",
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_endpoint() {
+    let api = spawn_api("require = [\"token\"]").await;
+    let (status, doc) = read(api.app.get("/api/openapi.json").await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let post = &doc["paths"]["/api/identify"]["post"];
+    let codes: Vec<&str> = post["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for code in [
+        "200", "400", "401", "403", "405", "413", "415", "429", "500", "503",
+    ] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+    assert!(post["responses"]["429"]["headers"]["Retry-After"].is_object());
+    assert!(post["requestBody"]["content"]["application/json"]["schema"].is_object());
+    assert_eq!(
+        post["security"],
+        json!([{"bearer": ["telemetry_apis"]}]),
+        "follows require"
+    );
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "IdentifyRequest",
+        "IdentifyBody",
+        "ErrorBody",
+        "BatchResponse",
+    ] {
+        assert!(schemas.contains_key(name), "{name} schema missing");
+    }
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+}
+
+#[test]
+fn configuration_errors_name_the_key() {
+    use identify_bridge::config::Settings;
+    let cases = [
+        ("require = [\"token\", \"cookie\"]\ntoken_issuer = \"http://i\"\ntoken_audience = \"a\"\napi_key_hashes = []", "identify_api.require[1]"),
+        ("require = [\"token\"]", "identify_api.token_issuer"),
+        ("require = [\"token\"]\ntoken_issuer = \"http://i\"", "identify_api.token_audience"),
+        ("require = [\"key\"]", "identify_api.api_key_hashes"),
+        ("require = [\"key\"]\napi_key_hashes = [\"abc\"]", "identify_api.api_key_hashes[0]"),
+        ("require = []", "identify_api.require"),
+        ("require = [\"key\"]\napi_key_hashes = [\"abc\"]\nmax_traits_typo = 1", "max_traits_typo"),
+    ];
+    for (section, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("[identify_api]\n{section}\n")).unwrap();
+        let error = Settings::load_with_env(Some(&path), Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(key), "{error:?} does not name {key}");
+    }
+}
+
+/// Any JSON value, a few levels deep.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        ".{0,40}".prop_map(Value::String),
+        prop_oneof![
+            Just("user_id"),
+            Just("traits"),
+            Just("timestamp"),
+            Just("20-11-23T22:28:55.111Z")
+        ]
+        .prop_map(|s| Value::String(s.into())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("user_id".to_string()),
+                    Just("traits".to_string()),
+                    Just("user_traits".to_string()),
+                    Just("timestamp".to_string()),
+                    Just("context".to_string()),
+                    Just("message_id".to_string()),
+                    ".{0,12}"
+                ],
+                inner,
+                0..6,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+#[test]
+fn arbitrary_bodies_never_cause_a_server_error() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = runtime.block_on(spawn_api("rate_limit_per_minute = 0"));
+    let config = ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config.clone());
+    let bodies = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..256),
+        any_json().prop_map(|v| v.to_string().into_bytes()),
+    ];
+    runner
+        .run(&bodies, |body| {
+            let status = runtime.block_on(async { api.post_raw(body.clone()).await.status() });
+            prop_assert!(
+                !status.is_server_error(),
+                "{status} for {:?}",
+                String::from_utf8_lossy(&body)
+            );
+            prop_assert!(status == StatusCode::OK || status.is_client_error());
+            Ok(())
+        })
+        .unwrap();
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let shaped = (
+        ".{0,300}",
+        proptest::collection::btree_map(".{0,10}", any_json(), 0..5),
+        any_json(),
+    );
+    runner
+        .run(&shaped, |(user_id, traits, timestamp)| {
+            let body = json!({"user_id": user_id, "traits": traits, "timestamp": timestamp});
+            let status = runtime.block_on(async { api.post_raw(body.to_string()).await.status() });
+            prop_assert!(!status.is_server_error(), "{status} for {body}");
+            Ok(())
+        })
+        .unwrap();
+    drop(api);
+}
