@@ -46,3 +46,16 @@ pub fn graph_failure(provider: &str) {
     metrics::counter!("identify_bridge_graph_failures_total", "provider" => provider.to_string())
         .increment(1);
 }
+
+/// One delivery attempt's outcome (`delivered`, `retry`, `dead`) for a sink.
+pub fn delivery(sink: &str, outcome: &'static str) {
+    metrics::counter!("identify_bridge_deliveries_total", "sink" => sink.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// How many messages wait for a sink, and how long the oldest has waited.
+pub fn outbox_depth(sink: &str, pending: i64, oldest: std::time::Duration) {
+    metrics::gauge!("identify_bridge_outbox_pending", "sink" => sink.to_string()).set(pending as f64);
+    metrics::gauge!("identify_bridge_outbox_oldest_pending_seconds", "sink" => sink.to_string())
+        .set(oldest.as_secs_f64());
+}

@@ -69,6 +69,13 @@ impl Application {
                 .clone()
                 .delete_expired_until(Duration::from_secs(300), stop.clone()),
         ));
+        if !settings.sinks.is_empty() {
+            workers.push(crate::outbox::worker::spawn(
+                store.clone(),
+                settings.clone(),
+                stop.clone(),
+            ));
+        }
         let state = AppState {
             settings: settings.clone(),
             providers: providers.clone(),

@@ -69,7 +69,8 @@ mod users;
 
 pub use error::StoreError;
 pub use model::{
-    IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, SignIn, SignInOutcome,
+    IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, ProfileSummary, SignIn,
+    SignInOutcome,
     SinkStats, UserRecord,
 };
 pub use session::SessionStore;
