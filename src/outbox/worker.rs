@@ -22,7 +22,7 @@ use crate::store::{OutboxMessage, Store, StoreError};
 /// Requests in flight at once per sink (one-message formats).
 const MAX_IN_FLIGHT: usize = 16;
 /// Messages claimed at once by a one-message-per-request sink.
-const CLAIM_LIMIT: usize = 64;
+const CLAIM_LIMIT: usize = 32;
 /// Pause between polls when nothing was due.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// In-flight sends get this long to finish after a stop.
@@ -126,7 +126,13 @@ impl Worker {
         };
         let claimed = self
             .store
-            .claim_due(&self.owner, limit as i64, self.lease(limit), Utc::now())
+            .claim_due_for_sink(
+                &self.owner,
+                Some(&self.sink().name),
+                limit as i64,
+                self.lease(limit),
+                Utc::now(),
+            )
             .await?;
         let n = claimed.len();
         if n == 0 {
@@ -167,10 +173,11 @@ impl Worker {
         Ok(n)
     }
 
-    /// Long enough for every request of the batch to time out twice (a 401 refresh) in turn.
+    /// Long enough for every request of the batch to time out twice (a 401 refresh) in
+    /// turn, and no longer: a crashed replica's claims come back when it runs out.
     fn lease(&self, claimed: usize) -> Duration {
         let rounds = claimed.div_ceil(MAX_IN_FLIGHT) as u64;
-        Duration::from_secs(60.max(rounds * 2 * self.sink().timeout_secs + 30))
+        Duration::from_secs(10.max(rounds * 2 * self.sink().timeout_secs + 5))
     }
 
     async fn record(&self, row: &OutboxMessage, outcome: Outcome) -> Result<(), StoreError> {

@@ -37,6 +37,19 @@ impl Store {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.claim_due_for_sink(owner, None, limit, lease, now).await
+    }
+
+    /// [`Store::claim_due`] for one sink's messages only (`None`: any sink), so each sink's
+    /// delivery loop goes at its own pace.
+    pub async fn claim_due_for_sink(
+        &self,
+        owner: &str,
+        sink: Option<&str>,
+        limit: i64,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
         let now = ms(now);
         let lease = TimeDelta::from_std(lease)
             .map_err(|e| StoreError::Other(format!("lease too long: {e}")))?;
@@ -48,6 +61,7 @@ impl Store {
                 .bind(until)
                 .bind(now)
                 .bind(limit)
+                .bind(sink)
                 .fetch_all(&mut *tx)
                 .await?;
             tx.commit().await?;
