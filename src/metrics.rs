@@ -47,10 +47,10 @@ pub fn graph_failure(provider: &str) {
         .increment(1);
 }
 
-/// One delivery attempt's outcome (`delivered`, `retry`, `dead`) for a sink.
-pub fn delivery(sink: &str, outcome: &'static str) {
+/// `n` delivery attempts with this outcome (`delivered`, `retry`, `dead`) for a sink.
+pub fn deliveries(sink: &str, outcome: &'static str, n: u64) {
     metrics::counter!("identify_bridge_deliveries_total", "sink" => sink.to_string(), "outcome" => outcome)
-        .increment(1);
+        .increment(n);
 }
 
 /// How many messages wait for a sink, and how long the oldest has waited.

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rand::Rng;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
 
@@ -21,6 +22,8 @@ use crate::config::SinkSettings;
 pub const READ_CAP: usize = 64 * 1024;
 /// …and keep at most this much of it as a dead-letter reason.
 pub const KEEP_CAP: usize = 2 * 1024;
+/// A `Retry-After` longer than this is not believed.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// What became of one request.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +191,21 @@ async fn read_capped(mut response: Response) -> String {
     String::from_utf8_lossy(&buf).trim().to_string()
 }
 
+/// Full jitter: uniform in `[0, min(cap, base · 2^(attempts-1))]`, but never sooner than
+/// the sink's `Retry-After`.
+pub fn backoff(sink: &SinkSettings, attempts: i32, retry_after: Option<Duration>) -> Duration {
+    let cap = Duration::from_secs(sink.backoff_cap_secs);
+    let exp = (attempts.max(1) - 1).min(30) as u32;
+    let ceiling = Duration::from_millis(sink.backoff_base_ms)
+        .saturating_mul(2u32.saturating_pow(exp))
+        .min(cap);
+    let jitter = Duration::from_millis(rand::rng().random_range(0..=ceiling.as_millis() as u64));
+    match retry_after {
+        Some(after) => jitter.max(after.min(MAX_RETRY_AFTER)),
+        None => jitter,
+    }
+}
+
 /// `Retry-After` as delay-seconds or an HTTP date.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
@@ -216,5 +234,19 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_honours_retry_after() {
+        let sink: SinkSettings = serde_json::from_value(serde_json::json!({
+            "name": "s", "url": "http://127.0.0.1:9/", "backoff_base_ms": 100, "backoff_cap_secs": 1
+        }))
+        .unwrap();
+        for _ in 0..100 {
+            assert!(backoff(&sink, 1, None) <= Duration::from_millis(100));
+            assert!(backoff(&sink, 3, None) <= Duration::from_millis(400));
+            assert!(backoff(&sink, 40, None) <= Duration::from_secs(1));
+            assert!(backoff(&sink, 1, Some(Duration::from_secs(5))) >= Duration::from_secs(5));
+        }
     }
 }

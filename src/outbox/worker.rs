@@ -9,28 +9,32 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use futures::StreamExt;
-use rand::Rng;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::deliver::{Outcome, Sender};
+use super::deliver::{backoff, Outcome, Sender};
 use super::{format, IdentifyMessage};
 use crate::config::{Settings, SinkSettings};
 use crate::store::{OutboxMessage, Store, StoreError};
 
 /// Requests in flight at once per sink (one-message formats).
 const MAX_IN_FLIGHT: usize = 16;
-/// Messages claimed at once by a one-message-per-request sink.
-const CLAIM_LIMIT: usize = 32;
 /// Pause between polls when nothing was due.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// In-flight sends get this long to finish after a stop.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 /// How often the outbox depth gauges are refreshed.
 const STATS_EVERY: Duration = Duration::from_secs(5);
-/// A `Retry-After` longer than this is not believed.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Pokes idle delivery loops (all sinks, every `Application` in the process).
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tell idle workers that new messages are due (the sign-in path calls this after its
+/// transaction commits), so delivery does not wait for the next poll.
+pub fn wake() {
+    WAKE.notify_waiters();
+}
 
 /// Delivers one sink's messages.
 pub struct Worker {
@@ -105,6 +109,7 @@ impl Worker {
             };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
+                _ = WAKE.notified() => {}
                 _ = stop.cancelled() => {}
             }
         }
@@ -122,7 +127,7 @@ impl Worker {
         let limit = if per_request > 1 {
             per_request
         } else {
-            CLAIM_LIMIT
+            self.sink().batch_size
         };
         let claimed = self
             .store
@@ -155,20 +160,36 @@ impl Worker {
             for chunk in good.chunks(per_request) {
                 let messages: Vec<IdentifyMessage> = chunk.iter().map(|(_, m)| m.clone()).collect();
                 let outcome = self.sender.send(&messages).await;
+                if outcome == Outcome::Delivered {
+                    let ids: Vec<Uuid> = chunk.iter().map(|(r, _)| r.message_id).collect();
+                    self.store.mark_delivered_many(&ids, &self.owner).await?;
+                    crate::metrics::deliveries(&self.sink().name, "delivered", ids.len() as u64);
+                    continue;
+                }
                 for (row, _) in chunk {
                     self.record(row, outcome.clone()).await?;
                 }
             }
         } else {
-            let results: Vec<Result<(), StoreError>> = futures::stream::iter(good)
+            let results: Vec<(OutboxMessage, Outcome)> = futures::stream::iter(good)
                 .map(|(row, message)| async move {
                     let outcome = self.sender.send(std::slice::from_ref(&message)).await;
-                    self.record(&row, outcome).await
+                    (row, outcome)
                 })
                 .buffer_unordered(MAX_IN_FLIGHT)
                 .collect()
                 .await;
-            results.into_iter().collect::<Result<(), _>>()?;
+            // Deliveries are recorded in one transaction: one commit per batch, not per
+            // message, is what lets SQLite keep up with a fast sink.
+            let (delivered, other): (Vec<_>, Vec<_>) = results
+                .into_iter()
+                .partition(|(_, o)| *o == Outcome::Delivered);
+            let ids: Vec<Uuid> = delivered.iter().map(|(r, _)| r.message_id).collect();
+            self.store.mark_delivered_many(&ids, &self.owner).await?;
+            crate::metrics::deliveries(&self.sink().name, "delivered", ids.len() as u64);
+            for (row, outcome) in other {
+                self.record(&row, outcome).await?;
+            }
         }
         Ok(n)
     }
@@ -184,11 +205,11 @@ impl Worker {
         let sink = &self.sink().name;
         let result = match outcome {
             Outcome::Delivered => {
-                crate::metrics::delivery(sink, "delivered");
+                crate::metrics::deliveries(sink, "delivered", 1);
                 self.store.mark_delivered(row.message_id, &self.owner).await
             }
             Outcome::Dead(reason) => {
-                crate::metrics::delivery(sink, "dead");
+                crate::metrics::deliveries(sink, "dead", 1);
                 tracing::warn!(message_id = %row.message_id, reason = %reason, "outbox: sink rejected the message; dead letter");
                 self.store.mark_dead(row.message_id, &self.owner, &reason).await
             }
@@ -198,7 +219,7 @@ impl Worker {
                 let deadline = row.created_at
                     + TimeDelta::seconds(self.sink().max_age_secs.min(i64::MAX as u64) as i64);
                 if next > deadline {
-                    crate::metrics::delivery(sink, "dead");
+                    crate::metrics::deliveries(sink, "dead", 1);
                     let reason = format!(
                         "gave up after {} attempts (max_age_secs = {}): {error}",
                         row.attempts,
@@ -207,7 +228,7 @@ impl Worker {
                     tracing::warn!(message_id = %row.message_id, %reason, "outbox: dead letter");
                     self.store.mark_dead(row.message_id, &self.owner, &reason).await
                 } else {
-                    crate::metrics::delivery(sink, "retry");
+                    crate::metrics::deliveries(sink, "retry", 1);
                     tracing::info!(message_id = %row.message_id, attempts = row.attempts, ?delay, %error, "outbox: will retry");
                     self.store.mark_retry(row.message_id, &self.owner, next, &error).await
                 }
@@ -222,21 +243,6 @@ impl Worker {
             }
             other => other,
         }
-    }
-}
-
-/// Full jitter: uniform in `[0, min(cap, base · 2^(attempts-1))]`, but never sooner than
-/// the sink's `Retry-After`.
-pub fn backoff(sink: &SinkSettings, attempts: i32, retry_after: Option<Duration>) -> Duration {
-    let cap = Duration::from_secs(sink.backoff_cap_secs);
-    let exp = (attempts.max(1) - 1).min(30) as u32;
-    let ceiling = Duration::from_millis(sink.backoff_base_ms)
-        .saturating_mul(2u32.saturating_pow(exp))
-        .min(cap);
-    let jitter = Duration::from_millis(rand::rng().random_range(0..=ceiling.as_millis() as u64));
-    match retry_after {
-        Some(after) => jitter.max(after.min(MAX_RETRY_AFTER)),
-        None => jitter,
     }
 }
 
@@ -255,25 +261,6 @@ async fn report_depth(store: Store, stop: CancellationToken) {
         tokio::select! {
             _ = tokio::time::sleep(STATS_EVERY) => {}
             _ = stop.cancelled() => return,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap_and_honours_retry_after() {
-        let sink: SinkSettings = serde_json::from_value(serde_json::json!({
-            "name": "s", "url": "http://127.0.0.1:9/", "backoff_base_ms": 100, "backoff_cap_secs": 1
-        }))
-        .unwrap();
-        for _ in 0..100 {
-            assert!(backoff(&sink, 1, None) <= Duration::from_millis(100));
-            assert!(backoff(&sink, 3, None) <= Duration::from_millis(400));
-            assert!(backoff(&sink, 40, None) <= Duration::from_secs(1));
-            assert!(backoff(&sink, 1, Some(Duration::from_secs(5))) >= Duration::from_secs(5));
         }
     }
 }

@@ -95,6 +95,31 @@ impl Store {
         expect_leased(n, id, owner)
     }
 
+    /// Several messages delivered, in one transaction (one commit for a whole batch);
+    /// returns how many were still leased by `owner` (the others were taken over).
+    pub async fn mark_delivered_many(&self, ids: &[Uuid], owner: &str) -> Result<u64, StoreError> {
+        let n = on_pool!(self, pool, db => {
+            let mut tx = db::begin_write(pool).await?;
+            let mut n = 0;
+            for id in ids {
+                n += sqlx::query(
+                    "update outbox_message set status = 'delivered', delivered_at = $3, \
+                     lease_owner = null, lease_until = null \
+                     where message_id = $1 and lease_owner = $2 and status = 'pending'",
+                )
+                .bind(db::uuid(*id))
+                .bind(owner)
+                .bind(ms(Utc::now()))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            n
+        });
+        Ok(n)
+    }
+
     /// Try again at `next_attempt_at`; `error` is kept for operators.
     pub async fn mark_retry(
         &self,

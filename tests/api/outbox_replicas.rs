@@ -118,7 +118,7 @@ async fn a_bridge_killed_mid_delivery_delivers_everything_after_a_restart() {
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
              [database]\nurl = \"sqlite://{}\"\n[log]\nlevel = \"warn\"\n\
              [[sinks]]\nname = \"test\"\nurl = \"{}\"\napi_key = \"k\"\n\
-             backoff_base_ms = 50\nbackoff_cap_secs = 1\ntimeout_secs = 2\n",
+             backoff_base_ms = 50\nbackoff_cap_secs = 1\ntimeout_secs = 2\nbatch_size = 32\n",
             dir.path().join("outbox.db").display(),
             sink.url
         ),
