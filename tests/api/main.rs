@@ -5,6 +5,7 @@ mod idp;
 mod idp_smoke;
 mod microsoft_common;
 mod outbox;
+mod outbox_cli;
 mod outbox_faults;
 mod outbox_replicas;
 mod readiness;
