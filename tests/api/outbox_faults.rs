@@ -226,3 +226,42 @@ async fn a_thrivestack_sink_gets_batches_of_batch_size() {
     assert_eq!(sizes, [3, 3, 1]);
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_finishes_in_flight_sends_then_releases_what_outlasts_the_grace() {
+    let (store, _dir) = sqlite_store().await;
+    let sink = TestSink::start().await;
+    sink.script([
+        Reply::status(200).delay(Duration::from_millis(500)),
+        Reply::status(200).delay(Duration::from_secs(8)),
+    ]);
+    let settings = sink_settings(&sink.url, json!({"timeout_secs": 10, "batch_size": 1}));
+    let quick = new_message(&settings, "quick");
+    store.enqueue(std::slice::from_ref(&quick)).await.unwrap();
+
+    // A send that finishes within the grace period is recorded.
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(store.clone(), settings.clone(), "w1").run(stop.clone()));
+    sink.wait_for(1, WAIT).await;
+    stop.cancel();
+    worker.await.unwrap();
+    let m = store.get_message(quick.message_id).await.unwrap().unwrap();
+    assert_eq!(m.status, OutboxStatus::Delivered);
+
+    // A send that outlasts it is abandoned and its lease given back at once.
+    let slow = new_message(&settings, "slow");
+    store.enqueue(std::slice::from_ref(&slow)).await.unwrap();
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(Worker::new(store.clone(), settings.clone(), "w2").run(stop.clone()));
+    sink.wait_for(2, WAIT).await;
+    let stopped = Instant::now();
+    stop.cancel();
+    worker.await.unwrap();
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    let again = store
+        .claim_due("w3", 10, Duration::from_secs(60), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the lease was released");
+    assert_eq!(again[0].message_id, slow.message_id);
+}
