@@ -265,3 +265,26 @@ async fn stopping_finishes_in_flight_sends_then_releases_what_outlasts_the_grace
     assert_eq!(again.len(), 1, "the lease was released");
     assert_eq!(again[0].message_id, slow.message_id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reset_connection_is_retried() {
+    let (store, _dir) = sqlite_store().await;
+    let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = raw.local_addr().unwrap().port();
+    let settings = sink_settings(&format!("http://127.0.0.1:{port}/api/identify"), json!({}));
+    let m = new_message(&settings, "u1");
+    store.enqueue(std::slice::from_ref(&m)).await.unwrap();
+    let stop = run_worker(&store, &settings, "w1");
+    // Take the request's first bytes, then drop the connection without an answer.
+    let (mut conn, _) = raw.accept().await.unwrap();
+    let mut buf = [0u8; 64];
+    let _ = tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await;
+    drop(conn);
+    drop(raw);
+    let failed = wait_until(&store, m.message_id, |m| m.last_error.is_some(), WAIT).await;
+    assert_eq!(failed.status, OutboxStatus::Pending);
+    let sink = TestSink::start_on(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    wait_until(&store, m.message_id, delivered, WAIT).await;
+    assert_eq!(sink.requests().len(), 1);
+    stop.cancel();
+}
