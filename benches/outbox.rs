@@ -43,7 +43,11 @@ async fn start_sink() -> Sink {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/identify", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Sink { url, count, arrived }
+    Sink {
+        url,
+        count,
+        arrived,
+    }
 }
 
 fn message(user_id: &str, created_at: &str) -> IdentifyMessage {
@@ -58,7 +62,10 @@ fn message(user_id: &str, created_at: &str) -> IdentifyMessage {
         created_at: created_at.into(),
         event_at: created_at.into(),
         anonymous_id: None,
-        context: json!({"provider": "bench", "first_sign_in": true}).as_object().unwrap().clone(),
+        context: json!({"provider": "bench", "first_sign_in": true})
+            .as_object()
+            .unwrap()
+            .clone(),
     }
 }
 
@@ -113,7 +120,13 @@ async fn drain(store: &Store, sink: &Sink, settings: &SinkSettings, n: usize) ->
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let rows: Vec<_> = chunk
             .iter()
-            .map(|i| to_row(settings, message(&format!("user-{i}"), "2024-01-02T03:04:05.678Z"), now))
+            .map(|i| {
+                to_row(
+                    settings,
+                    message(&format!("user-{i}"), "2024-01-02T03:04:05.678Z"),
+                    now,
+                )
+            })
             .collect();
         store.enqueue(&rows).await.unwrap();
     }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use identify_bridge::config::Settings;
 use identify_bridge::outbox::admin;
-use identify_bridge::store::Store;
 use identify_bridge::startup::{shutdown_signal, Application};
+use identify_bridge::store::Store;
 use identify_bridge::telemetry;
 
 /// OpenID Connect sign-in bridge: login redirect, automatic profiles, identify calls.
@@ -121,7 +121,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_outbox(store: &Store, settings: &Settings, command: OutboxCommand) -> anyhow::Result<()> {
+async fn run_outbox(
+    store: &Store,
+    settings: &Settings,
+    command: OutboxCommand,
+) -> anyhow::Result<()> {
     match command {
         OutboxCommand::Status => print!("{}", admin::status_table(store).await?),
         OutboxCommand::Dead { limit } => print!("{}", admin::dead_table(store, limit).await?),

@@ -55,7 +55,8 @@ pub fn deliveries(sink: &str, outcome: &'static str, n: u64) {
 
 /// How many messages wait for a sink, and how long the oldest has waited.
 pub fn outbox_depth(sink: &str, pending: i64, oldest: std::time::Duration) {
-    metrics::gauge!("identify_bridge_outbox_pending", "sink" => sink.to_string()).set(pending as f64);
+    metrics::gauge!("identify_bridge_outbox_pending", "sink" => sink.to_string())
+        .set(pending as f64);
     metrics::gauge!("identify_bridge_outbox_oldest_pending_seconds", "sink" => sink.to_string())
         .set(oldest.as_secs_f64());
 }

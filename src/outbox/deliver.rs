@@ -53,7 +53,11 @@ impl Sender {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(sink.timeout_secs))
             .connect_timeout(Duration::from_secs(sink.timeout_secs.min(10)))
-            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
             .expect("a client with rustls and no custom roots builds");
         let credentials = Credentials::for_sink(&sink, http.clone());

@@ -81,7 +81,11 @@ fn thrivestack_body_is_an_array_with_event_time_and_created_at_trait() {
     assert_eq!(
         body(&s, &[message(Some("anon-1")), second]),
         json!([
-            item("user123", "5d2f0c2e-1b7a-4c1e-9f0a-0a1b2c3d4e5f", Some("anon-1")),
+            item(
+                "user123",
+                "5d2f0c2e-1b7a-4c1e-9f0a-0a1b2c3d4e5f",
+                Some("anon-1")
+            ),
             item("user456", "00000000-0000-0000-0000-000000000000", None),
         ])
     );
@@ -124,16 +128,16 @@ fn seed_headers_are_bearer_key_and_json() {
     assert_eq!(h["key"], "the-key");
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["accept"], "application/json");
-    assert_eq!(
-        h["idempotency-key"],
-        "00000000-0000-0000-0000-000000000000"
-    );
+    assert_eq!(h["idempotency-key"], "00000000-0000-0000-0000-000000000000");
     assert!(!format!("{h:?}").contains("the-key"));
 }
 
 #[test]
 fn thrivestack_and_segment_headers() {
-    let h = headers(&sink(json!({"format": "thrivestack", "api_key": "ts"})), None);
+    let h = headers(
+        &sink(json!({"format": "thrivestack", "api_key": "ts"})),
+        None,
+    );
     assert_eq!(h["x-api-key"], "ts");
     assert!(h.get("authorization").is_none() && h.get("key").is_none());
     let h = headers(&sink(json!({"format": "segment", "api_key": "wk"})), None);

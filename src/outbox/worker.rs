@@ -211,7 +211,9 @@ impl Worker {
             Outcome::Dead(reason) => {
                 crate::metrics::deliveries(sink, "dead", 1);
                 tracing::warn!(message_id = %row.message_id, reason = %reason, "outbox: sink rejected the message; dead letter");
-                self.store.mark_dead(row.message_id, &self.owner, &reason).await
+                self.store
+                    .mark_dead(row.message_id, &self.owner, &reason)
+                    .await
             }
             Outcome::Retry { error, after } => {
                 let delay = backoff(self.sink(), row.attempts, after);
@@ -226,11 +228,15 @@ impl Worker {
                         self.sink().max_age_secs
                     );
                     tracing::warn!(message_id = %row.message_id, %reason, "outbox: dead letter");
-                    self.store.mark_dead(row.message_id, &self.owner, &reason).await
+                    self.store
+                        .mark_dead(row.message_id, &self.owner, &reason)
+                        .await
                 } else {
                     crate::metrics::deliveries(sink, "retry", 1);
                     tracing::info!(message_id = %row.message_id, attempts = row.attempts, ?delay, %error, "outbox: will retry");
-                    self.store.mark_retry(row.message_id, &self.owner, next, &error).await
+                    self.store
+                        .mark_retry(row.message_id, &self.owner, next, &error)
+                        .await
                 }
             }
         };

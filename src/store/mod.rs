@@ -70,8 +70,7 @@ mod users;
 pub use error::StoreError;
 pub use model::{
     IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, ProfileSummary, SignIn,
-    SignInOutcome,
-    SinkStats, UserRecord,
+    SignInOutcome, SinkStats, UserRecord,
 };
 pub use session::SessionStore;
 pub use sign_in::OutboxFn;

@@ -37,7 +37,8 @@ impl Store {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        self.claim_due_for_sink(owner, None, limit, lease, now).await
+        self.claim_due_for_sink(owner, None, limit, lease, now)
+            .await
     }
 
     /// [`Store::claim_due`] for one sink's messages only (`None`: any sink), so each sink's

@@ -74,7 +74,14 @@ async fn a_sign_in_reaches_thrivestack_and_segment_sinks_each_in_its_format() {
     let callback = app
         .start_sign_in("login_hint=google-workspace&anonymous_id=anon-42")
         .await;
-    assert!(app.client.get(callback).send().await.unwrap().status().is_redirection());
+    assert!(app
+        .client
+        .get(callback)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_redirection());
     let (_, me) = app.me().await;
 
     let t = &ts.wait_for(1, WAIT).await[0];
@@ -116,7 +123,8 @@ async fn a_sign_in_reaches_thrivestack_and_segment_sinks_each_in_its_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_credentials_token_is_fetched_cached_and_refreshed_on_401() {
-    let token_idp = TestIdp::start("", vec![IdpClient::service("sink-client", "sink-secret")]).await;
+    let token_idp =
+        TestIdp::start("", vec![IdpClient::service("sink-client", "sink-secret")]).await;
     let sink = TestSink::start().await;
     let token = format!(
         "[sinks.token]\ntoken_url = \"{}/token\"\nclient_id = \"sink-client\"\n\
@@ -125,7 +133,12 @@ async fn a_client_credentials_token_is_fetched_cached_and_refreshed_on_401() {
     );
     let app = spawn_app_with(AppOptions {
         kind: Kind::Oidc,
-        extra_toml: sink_toml("seed", "seed", &sink.url, &format!("api_key = \"k\"\n{token}")),
+        extra_toml: sink_toml(
+            "seed",
+            "seed",
+            &sink.url,
+            &format!("api_key = \"k\"\n{token}"),
+        ),
         ..Default::default()
     })
     .await;
@@ -139,15 +152,27 @@ async fn a_client_credentials_token_is_fetched_cached_and_refreshed_on_401() {
     let claims = jwt_payload(&jwt);
     assert_eq!(claims["scope"], "telemetry_apis");
     assert_eq!(claims["client_id"], "sink-client");
-    assert_eq!(got[0].body["user_id"], got[1].body["user_id"], "a returning sign-in");
-    assert_ne!(got[0].header("idempotency-key"), got[1].header("idempotency-key"));
+    assert_eq!(
+        got[0].body["user_id"], got[1].body["user_id"],
+        "a returning sign-in"
+    );
+    assert_ne!(
+        got[0].header("idempotency-key"),
+        got[1].header("idempotency-key")
+    );
 
     // The sink refuses the cached token once: a new one is fetched and the call repeated.
     sink.script([Reply::status(401).body(r#"{"error":"token expired"}"#)]);
     app.sign_in("first.user", None).await;
     let got = sink.wait_for(4, WAIT).await;
-    assert_eq!(got[2].header("authorization").map(String::from), Some(bearer(0)));
-    assert_ne!(got[3].header("authorization").map(String::from), Some(bearer(0)));
+    assert_eq!(
+        got[2].header("authorization").map(String::from),
+        Some(bearer(0))
+    );
+    assert_ne!(
+        got[3].header("authorization").map(String::from),
+        Some(bearer(0))
+    );
     assert_eq!(got[2].body, got[3].body);
     assert_eq!(
         got[2].header("idempotency-key"),

@@ -38,14 +38,19 @@ async fn sign_in(store: &Store, subject: &str) -> SignInOutcome {
         at: Utc::now(),
         link_by_email: false,
     };
-    store.record_sign_in(&record, &|_| Vec::new()).await.unwrap()
+    store
+        .record_sign_in(&record, &|_| Vec::new())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn outbox_commands_show_retry_and_replay_messages() {
     let (store, dir) = sqlite_store().await;
     let settings = sink_settings("http://127.0.0.1:9/api/identify", json!({"name": "main"}));
-    let msgs: Vec<_> = (0..3).map(|i| new_message(&settings, &format!("u{i}"))).collect();
+    let msgs: Vec<_> = (0..3)
+        .map(|i| new_message(&settings, &format!("u{i}")))
+        .collect();
     store.enqueue(&msgs).await.unwrap();
     let claimed = store
         .claim_due("cli-test", 1, Duration::from_secs(60), Utc::now())
@@ -53,7 +58,11 @@ async fn outbox_commands_show_retry_and_replay_messages() {
         .unwrap();
     let dead_id = claimed[0].message_id;
     store
-        .mark_dead(dead_id, "cli-test", "HTTP 400 Bad Request: {\"error\":\"bad\"}")
+        .mark_dead(
+            dead_id,
+            "cli-test",
+            "HTTP 400 Bad Request: {\"error\":\"bad\"}",
+        )
         .await
         .unwrap();
     let a = sign_in(&store, "alice").await;
@@ -85,16 +94,33 @@ async fn outbox_commands_show_retry_and_replay_messages() {
     assert_eq!(again.status, OutboxStatus::Pending);
     assert_eq!(again.attempts, 0);
 
-    let replayed = outbox(&config, &["replay", "--all-users", "--sink", "main", "--rate", "1000/s"]).await;
+    let replayed = outbox(
+        &config,
+        &[
+            "replay",
+            "--all-users",
+            "--sink",
+            "main",
+            "--rate",
+            "1000/s",
+        ],
+    )
+    .await;
     assert!(replayed.starts_with("2 "), "{replayed}");
     for user in [&a, &b] {
         let msgs = store.messages_for_user(&user.user_id).await.unwrap();
         assert_eq!(msgs.len(), 1);
         assert_eq!(msgs[0].sink, "main");
         let p = &msgs[0].payload;
-        assert_eq!(p["created_at"], identify_bridge::traits::format_time(user.created_at));
+        assert_eq!(
+            p["created_at"],
+            identify_bridge::traits::format_time(user.created_at)
+        );
         assert_eq!(p["traits"]["name"], "Ana Souza");
-        assert!(p["traits"]["email"].as_str().unwrap().ends_with("@example.com"));
+        assert!(p["traits"]["email"]
+            .as_str()
+            .unwrap()
+            .ends_with("@example.com"));
     }
     store.close().await;
 }

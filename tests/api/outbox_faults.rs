@@ -63,7 +63,11 @@ pub async fn wait_until<F: Fn(&OutboxMessage) -> bool>(
 ) -> OutboxMessage {
     let deadline = Instant::now() + timeout;
     loop {
-        let m = store.get_message(id).await.unwrap().expect("message exists");
+        let m = store
+            .get_message(id)
+            .await
+            .unwrap()
+            .expect("message exists");
         if what(&m) {
             return m;
         }
@@ -92,8 +96,14 @@ async fn a_500_then_200_is_delivered_once_on_the_second_attempt() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let got = sink.requests();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0].header("idempotency-key"), Some(&*m.message_id.to_string()));
-    assert_eq!(got[0].header("idempotency-key"), got[1].header("idempotency-key"));
+    assert_eq!(
+        got[0].header("idempotency-key"),
+        Some(&*m.message_id.to_string())
+    );
+    assert_eq!(
+        got[0].header("idempotency-key"),
+        got[1].header("idempotency-key")
+    );
     assert_eq!(got[0].body, got[1].body);
     stop.cancel();
 }
@@ -111,7 +121,10 @@ async fn a_429_with_retry_after_waits_that_long() {
     let got = sink.requests();
     assert_eq!(got.len(), 2);
     let waited = got[1].at - got[0].at;
-    assert!(waited >= Duration::from_millis(950), "retried after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(950),
+        "retried after {waited:?}"
+    );
     stop.cancel();
 }
 
@@ -149,7 +162,11 @@ async fn a_refused_connection_stays_pending_until_the_sink_appears() {
         failed.last_error.as_deref().unwrap().contains("connection"),
         "{failed:?}"
     );
-    let sink = TestSink::start_on(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    let sink = TestSink::start_on(
+        tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    );
     wait_until(&store, m.message_id, delivered, WAIT).await;
     assert_eq!(sink.requests().len(), 1);
     stop.cancel();
@@ -165,8 +182,17 @@ async fn a_400_goes_to_dead_letter_with_the_body_and_is_not_retried() {
     let m = new_message(&settings, "u1");
     store.enqueue(std::slice::from_ref(&m)).await.unwrap();
     let stop = run_worker(&store, &settings, "w1");
-    let dead = wait_until(&store, m.message_id, |m| m.status == OutboxStatus::Dead, WAIT).await;
-    assert!(dead.last_error.as_deref().unwrap().contains(error), "{dead:?}");
+    let dead = wait_until(
+        &store,
+        m.message_id,
+        |m| m.status == OutboxStatus::Dead,
+        WAIT,
+    )
+    .await;
+    assert!(
+        dead.last_error.as_deref().unwrap().contains(error),
+        "{dead:?}"
+    );
     assert!(dead.last_error.as_deref().unwrap().starts_with("HTTP 400"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.requests().len(), 1);
@@ -186,7 +212,13 @@ async fn a_huge_error_body_is_cut_to_two_kibibytes() {
     let m = new_message(&settings, "u1");
     store.enqueue(std::slice::from_ref(&m)).await.unwrap();
     let stop = run_worker(&store, &settings, "w1");
-    let dead = wait_until(&store, m.message_id, |m| m.status == OutboxStatus::Dead, WAIT).await;
+    let dead = wait_until(
+        &store,
+        m.message_id,
+        |m| m.status == OutboxStatus::Dead,
+        WAIT,
+    )
+    .await;
     let reason = dead.last_error.unwrap();
     assert!(reason.len() <= 2048 + 64, "{} bytes kept", reason.len());
     assert!(reason.ends_with("xxxx"));
@@ -202,7 +234,13 @@ async fn a_message_past_its_max_age_goes_to_dead_letter() {
     let m = new_message(&settings, "u1");
     store.enqueue(std::slice::from_ref(&m)).await.unwrap();
     let stop = run_worker(&store, &settings, "w1");
-    let dead = wait_until(&store, m.message_id, |m| m.status == OutboxStatus::Dead, WAIT).await;
+    let dead = wait_until(
+        &store,
+        m.message_id,
+        |m| m.status == OutboxStatus::Dead,
+        WAIT,
+    )
+    .await;
     assert!(dead.last_error.unwrap().contains("max_age_secs"));
     stop.cancel();
 }
@@ -212,7 +250,9 @@ async fn a_thrivestack_sink_gets_batches_of_batch_size() {
     let (store, _dir) = sqlite_store().await;
     let sink = TestSink::start().await;
     let settings = sink_settings(&sink.url, json!({"format": "thrivestack", "batch_size": 3}));
-    let msgs: Vec<_> = (0..7).map(|i| new_message(&settings, &format!("u{i}"))).collect();
+    let msgs: Vec<_> = (0..7)
+        .map(|i| new_message(&settings, &format!("u{i}")))
+        .collect();
     store.enqueue(&msgs).await.unwrap();
     let stop = run_worker(&store, &settings, "w1");
     for m in &msgs {
@@ -283,7 +323,11 @@ async fn a_reset_connection_is_retried() {
     drop(raw);
     let failed = wait_until(&store, m.message_id, |m| m.last_error.is_some(), WAIT).await;
     assert_eq!(failed.status, OutboxStatus::Pending);
-    let sink = TestSink::start_on(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    let sink = TestSink::start_on(
+        tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    );
     wait_until(&store, m.message_id, delivered, WAIT).await;
     assert_eq!(sink.requests().len(), 1);
     stop.cancel();

@@ -136,9 +136,12 @@ async fn a_bridge_killed_mid_delivery_delivers_everything_after_a_restart() {
     // The restarted process delivers the unclaimed rest at once, and the killed process's
     // claims when their leases run out (2 rounds × 2 × timeout_secs + 5 s = 13 s here).
     let mut bridge = spawn_bridge(&config);
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("outbox.db").display()))
-        .await
-        .unwrap();
+    let store = Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("outbox.db").display()
+    ))
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(100);
     loop {
         let pending: Vec<_> = {
@@ -154,7 +157,11 @@ async fn a_bridge_killed_mid_delivery_delivers_everything_after_a_restart() {
         if pending.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "{} still undelivered", pending.len());
+        assert!(
+            Instant::now() < deadline,
+            "{} still undelivered",
+            pending.len()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     bridge.start_kill().unwrap();
@@ -163,6 +170,9 @@ async fn a_bridge_killed_mid_delivery_delivers_everything_after_a_restart() {
     assert_eq!(counts.len(), n, "every message reached the sink");
     let ids: std::collections::HashSet<String> =
         msgs.iter().map(|m| m.message_id.to_string()).collect();
-    assert!(counts.keys().all(|k| ids.contains(k)), "duplicates carry a known message_id");
+    assert!(
+        counts.keys().all(|k| ids.contains(k)),
+        "duplicates carry a known message_id"
+    );
     store.close().await;
 }
