@@ -179,3 +179,36 @@ async fn a_client_credentials_token_is_fetched_cached_and_refreshed_on_401() {
         got[3].header("idempotency-key")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_token_request_keeps_the_message_pending_without_leaking_the_secret() {
+    use crate::outbox_faults::{new_message, run_worker, sink_settings, sqlite_store, wait_until};
+    let token_idp =
+        TestIdp::start("", vec![IdpClient::service("sink-client", "sink-secret")]).await;
+    let sink = TestSink::start().await;
+    let (store, _dir) = sqlite_store().await;
+    let settings = sink_settings(
+        &sink.url,
+        serde_json::json!({"token": {"token_url": format!("{}/token", token_idp.issuer),
+                                     "client_id": "sink-client",
+                                     "client_secret": "wrong-secret-value"}}),
+    );
+    let debug = format!(
+        "{:?}",
+        identify_bridge::outbox::Worker::new(store.clone(), settings.clone(), "x").sender()
+    );
+    assert!(!debug.contains("wrong-secret-value"), "{debug}");
+    let m = new_message(&settings, "u1");
+    store.enqueue(std::slice::from_ref(&m)).await.unwrap();
+    let stop = run_worker(&store, &settings, "w1");
+    let failed = wait_until(&store, m.message_id, |m| m.last_error.is_some(), WAIT).await;
+    let error = failed.last_error.unwrap();
+    assert!(error.contains("invalid_client"), "{error}");
+    assert!(!error.contains("wrong-secret-value"));
+    assert_eq!(failed.status, identify_bridge::store::OutboxStatus::Pending);
+    assert!(
+        sink.requests().is_empty(),
+        "nothing is sent without a token"
+    );
+    stop.cancel();
+}
