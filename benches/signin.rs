@@ -22,8 +22,18 @@ const SECRET: &str = "bench-client-secret-0123456789";
 
 fn proc_cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the name).
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -53,8 +63,14 @@ fn location(r: &reqwest::Response) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let total: usize = std::env::var("SIGNINS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let concurrency: usize = std::env::var("CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
+    let total: usize = std::env::var("SIGNINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let concurrency: usize = std::env::var("CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
     let root = env!("CARGO_MANIFEST_DIR");
     let status = std::process::Command::new("cargo")
         .args(["build", "--release", "--locked", "--bin", "identify-bridge"])
@@ -66,14 +82,33 @@ async fn main() {
 
     // Two ports; the first is the public URL (the "load balancer").
     let ports: Vec<u16> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
         .collect();
     let public = format!("http://127.0.0.1:{}", ports[0]);
-    let idp = TestIdp::start("", vec![IdpClient::web("google", SECRET, &format!("{public}/callback/google"))]).await;
+    let idp = TestIdp::start(
+        "",
+        vec![IdpClient::web(
+            "google",
+            SECRET,
+            &format!("{public}/callback/google"),
+        )],
+    )
+    .await;
 
-    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await.expect("PostgreSQL");
+    let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .expect("PostgreSQL");
     let db = format!("ib_bench_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(format!("create database {db}").as_str()).await.unwrap();
+    admin
+        .execute(format!("create database {db}").as_str())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut children = Vec::new();
     for (i, port) in ports.iter().enumerate() {
@@ -96,7 +131,11 @@ async fn main() {
     let probe = reqwest::Client::new();
     for port in &ports {
         for _ in 0..200 {
-            if let Ok(r) = probe.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
+            if let Ok(r) = probe
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     break;
                 }
@@ -114,7 +153,11 @@ async fn main() {
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let (ports, idp_base, public) = (ports.clone(), idp.base_url(), public.clone());
-        let (bl, il, next) = (bridge_latencies.clone(), idp_latencies.clone(), next.clone());
+        let (bl, il, next) = (
+            bridge_latencies.clone(),
+            idp_latencies.clone(),
+            next.clone(),
+        );
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -129,7 +172,9 @@ async fn main() {
                 let (start, finish) = (ports[i % 2], ports[(i + 1) % 2]);
                 let t = Instant::now();
                 let r = client
-                    .get(format!("http://127.0.0.1:{start}/login/google?login_hint=bench-user-{i}"))
+                    .get(format!(
+                        "http://127.0.0.1:{start}/login/google?login_hint=bench-user-{i}"
+                    ))
                     .send()
                     .await
                     .unwrap();
@@ -162,14 +207,22 @@ async fn main() {
     bridge.sort();
     provider.sort();
     let profiles: i64 = sqlx::query_scalar(&format!("select count(*) from profile"))
-        .fetch_one(&sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}")).await.unwrap())
+        .fetch_one(
+            &sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}"))
+                .await
+                .unwrap(),
+        )
         .await
         .unwrap();
 
     let per_signin_cpu_ms = (cpu_after - cpu_before) * 1000.0 / total as f64;
     println!("sign-ins: {total} at concurrency {concurrency} over 2 replicas on PostgreSQL");
     println!("profiles created: {profiles}");
-    println!("throughput: {:.1} sign-ins/s ({:.2} s)", total as f64 / elapsed.as_secs_f64(), elapsed.as_secs_f64());
+    println!(
+        "throughput: {:.1} sign-ins/s ({:.2} s)",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
     println!(
         "bridge part (login + callback incl. its token/userinfo calls): p50 {:.1} ms, p99 {:.1} ms",
         percentile(&bridge, 0.5).as_secs_f64() * 1000.0,
@@ -185,8 +238,17 @@ async fn main() {
         percentile(&bridge, 0.5).as_secs_f64() / percentile(&provider, 0.5).as_secs_f64().max(1e-9)
     );
     println!("bridge CPU per sign-in: {per_signin_cpu_ms:.3} ms (both replicas, user+system)");
-    println!("peak RSS per replica: {}", rss.iter().map(|r| format!("{r:.1} MB")).collect::<Vec<_>>().join(", "));
+    println!(
+        "peak RSS per replica: {}",
+        rss.iter()
+            .map(|r| format!("{r:.1} MB"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     drop(children);
-    admin.execute(format!("drop database if exists {db} with (force)").as_str()).await.ok();
+    admin
+        .execute(format!("drop database if exists {db} with (force)").as_str())
+        .await
+        .ok();
 }

@@ -74,3 +74,17 @@ pub fn provider_call(provider: &str, stage: &'static str, seconds: f64) {
 pub fn rate_limited(scope: &'static str) {
     metrics::counter!("identify_bridge_rate_limited_total", "scope" => scope).increment(1);
 }
+
+/// `n` delivery attempts with this outcome (`delivered`, `retry`, `dead`) for a sink.
+pub fn deliveries(sink: &str, outcome: &'static str, n: u64) {
+    metrics::counter!("identify_bridge_deliveries_total", "sink" => sink.to_string(), "outcome" => outcome)
+        .increment(n);
+}
+
+/// How many messages wait for a sink, and how long the oldest has waited.
+pub fn outbox_depth(sink: &str, pending: i64, oldest: std::time::Duration) {
+    metrics::gauge!("identify_bridge_outbox_pending", "sink" => sink.to_string())
+        .set(pending as f64);
+    metrics::gauge!("identify_bridge_outbox_oldest_pending_seconds", "sink" => sink.to_string())
+        .set(oldest.as_secs_f64());
+}

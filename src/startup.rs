@@ -91,6 +91,13 @@ impl Application {
         ));
         let (identify_api, writer) = IdentifyApi::build(&settings, http.clone(), store.clone());
         workers.extend(writer);
+        if !settings.sinks.is_empty() {
+            workers.push(crate::outbox::worker::spawn(
+                store.clone(),
+                settings.clone(),
+                stop.clone(),
+            ));
+        }
         let state = AppState {
             settings: settings.clone(),
             providers: providers.clone(),

@@ -10,7 +10,8 @@ use std::{collections::HashSet, future::Future, panic::AssertUnwindSafe, time::D
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures::FutureExt;
 use identify_bridge::store::{
-    Backend, IdentifyCall, IdentifyOutcome, NewOutboxMessage, OutboxStatus, SignIn, SignInOutcome, Store, StoreError,
+    Backend, IdentifyCall, IdentifyOutcome, NewOutboxMessage, OutboxStatus, SignIn, SignInOutcome,
+    Store, StoreError,
 };
 use serde_json::json;
 use sqlx::postgres::PgPool;
@@ -944,7 +945,8 @@ fn identify_call(user_id: &str, key: Option<&str>, traits: serde_json::Value) ->
 }
 
 async fn identify_calls_create_merge_and_replay(store: Store) {
-    let created = Utc.with_ymd_and_hms(2020, 11, 23, 22, 28, 55).unwrap() + TimeDelta::milliseconds(111);
+    let created =
+        Utc.with_ymd_and_hms(2020, 11, 23, 22, 28, 55).unwrap() + TimeDelta::milliseconds(111);
     let mut first = identify_call("api-user", Some("m-1"), json!({"a": "1", "b": ["x", "y"]}));
     first.account_created_at = Some(created);
     let outcomes = store
@@ -958,7 +960,10 @@ async fn identify_calls_create_merge_and_replay(store: Store) {
         .unwrap();
     assert_eq!(outcomes[0], IdentifyOutcome::Applied { created: true });
     assert_eq!(outcomes[1], IdentifyOutcome::Applied { created: false });
-    assert_eq!(outcomes[2], IdentifyOutcome::Replayed(first.response.clone()));
+    assert_eq!(
+        outcomes[2],
+        IdentifyOutcome::Replayed(first.response.clone())
+    );
     let user = store.get_user("api-user").await.unwrap().unwrap();
     assert_eq!(user.traits, json!({"a": "1", "c": 3}));
     assert_eq!(user.created_at, created);
@@ -973,7 +978,10 @@ async fn identify_calls_create_merge_and_replay(store: Store) {
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[0].2.as_ref().unwrap()["ip"], "203.0.113.1");
     assert!(store.delete_user("api-user").await.unwrap());
-    assert!(store.identify_calls("api-user").await.unwrap().is_empty(), "erasure removes the log");
+    assert!(
+        store.identify_calls("api-user").await.unwrap().is_empty(),
+        "erasure removes the log"
+    );
 }
 
 async fn concurrent_identify_batches_merge_every_trait(store: Store) {
@@ -994,5 +1002,10 @@ async fn concurrent_identify_batches_merge_every_trait(store: Store) {
     }
     assert_eq!(created, 1, "one call creates the profile");
     let user = store.get_user("shared").await.unwrap().unwrap();
-    assert_eq!(user.traits.as_object().unwrap().len(), 16, "no trait lost: {}", user.traits);
+    assert_eq!(
+        user.traits.as_object().unwrap().len(),
+        16,
+        "no trait lost: {}",
+        user.traits
+    );
 }

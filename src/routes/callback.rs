@@ -116,6 +116,7 @@ async fn complete_sign_in(
         .await?;
     let client = client.with_anonymous_id(pending.anonymous_id.clone());
     let outcome = record_sign_in(&state.store, settings, &provider, &login, &client).await?;
+    crate::outbox::worker::wake();
     sign_in_session(session, &state.store, &provider, &login, &outcome).await?;
     metrics::sign_in(name, "success", "ok");
     if outcome.first_sign_in {

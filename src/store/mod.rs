@@ -49,7 +49,7 @@ macro_rules! claim_due_sql {
             "update outbox_message set lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
              where message_id in (select message_id from outbox_message \
              where status = 'pending' and next_attempt_at <= $3 \
-             and (lease_until is null or lease_until <= $3) \
+             and (lease_until is null or lease_until <= $3) and ($5 is null or sink = $5) \
              order by next_attempt_at, created_at limit $4 ",
             $lock,
             ") returning ",
@@ -73,8 +73,8 @@ pub use dashboard::{OutboxEvent, RecentSignIn};
 pub use error::StoreError;
 pub use identify::{IdentifyCall, IdentifyOutcome};
 pub use model::{
-    IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, SignIn, SignInOutcome,
-    SinkStats, UserRecord,
+    IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, ProfileSummary, SignIn,
+    SignInOutcome, SinkStats, UserRecord,
 };
 pub use session::SessionStore;
 pub use sign_in::OutboxFn;

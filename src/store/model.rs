@@ -121,3 +121,12 @@ pub struct IdentityRecord {
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
 }
+
+/// What replaying a profile's identify call needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileSummary {
+    pub user_id: String,
+    pub created_at: DateTime<Utc>,
+    pub traits: serde_json::Value,
+    pub email: Option<String>,
+}

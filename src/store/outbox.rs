@@ -37,6 +37,20 @@ impl Store {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.claim_due_for_sink(owner, None, limit, lease, now)
+            .await
+    }
+
+    /// [`Store::claim_due`] for one sink's messages only (`None`: any sink), so each sink's
+    /// delivery loop goes at its own pace.
+    pub async fn claim_due_for_sink(
+        &self,
+        owner: &str,
+        sink: Option<&str>,
+        limit: i64,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
         let now = ms(now);
         let lease = TimeDelta::from_std(lease)
             .map_err(|e| StoreError::Other(format!("lease too long: {e}")))?;
@@ -48,6 +62,7 @@ impl Store {
                 .bind(until)
                 .bind(now)
                 .bind(limit)
+                .bind(sink)
                 .fetch_all(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -79,6 +94,31 @@ impl Store {
             .rows_affected()
         });
         expect_leased(n, id, owner)
+    }
+
+    /// Several messages delivered, in one transaction (one commit for a whole batch);
+    /// returns how many were still leased by `owner` (the others were taken over).
+    pub async fn mark_delivered_many(&self, ids: &[Uuid], owner: &str) -> Result<u64, StoreError> {
+        let n = on_pool!(self, pool, db => {
+            let mut tx = db::begin_write(pool).await?;
+            let mut n = 0;
+            for id in ids {
+                n += sqlx::query(
+                    "update outbox_message set status = 'delivered', delivered_at = $3, \
+                     lease_owner = null, lease_until = null \
+                     where message_id = $1 and lease_owner = $2 and status = 'pending'",
+                )
+                .bind(db::uuid(*id))
+                .bind(owner)
+                .bind(ms(Utc::now()))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            n
+        });
+        Ok(n)
     }
 
     /// Try again at `next_attempt_at`; `error` is kept for operators.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::{ms, parse_uuid, IdentityRecord, Store, StoreError, UserRecord};
+use super::{ms, parse_uuid, IdentityRecord, ProfileSummary, Store, StoreError, UserRecord};
 
 impl Store {
     /// Remember that `session_id` (tower-sessions' id as a string) belongs to `user_id`, so
@@ -126,6 +126,36 @@ impl Store {
         Ok(n)
     }
 
+    /// Profiles in `user_id` order after `after_user_id` (keyset paging, for replay), each
+    /// with the email of its first identity that has one.
+    pub async fn list_profiles(
+        &self,
+        after_user_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ProfileSummary>, StoreError> {
+        let rows: Vec<SummaryRow> = on_pool!(self, pool, db => {
+            sqlx::query_as(
+                "select p.user_id, p.created_at, p.traits, \
+                 (select i.email from identity i where i.user_id = p.user_id and i.email is not null \
+                 order by i.first_seen_at, i.identity_id limit 1) as email \
+                 from profile p where ($1 is null or p.user_id > $1) order by p.user_id limit $2",
+            )
+            .bind(after_user_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| ProfileSummary {
+                user_id: r.user_id,
+                created_at: r.created_at,
+                traits: r.traits.0,
+                email: r.email,
+            })
+            .collect())
+    }
+
     /// Drop session links whose session no longer exists (expired and deleted).
     pub async fn prune_user_sessions(&self) -> Result<u64, StoreError> {
         let n = on_pool!(self, pool, db => {
@@ -133,6 +163,14 @@ impl Store {
         });
         Ok(n)
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    user_id: String,
+    created_at: DateTime<Utc>,
+    traits: Json<serde_json::Value>,
+    email: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,12 +1,17 @@
 //! Integration tests against real HTTP servers (one test binary: `cargo test --test api`).
 
 mod helpers;
+mod identify;
 mod idp;
 mod idp_smoke;
-mod identify;
 mod microsoft_common;
+mod outbox;
+mod outbox_cli;
+mod outbox_faults;
+mod outbox_replicas;
 mod pg;
 mod profiles;
 mod readiness;
 mod replicas;
 mod sign_in;
+mod sink;
