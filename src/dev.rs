@@ -123,13 +123,18 @@ pub fn prepare(
     Ok((base, idp))
 }
 
-/// Point the built-in Identify API at the development provider's tokens and the generated key.
+/// Point the built-in Identify API at the development provider's tokens and the generated key
+/// (unless the configuration already has an `[identify_api]`).
 fn configure_identify_api(settings: &mut Settings, issuer: &Url, api_key: &str) {
-    let _ = (
-        settings,
-        issuer,
-        hex::encode(Sha256::digest(api_key.as_bytes())),
-    );
+    if settings.identify_api.is_some() {
+        return;
+    }
+    settings.identify_api = Some(crate::identify_api::IdentifyApiSettings {
+        token_issuer: Some(issuer.clone()),
+        token_audience: Some(crate::dev_idp::DEFAULT_API_AUDIENCE.to_string()),
+        api_key_hashes: vec![hex::encode(Sha256::digest(api_key.as_bytes()))],
+        ..Default::default()
+    });
 }
 
 fn random_secret() -> String {

@@ -176,9 +176,31 @@ async fn dashboard(
         .into_response())
 }
 
-/// Identify calls received by the built-in Identify API (none until it has a call log).
-async fn recent_calls(_store: &Store) -> Result<Vec<CallRow>, AppError> {
-    Ok(Vec::new())
+/// Identify calls received by the built-in Identify API.
+async fn recent_calls(store: &Store) -> Result<Vec<CallRow>, AppError> {
+    Ok(store
+        .recent_identify_calls(20)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let traits = c.traits.0.as_object().map(|t| t.len()).unwrap_or(0);
+            let email = c
+                .traits
+                .0
+                .get("email")
+                .and_then(|e| e.as_str())
+                .unwrap_or("");
+            CallRow {
+                when: format_time(c.received_at),
+                user_id: c.user_id,
+                traits: if email.is_empty() {
+                    format!("{traits} traits")
+                } else {
+                    format!("{traits} traits · {email}")
+                },
+            }
+        })
+        .collect())
 }
 
 /// 24 hourly stacked bars: delivered (green) and dead (red).

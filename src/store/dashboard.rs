@@ -58,3 +58,27 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// One identify call received by the Identify API.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ReceivedCall {
+    pub user_id: String,
+    pub traits: sqlx::types::Json<serde_json::Value>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// The most recent identify calls received, newest first.
+    pub async fn recent_identify_calls(&self, limit: i64) -> Result<Vec<ReceivedCall>, StoreError> {
+        let rows = on_pool!(self, pool, db => {
+            sqlx::query_as(
+                "select user_id, traits, received_at from identify_call \
+                 order by received_at desc, call_id limit $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -69,7 +69,7 @@ mod sign_in;
 mod sqlite;
 mod users;
 
-pub use dashboard::{OutboxEvent, RecentSignIn};
+pub use dashboard::{OutboxEvent, ReceivedCall, RecentSignIn};
 pub use error::StoreError;
 pub use identify::{IdentifyCall, IdentifyOutcome};
 pub use model::{
