@@ -1,6 +1,7 @@
 //! `record_sign_in`: identity → profile → traits → outbox rows, in one transaction.
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -167,6 +168,17 @@ impl Store {
                 }
             };
 
+            // Sign-in traits replace the keys they carry; keys set otherwise (the Identify API)
+            // stay. The row is locked first on PostgreSQL so a concurrent API write is not lost.
+            let lock_sql = format!("select traits, provenance from profile where user_id = $1 {}", db::ROW_LOCK);
+            let existing: Option<(Json<Value>, Json<Value>)> = sqlx::query_as(&lock_sql)
+                .bind(&user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (traits, provenance) = match existing {
+                Some((t, p)) => (merge_objects(t.0, &s.traits), merge_objects(p.0, &s.provenance)),
+                None => (s.traits.clone(), s.provenance.clone()),
+            };
             let created_at: DateTime<Utc> = sqlx::query_scalar(
                 "update profile set traits = $2, provenance = $3, updated_at = $4, \
                  last_sign_in_at = $4, \
@@ -177,8 +189,8 @@ impl Store {
                  where user_id = $1 returning created_at",
             )
             .bind(&user_id)
-            .bind(Json(&s.traits))
-            .bind(Json(&s.provenance))
+            .bind(Json(&traits))
+            .bind(Json(&provenance))
             .bind(at)
             .bind(provider_created_at)
             .fetch_one(&mut *tx)
@@ -191,5 +203,35 @@ impl Store {
             tx.commit().await?;
             Ok(Some(outcome))
         })
+    }
+}
+
+/// `base` with every key of `update` set (objects only; anything else is replaced).
+fn merge_objects(base: Value, update: &Value) -> Value {
+    match (base, update) {
+        (Value::Object(mut b), Value::Object(u)) => {
+            for (k, v) in u {
+                b.insert(k.clone(), v.clone());
+            }
+            Value::Object(b)
+        }
+        (_, u) => u.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn sign_in_traits_replace_their_keys_and_keep_the_rest() {
+        let merged = super::merge_objects(
+            json!({"enrichment_city": "Old", "plan": "pro"}),
+            &json!({"enrichment_city": "Austin", "enrichment_active_at": "t"}),
+        );
+        assert_eq!(
+            merged,
+            json!({"enrichment_city": "Austin", "plan": "pro", "enrichment_active_at": "t"})
+        );
     }
 }

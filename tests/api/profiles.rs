@@ -268,3 +268,43 @@ async fn a_database_outage_fails_the_sign_in_with_a_503_page_and_writes_nothing(
     );
     assert_eq!(app.store.profile_count().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn traits_set_through_the_identify_api_survive_the_next_sign_in() {
+    let key = "identify-key-for-tests";
+    let extra = format!(
+        "[identify_api]\nrequire = [\"key\"]\napi_key_hashes = [\"{}\"]\n",
+        hex::encode(Sha256::digest(key.as_bytes()))
+    );
+    let app = spawn_app_with(AppOptions {
+        extra_toml: extra,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        app.sign_in("google-consumer", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let user_id = app.me().await.1["user_id"].as_str().unwrap().to_string();
+    let response = app
+        .client
+        .post(app.url("/api/identify"))
+        .header("KEY", key)
+        .json(&serde_json::json!({"user_id": user_id, "traits": {"plan": "pro"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        response.text().await.unwrap()
+    );
+    assert_eq!(
+        app.sign_in("google-consumer", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, me) = app.me().await;
+    assert_eq!(me["traits"]["plan"], "pro", "{me}");
+    assert_eq!(me["traits"]["enrichment_email_provider"], "Gmail");
+}
