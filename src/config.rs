@@ -263,6 +263,8 @@ pub struct ServerSettings {
     /// Behind a reverse proxy: the header it puts the client address in (e.g.
     /// `X-Forwarded-For`; the right-most entry is used). Unset: the socket peer is the client.
     pub trusted_proxy_header: Option<String>,
+    /// How often each provider's discovery endpoint is checked for `/readyz`, in seconds.
+    pub provider_check_secs: u64,
 }
 
 impl Default for ServerSettings {
@@ -274,6 +276,7 @@ impl Default for ServerSettings {
             provider_timeout_secs: 10,
             shutdown_grace_secs: 20,
             trusted_proxy_header: None,
+            provider_check_secs: 30,
         }
     }
 }
@@ -648,6 +651,9 @@ impl Settings {
         }
         if self.session.login_timeout_secs == 0 {
             return Err(err("session.login_timeout_secs", "must be at least 1"));
+        }
+        if self.server.provider_check_secs == 0 {
+            return Err(err("server.provider_check_secs", "must be at least 1"));
         }
         if self.server.provider_timeout_secs == 0 {
             return Err(err("server.provider_timeout_secs", "must be at least 1"));

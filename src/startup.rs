@@ -70,7 +70,10 @@ impl Application {
         let http = providers::http_client(settings.server.provider_timeout());
         let providers = Providers::new(&settings, http.clone());
         let stop = CancellationToken::new();
-        let mut workers = providers.spawn_discovery(&stop);
+        let mut workers = providers.spawn_discovery(
+            Duration::from_secs(settings.server.provider_check_secs),
+            &stop,
+        );
         let session_store = match settings.session.store {
             SessionStoreKind::Database => AnySessionStore::Database(store.session_store()),
             SessionStoreKind::Memory => AnySessionStore::Memory(MemoryStore::default()),

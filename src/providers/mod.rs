@@ -156,6 +156,8 @@ pub struct Provider {
     http: reqwest::Client,
     timeout: Duration,
     discovered: RwLock<Option<Arc<Discovered>>>,
+    /// The last discovery or probe succeeded.
+    reachable: std::sync::atomic::AtomicBool,
     last_error: RwLock<Option<String>>,
     last_jwks_fetch: Mutex<Option<Instant>>,
 }
@@ -199,6 +201,7 @@ impl Provider {
             http,
             timeout,
             discovered: RwLock::new(None),
+            reachable: std::sync::atomic::AtomicBool::new(false),
             last_error: RwLock::new(None),
             last_jwks_fetch: Mutex::new(None),
         }
@@ -226,7 +229,13 @@ impl Provider {
             .ok_or_else(|| ProviderError::NotReady(self.name().to_string()))
     }
 
+    /// Metadata loaded and the provider answering its last check.
     pub fn is_ready(&self) -> bool {
+        self.is_reachable() && self.has_metadata()
+    }
+
+    /// Metadata loaded (sign-ins can start).
+    pub fn has_metadata(&self) -> bool {
         self.discovered
             .read()
             .expect("provider lock poisoned")
@@ -366,25 +375,63 @@ impl Provider {
 
     /// Keep trying discovery with exponential backoff until it works, then refresh it
     /// periodically, until `stop` fires.
-    pub async fn keep_discovered(self: Arc<Self>, stop: CancellationToken) {
+    pub async fn keep_discovered(self: Arc<Self>, check_every: Duration, stop: CancellationToken) {
         let mut delay = Duration::from_secs(1);
+        let mut loaded_at: Option<Instant> = None;
         loop {
-            let wait = match self.discover().await {
-                Ok(()) => {
-                    delay = Duration::from_secs(1);
-                    METADATA_REFRESH
+            let due_for_refresh = loaded_at.is_none_or(|t| t.elapsed() >= METADATA_REFRESH);
+            let ok = if due_for_refresh || !self.is_reachable() {
+                // Load (or reload) discovery and keys.
+                let ok = self.discover().await.is_ok();
+                if ok {
+                    loaded_at = Some(Instant::now());
                 }
-                Err(_) => {
-                    let wait = delay;
-                    delay = (delay * 2).min(RETRY_MAX);
-                    wait
-                }
+                ok
+            } else {
+                // Loaded: only check that the provider still answers, for /readyz.
+                self.probe().await
+            };
+            self.reachable
+                .store(ok, std::sync::atomic::Ordering::Relaxed);
+            let wait = if ok {
+                delay = Duration::from_secs(1);
+                check_every
+            } else {
+                let wait = delay;
+                delay = (delay * 2).min(RETRY_MAX);
+                wait
             };
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Whether the last discovery or probe succeeded.
+    pub fn is_reachable(&self) -> bool {
+        self.reachable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// GET the discovery document and report whether the provider answered 2xx.
+    async fn probe(&self) -> bool {
+        let url = format!("{}/.well-known/openid-configuration", self.discovery_base);
+        match self.http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => true,
+            Ok(r) => {
+                self.set_error(format!("discovery answered HTTP {}", r.status()));
+                false
+            }
+            Err(e) => {
+                self.set_error(transport_error(Stage::Discovery, &e).to_string());
+                false
+            }
+        }
+    }
+
+    fn set_error(&self, e: String) {
+        tracing::warn!(provider = %self.name(), error = %e, "provider check failed");
+        *self.last_error.write().expect("provider lock poisoned") = Some(e);
     }
 }
 
@@ -434,9 +481,13 @@ impl Providers {
     }
 
     /// Start one background discovery task per provider.
-    pub fn spawn_discovery(&self, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_discovery(
+        &self,
+        check_every: Duration,
+        stop: &CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         self.iter()
-            .map(|p| tokio::spawn(p.clone().keep_discovered(stop.clone())))
+            .map(|p| tokio::spawn(p.clone().keep_discovered(check_every, stop.clone())))
             .collect()
     }
 

@@ -93,6 +93,12 @@ impl TestIdp {
     /// Starts an IdP with a raw `IDP_CONFIG` JSON object (see `tests/idp/README.md`), e.g. to
     /// set `access_token_audience`, `access_token_ttl` or `pkce_required`.
     pub async fn start_with_config(config: Value) -> TestIdp {
+        Self::start_on_port(config, 0).await
+    }
+
+    /// Like [`TestIdp::start_with_config`] on a fixed port (0: any), e.g. to restart a
+    /// provider where a bridge expects it.
+    pub async fn start_on_port(config: Value, port: u16) -> TestIdp {
         ensure_node_modules().await;
 
         let server = idp_dir().join("server.mjs");
@@ -101,6 +107,7 @@ impl TestIdp {
             .current_dir(idp_dir())
             .env("IDP_CONFIG", config.to_string())
             .env("IDP_EXIT_ON_STDIN_EOF", "1")
+            .env("IDP_PORT", port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -14,5 +14,6 @@ mod pg;
 mod profiles;
 mod readiness;
 mod replicas;
+mod scale;
 mod sign_in;
 mod sink;

@@ -251,11 +251,20 @@ async fn a_database_outage_fails_the_sign_in_with_a_503_page_and_writes_nothing(
     // Start the sign-in while the database is up (the session lives there too).
     let callback = app.start_sign_in("login_hint=google-consumer").await;
     db.take_down().await;
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["ready"], false, "{body}");
     let response = app.client.get(&callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = response.text().await.unwrap();
     assert!(body.contains("temporarily unavailable"), "{body}");
     db.bring_up().await;
+    assert_eq!(
+        app.get("/readyz").await.status(),
+        StatusCode::OK,
+        "ready again once the database is back"
+    );
     assert_eq!(
         app.store.profile_count().await.unwrap(),
         0,
