@@ -265,6 +265,8 @@ pub struct ServerSettings {
     pub trusted_proxy_header: Option<String>,
     /// How often each provider's discovery endpoint is checked for `/readyz`, in seconds.
     pub provider_check_secs: u64,
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9090`) instead of the main one.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerSettings {
@@ -277,6 +279,7 @@ impl Default for ServerSettings {
             shutdown_grace_secs: 20,
             trusted_proxy_header: None,
             provider_check_secs: 30,
+            metrics_listen: None,
         }
     }
 }
@@ -1036,6 +1039,38 @@ mod tests {
         let printed = s.to_redacted_json();
         assert!(!printed.contains("file-secret"), "{printed}");
         assert!(!format!("{s:?}").contains("file-secret"));
+    }
+
+    #[test]
+    fn dozens_of_providers_load() {
+        let mut toml = String::new();
+        for i in 0..40 {
+            toml.push_str(&format!(
+                "[[providers]]\nname = \"tenant-{i}\"\nkind = \"okta\"\ndomain = \"t{i}.okta.com\"\nclient_id = \"c{i}\"\nclient_secret = \"s{i}\"\n"
+            ));
+        }
+        let s = load(
+            &toml,
+            &[(
+                "IDENTIFY_BRIDGE__PROVIDERS__TENANT_7__CLIENT_SECRET",
+                "env-secret",
+            )],
+        )
+        .unwrap();
+        assert_eq!(s.providers.len(), 40);
+        assert_eq!(s.providers[7].secret().unwrap().expose(), "env-secret");
+        let e = load(
+            &format!(
+                "{toml}{}",
+                toml.lines().take(6).collect::<Vec<_>>().join("\n")
+            ),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("another provider has this name"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct ConfigArg {
     /// TOML configuration file; every key can also come from IDENTIFY_BRIDGE__SECTION__KEY.
-    #[arg(long, short, env = "IDENTIFY_BRIDGE_CONFIG")]
+    #[arg(long, short, env = "IDENTIFY_BRIDGE_CONFIG", global = true)]
     config: Option<PathBuf>,
 }
 

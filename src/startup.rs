@@ -37,6 +37,8 @@ pub struct Application {
     providers: Providers,
     store: Store,
     grace: Duration,
+    /// `server.metrics_listen`: its listener and the `/metrics` router.
+    metrics: Option<(TcpListener, Router)>,
 }
 
 impl Application {
@@ -121,6 +123,18 @@ impl Application {
         if let Some(idp) = &dev_idp {
             routes = routes.nest_service("/dev-idp", idp.router());
         }
+        let metrics = match settings.server.metrics_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on server.metrics_listen {address}: {e}")
+                })?;
+                Some((
+                    listener,
+                    routes::health::metrics_router().with_state(state.clone()),
+                ))
+            }
+            None => None,
+        };
         let router = routes
             .fallback(error::not_found)
             .layer(session_layer)
@@ -165,6 +179,7 @@ impl Application {
             workers,
             providers,
             store,
+            metrics,
             grace: Duration::from_secs(settings.server.shutdown_grace_secs),
         })
     }
@@ -210,6 +225,16 @@ impl Application {
                 stop.cancel();
             }
         };
+        if let Some((listener, router)) = self.metrics {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await });
+                if let Err(e) = served.await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            });
+        }
         let server = axum::serve(
             self.listener,
             self.router

@@ -36,6 +36,11 @@ pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
         .merge(logout::router())
         .merge(auth::router())
         .merge(health::router())
+        .merge(if settings.server.metrics_listen.is_none() {
+            health::metrics_router()
+        } else {
+            Router::new()
+        })
         .merge(identify::router())
         .merge(assets::router())
         .merge(users::router())

@@ -71,6 +71,8 @@ pub struct TestApp {
     pub kind: Kind,
     /// The app's profile store (for checking what a request wrote).
     pub store: identify_bridge::store::Store,
+    /// The configuration file the app was built from.
+    pub config_path: std::path::PathBuf,
     stop: CancellationToken,
     _data: tempfile::TempDir,
 }
@@ -84,6 +86,8 @@ pub struct AppOptions {
     pub login_timeout_secs: u64,
     /// Run on this database instead of a fresh SQLite file.
     pub database_url: Option<String>,
+    /// `server.metrics_listen`.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -93,6 +97,7 @@ impl Default for AppOptions {
             extra_toml: String::new(),
             login_timeout_secs: 600,
             database_url: None,
+            metrics_listen: None,
         }
     }
 }
@@ -126,6 +131,7 @@ listen = "127.0.0.1:{port}"
 public_url = "{address}"
 allowed_return_origins = ["https://app.example.com"]
 provider_timeout_secs = 5
+{metrics_listen}
 
 [session]
 login_timeout_secs = {timeout}
@@ -148,6 +154,11 @@ level = "warn"
         provider = kind.toml(&idp),
         // `{idp_issuer}` in the extra TOML is the test IdP's issuer (e.g. for `[identify_api]`).
         extra = options.extra_toml.replace("{idp_issuer}", &idp.issuer),
+        metrics_listen = options
+            .metrics_listen
+            .as_ref()
+            .map(|a| format!("metrics_listen = \"{a}\""))
+            .unwrap_or_default(),
     );
     let config_path = data.path().join("bridge.toml");
     std::fs::write(&config_path, toml).unwrap();
@@ -179,6 +190,7 @@ level = "warn"
         idp,
         kind,
         store,
+        config_path,
         stop,
         _data: data,
     }

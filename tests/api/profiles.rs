@@ -317,3 +317,37 @@ async fn traits_set_through_the_identify_api_survive_the_next_sign_in() {
     assert_eq!(me["traits"]["plan"], "pro", "{me}");
     assert_eq!(me["traits"]["enrichment_email_provider"], "Gmail");
 }
+
+#[tokio::test]
+async fn the_users_commands_show_and_erase_a_profile() {
+    let app = spawn_app(Kind::Google).await;
+    assert_eq!(
+        app.sign_in("google-consumer", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let user_id = app.me().await.1["user_id"].as_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_identify-bridge"))
+            .args(args)
+            .arg("--config")
+            .arg(&app.config_path)
+            .output()
+            .unwrap()
+    };
+    let shown = run(&["users", "get", &user_id]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let user: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(user["identities"][0]["provider"], "google");
+    let erased = run(&["users", "delete", &user_id]);
+    assert!(erased.status.success());
+    assert_eq!(
+        run(&["users", "get", &user_id]).status.code(),
+        Some(2),
+        "unknown users exit with 2"
+    );
+    assert_eq!(app.store.profile_count().await.unwrap(), 0);
+}

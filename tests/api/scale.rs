@@ -247,3 +247,32 @@ async fn metrics_count_sign_ins_failures_and_deliveries() {
     assert!(after.contains("identify_bridge_outbox_pending{sink=\"metrics-sink\"}"));
     let _ = location;
 }
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_listen_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(AppOptions {
+        extra_toml: String::new(),
+        metrics_listen: Some(format!("127.0.0.1:{port}")),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        app.sign_in("google-consumer", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::NOT_FOUND);
+    let separate = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(separate.status(), StatusCode::OK);
+    assert!(separate
+        .text()
+        .await
+        .unwrap()
+        .contains("identify_bridge_sign_ins_total"));
+}
