@@ -49,6 +49,8 @@ pub type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
+/// Discovery documents and key sets larger than this are refused.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// At most one JWKS refetch per provider in this interval, however many unknown `kid`s arrive.
 pub const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
 /// Discovery is refreshed this often once loaded (keys rotate; endpoints rarely move).
@@ -273,29 +275,9 @@ impl Provider {
         // Fetched directly rather than with `discover_async`: Microsoft's templated and
         // domain-named tenants publish an issuer that differs from the URL, which that
         // function rejects. The issuer check moves to ID-token verification, where it stays exact.
-        let response = self
-            .http
-            .get(&url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| transport_error(Stage::Discovery, &e))?;
-        if !response.status().is_success() {
-            return Err(ProviderError::InvalidResponse(
-                Stage::Discovery,
-                format!("HTTP {} from {url}", response.status()),
-            ));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(Stage::Discovery, &e))?;
-        let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| {
-            ProviderError::InvalidResponse(
-                Stage::Discovery,
-                format!("not a discovery document: {e}"),
-            )
-        })?;
+        let metadata: Metadata = self
+            .get_json(&url, Stage::Discovery, "a discovery document")
+            .await?;
         let issuer = metadata.issuer().as_str().to_string();
         let issuer_template = issuer
             .contains(microsoft::TENANT_PLACEHOLDER)
@@ -330,25 +312,46 @@ impl Provider {
         &self,
         metadata: &Metadata,
     ) -> Result<JsonWebKeySet<CoreJsonWebKey>, ProviderError> {
-        let response = self
+        self.get_json(metadata.jwks_uri().url().as_str(), Stage::Jwks, "a JWK set")
+            .await
+    }
+
+    /// GET a JSON document from the provider: 2xx only, at most [`MAX_DOCUMENT_BYTES`].
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        stage: Stage,
+        what: &str,
+    ) -> Result<T, ProviderError> {
+        let mut response = self
             .http
-            .get(metadata.jwks_uri().url().clone())
+            .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| transport_error(Stage::Jwks, &e))?;
+            .map_err(|e| transport_error(stage, &e))?;
         if !response.status().is_success() {
             return Err(ProviderError::InvalidResponse(
-                Stage::Jwks,
-                format!("HTTP {}", response.status()),
+                stage,
+                format!("HTTP {} from {url}", response.status()),
             ));
         }
-        let body = response
-            .bytes()
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| transport_error(Stage::Jwks, &e))?;
+            .map_err(|e| transport_error(stage, &e))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(ProviderError::InvalidResponse(
+                    stage,
+                    format!("{url} answered more than {MAX_DOCUMENT_BYTES} bytes"),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
         serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::InvalidResponse(Stage::Jwks, format!("not a JWK set: {e}")))
+            .map_err(|e| ProviderError::InvalidResponse(stage, format!("not {what}: {e}")))
     }
 
     /// Fetch the keys again after a token named an unknown `kid`. Rate-limited: returns
