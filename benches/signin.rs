@@ -8,7 +8,6 @@
 //! same-run baseline the latency of the provider's part of the same flow, with the ratio.
 
 #[path = "../tests/api/idp.rs"]
-#[allow(dead_code)]
 mod idp;
 
 use std::process::Stdio;
@@ -206,7 +205,7 @@ async fn main() {
     let mut provider = idp_latencies.lock().await.clone();
     bridge.sort();
     provider.sort();
-    let profiles: i64 = sqlx::query_scalar(&format!("select count(*) from profile"))
+    let profiles: i64 = sqlx::query_scalar("select count(*) from profile")
         .fetch_one(
             &sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}"))
                 .await

@@ -63,11 +63,11 @@ pub fn validate(
     let origin = url.origin().ascii_serialization();
     if !raw
         .to_ascii_lowercase()
-        .starts_with(&format!("{}", origin.to_ascii_lowercase()))
+        .starts_with(&origin.to_ascii_lowercase())
     {
         return Err(ReturnToError::NotAllowed);
     }
-    if origin == own_origin || allowed.iter().any(|a| *a == origin) {
+    if origin == own_origin || allowed.contains(&origin) {
         Ok(url)
     } else {
         Err(ReturnToError::NotAllowed)
