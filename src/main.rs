@@ -12,12 +12,6 @@ use identify_bridge::startup::{shutdown_signal, Application};
 use identify_bridge::store::Store;
 use identify_bridge::{telemetry, traits};
 
-/// Every request allocates and frees many small JSON values, strings and maps; under load
-/// glibc's allocator spent about a quarter of the request threads' time in malloc/free
-/// (consolidating and unlinking chunks). mimalloc's per-thread free lists avoid that.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// OpenID Connect sign-in bridge: login redirect, automatic profiles, identify calls.
 #[derive(Parser)]
 #[command(name = "identify-bridge", version, about, long_about = None)]
