@@ -141,7 +141,7 @@ pub fn check_item(
             clip(unknown)
         )));
     }
-    let size = serde_json::to_vec(&object).map_or(0, |v| v.len());
+    let size = serialized_len(&object);
     if size > s.max_object_bytes {
         return Err(ApiError::too_large(format!(
             "identify object is {size} bytes; at most {} per object",
@@ -232,4 +232,20 @@ pub fn check_item(
         context,
         message_id,
     })
+}
+
+/// The length of `value` as compact JSON, counted without building the text.
+fn serialized_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
 }

@@ -32,9 +32,9 @@ pub use settings::{Credential, IdentifyApiSettings};
 pub use timestamp::parse_created_at;
 
 use crate::config::Settings;
-use crate::store::{IdentifyCall, IdentifyOutcome, Store};
+use crate::store::{IdentifyCall, Store};
 use body::{IdentifyItem, Payload};
-use writer::Writer;
+use writer::{Recorded, Writer};
 
 /// The success message of the specification.
 pub const SUCCESS_MESSAGE: &str = "User identity updated successfully";
@@ -136,9 +136,12 @@ impl Inner {
                 let item = body::check_item(value, s, now)?;
                 let key = idempotency_key.or_else(|| item.message_id.clone());
                 let call = to_call(&caller.id, key, item, now);
-                let response = call.response.clone();
-                let mut outcomes = self.writer.record(vec![call]).await?;
-                Ok(respond_one(response, outcomes.pop()))
+                let recorded = self.writer.record(vec![call]).await?;
+                let recorded = recorded
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ApiError::internal("the writer answered no result"))?;
+                Ok(respond_one(recorded))
             }
             Payload::Many(values) => {
                 let checked: Vec<Result<IdentifyCall, ApiError>> = values
@@ -153,16 +156,24 @@ impl Inner {
                         Ok(to_call(&caller.id, key, item, now))
                     })
                     .collect();
-                let calls: Vec<IdentifyCall> = checked
-                    .iter()
-                    .filter_map(|c| c.as_ref().ok().cloned())
+                // The calls go to the writer; the refusals stay behind, in place.
+                let mut calls = Vec::with_capacity(checked.len());
+                let slots: Vec<Option<ApiError>> = checked
+                    .into_iter()
+                    .map(|c| match c {
+                        Ok(call) => {
+                            calls.push(call);
+                            None
+                        }
+                        Err(e) => Some(e),
+                    })
                     .collect();
-                let outcomes = if calls.is_empty() {
+                let recorded = if calls.is_empty() {
                     Vec::new()
                 } else {
                     self.writer.record(calls).await?
                 };
-                Ok(respond_batch(checked, outcomes))
+                Ok(respond_batch(slots, recorded))
             }
         }
     }
@@ -227,38 +238,28 @@ fn to_call(
     }
 }
 
-fn respond_one(fresh: Value, outcome: Option<IdentifyOutcome>) -> Response {
-    match outcome {
-        Some(IdentifyOutcome::Replayed(first)) => {
-            let mut r = (StatusCode::OK, Json(first)).into_response();
-            r.headers_mut()
-                .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            r
-        }
-        _ => (StatusCode::OK, Json(fresh)).into_response(),
+fn respond_one(recorded: Recorded) -> Response {
+    let (body, replayed) = recorded.answer();
+    let mut r = (StatusCode::OK, Json(body)).into_response();
+    if replayed {
+        r.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
+    r
 }
 
 /// `{"status": "success" | "partial" | "error", "message", "results": [...]}`; all failed is a
-/// 400 that is also the spec's error shape (with `error_code`).
-fn respond_batch(
-    checked: Vec<Result<IdentifyCall, ApiError>>,
-    outcomes: Vec<IdentifyOutcome>,
-) -> Response {
-    let total = checked.len();
-    let mut outcomes = outcomes.into_iter();
-    let mut accepted = 0;
-    let results: Vec<Value> = checked
+/// 400 that is also the spec's error shape (with `error_code`). `slots` holds each item's
+/// refusal, `None` where the item went to the writer (whose results come in the same order).
+fn respond_batch(slots: Vec<Option<ApiError>>, recorded: Vec<Recorded>) -> Response {
+    let total = slots.len();
+    let accepted = recorded.len();
+    let mut recorded = recorded.into_iter();
+    let results: Vec<Value> = slots
         .into_iter()
-        .map(|c| match c {
-            Ok(call) => {
-                accepted += 1;
-                match outcomes.next() {
-                    Some(IdentifyOutcome::Replayed(first)) => first,
-                    _ => call.response,
-                }
-            }
-            Err(e) => e.body(),
+        .map(|slot| match slot {
+            Some(e) => e.body(),
+            None => recorded.next().map_or(Value::Null, |r| r.answer().0),
         })
         .collect();
     let message = format!("{accepted} of {total} identify calls recorded");

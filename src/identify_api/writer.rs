@@ -2,6 +2,7 @@
 //! `write_batch_max`) and records them in one transaction, so concurrent requests share one
 //! commit (one fsync on SQLite with `synchronous = FULL`) instead of queueing for one each.
 
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -11,7 +12,24 @@ use crate::store::{IdentifyCall, IdentifyOutcome, Store};
 /// Requests waiting for the writer before senders wait too (backpressure).
 const QUEUE: usize = 1024;
 
-type Reply = Result<Vec<IdentifyOutcome>, ApiError>;
+type Reply = Result<Vec<Recorded>, ApiError>;
+
+/// One recorded call: what it answers, handed back so the request needs no copy of it.
+pub struct Recorded {
+    /// The answer built for this call (`IdentifyCall::response`).
+    pub response: Value,
+    pub outcome: IdentifyOutcome,
+}
+
+impl Recorded {
+    /// What the caller gets: the first answer for a replay, else this call's own.
+    pub fn answer(self) -> (Value, bool) {
+        match self.outcome {
+            IdentifyOutcome::Replayed(first) => (first, true),
+            IdentifyOutcome::Applied { .. } => (self.response, false),
+        }
+    }
+}
 
 struct Job {
     calls: Vec<IdentifyCall>,
@@ -66,9 +84,15 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
         metrics::histogram!("identify_api_commit_calls").record(count as f64);
         match store.record_identify_calls(&calls).await {
             Ok(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
+                let mut recorded = calls
+                    .into_iter()
+                    .zip(outcomes)
+                    .map(|(call, outcome)| Recorded {
+                        response: call.response,
+                        outcome,
+                    });
                 for (job, n) in jobs.into_iter().zip(sizes) {
-                    let _ = job.reply.send(Ok(outcomes.by_ref().take(n).collect()));
+                    let _ = job.reply.send(Ok(recorded.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {

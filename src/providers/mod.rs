@@ -146,6 +146,8 @@ pub struct Discovered {
     pub metadata: Metadata,
     /// Microsoft `common`/`organizations`: the issuer holds `{tenantid}`.
     pub issuer_template: Option<String>,
+    /// The OAuth client built from `metadata` (see [`Provider::discovered_from`]).
+    pub client: oidc::OidcClient,
 }
 
 /// One configured provider and its live state.
@@ -302,10 +304,16 @@ impl Provider {
             ));
         }
         let jwks = self.fetch_jwks(&metadata).await?;
-        Ok(Discovered {
-            metadata: metadata.set_jwks(jwks),
+        Ok(self.discovered_from(metadata.set_jwks(jwks), issuer_template))
+    }
+
+    /// Loaded metadata with the client built from it, so sign-ins share one client.
+    fn discovered_from(&self, metadata: Metadata, issuer_template: Option<String>) -> Discovered {
+        Discovered {
+            client: self.build_client(&metadata),
+            metadata,
             issuer_template,
-        })
+        }
     }
 
     async fn fetch_jwks(
@@ -367,10 +375,10 @@ impl Provider {
         }
         let current = self.discovered()?;
         let jwks = self.fetch_jwks(&current.metadata).await?;
-        let updated = Discovered {
-            metadata: current.metadata.clone().set_jwks(jwks),
-            issuer_template: current.issuer_template.clone(),
-        };
+        let updated = self.discovered_from(
+            current.metadata.clone().set_jwks(jwks),
+            current.issuer_template.clone(),
+        );
         *self.discovered.write().expect("provider lock poisoned") = Some(Arc::new(updated));
         tracing::info!(provider = %self.name(), "provider signing keys refetched");
         Ok(true)

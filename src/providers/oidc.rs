@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{issuer_url, microsoft, Discovered, Provider, ProviderError, Stage};
+use super::{issuer_url, microsoft, Discovered, Metadata, Provider, ProviderError, Stage};
 use crate::config::{ProviderKind, TokenAuthMethod};
 
 /// Every claim the token carries beyond the standard ones, kept as JSON.
@@ -33,6 +33,17 @@ type ExtIdToken = IdToken<
     CoreJwsSigningAlgorithm,
 >;
 type ExtIdTokenClaims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
+
+/// The client as built from discovery: authorization endpoint set, token and userinfo
+/// endpoints as the metadata says.
+pub type OidcClient = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
 
 /// ID tokens issued more than this far in the future are refused (clock skew allowance).
 pub const MAX_IAT_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
@@ -80,19 +91,12 @@ pub struct VerifiedLogin {
 }
 
 impl Provider {
-    fn client(
-        &self,
-        d: &Discovered,
-    ) -> CoreClient<
-        openidconnect::EndpointSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointNotSet,
-        openidconnect::EndpointMaybeSet,
-        openidconnect::EndpointMaybeSet,
-    > {
+    /// The OAuth client for this provider's metadata. Built once per discovery (and key
+    /// refetch) and kept in [`Discovered`]: building it clones the whole metadata document,
+    /// which is wasted work on every sign-in.
+    pub(super) fn build_client(&self, metadata: &Metadata) -> OidcClient {
         let client = CoreClient::from_provider_metadata(
-            d.metadata.clone(),
+            metadata.clone(),
             ClientId::new(self.settings.client_id.clone()),
             self.settings
                 .secret()
@@ -111,7 +115,7 @@ impl Provider {
         login_hint: Option<&str>,
     ) -> Result<AuthorizationRequest, ProviderError> {
         let d = self.discovered()?;
-        let client = self.client(&d);
+        let client = &d.client;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(
@@ -177,7 +181,7 @@ impl Provider {
         nonce: String,
     ) -> Result<VerifiedLogin, ProviderError> {
         let d = self.discovered()?;
-        let client = self.client(&d);
+        let client = &d.client;
         let response = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| ProviderError::InvalidResponse(Stage::Token, e.to_string()))?
