@@ -84,13 +84,14 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
         metrics::histogram!("identify_api_commit_calls").record(count as f64);
         match store.record_identify_calls(&calls).await {
             Ok(outcomes) => {
-                let mut recorded = calls
-                    .into_iter()
-                    .zip(outcomes)
-                    .map(|(call, outcome)| Recorded {
-                        response: call.response,
-                        outcome,
-                    });
+                let mut recorded =
+                    calls
+                        .into_iter()
+                        .zip(outcomes)
+                        .map(|(call, outcome)| Recorded {
+                            response: call.response,
+                            outcome,
+                        });
                 for (job, n) in jobs.into_iter().zip(sizes) {
                     let _ = job.reply.send(Ok(recorded.by_ref().take(n).collect()));
                 }
