@@ -52,12 +52,9 @@ pub async fn record_outbox(store: &crate::store::Store) {
     match store.outbox_stats(chrono::Utc::now()).await {
         Ok(stats) => {
             for s in stats {
-                metrics::gauge!("identify_bridge_outbox_pending", "sink" => s.sink.clone())
-                    .set(s.pending as f64);
+                outbox_depth(&s.sink, s.pending, s.oldest_pending_age.unwrap_or_default());
                 metrics::gauge!("identify_bridge_outbox_dead", "sink" => s.sink.clone())
                     .set(s.dead as f64);
-                metrics::gauge!("identify_bridge_outbox_oldest_pending_seconds", "sink" => s.sink.clone())
-                    .set(s.oldest_pending_age.map(|d| d.as_secs_f64()).unwrap_or(0.0));
             }
         }
         Err(e) => tracing::warn!(error = %e, "reading outbox stats for metrics failed"),

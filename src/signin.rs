@@ -34,14 +34,15 @@ pub async fn enrich(
             .clone()
             .unwrap_or_else(|| url::Url::parse(graph::DEFAULT_BASE_URL).expect("static URL"));
         let started = std::time::Instant::now();
-        match graph::fetch_graph(
+        let graph = graph::fetch_graph(
             provider.http(),
             &base,
             login.access_token.secret(),
             provider.timeout(),
         )
-        .await
-        {
+        .await;
+        crate::metrics::provider_call(provider.name(), "graph", started.elapsed().as_secs_f64());
+        match graph {
             Ok(profile) => {
                 tracing::debug!(
                     elapsed_ms = started.elapsed().as_millis() as u64,

@@ -24,8 +24,6 @@ const MAX_IN_FLIGHT: usize = 16;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// In-flight sends get this long to finish after a stop.
 const STOP_GRACE: Duration = Duration::from_secs(3);
-/// How often the outbox depth gauges are refreshed.
-const STATS_EVERY: Duration = Duration::from_secs(5);
 
 /// Pokes idle delivery loops (all sinks, every `Application` in the process).
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -43,12 +41,13 @@ pub struct Worker {
     owner: String,
 }
 
-/// Start one delivery loop per configured sink and the outbox gauges; the handle finishes
+/// Start one delivery loop per configured sink (the depth gauges are read at scrape time,
+/// `GET /metrics`); the handle finishes
 /// when all have stopped after `stop`.
 pub fn spawn(store: Store, settings: Arc<Settings>, stop: CancellationToken) -> JoinHandle<()> {
     // One owner id per process: a restarted process never inherits a live lease.
     let owner = format!("ib-{}", Uuid::new_v4());
-    let mut tasks: Vec<JoinHandle<()>> = settings
+    let tasks: Vec<JoinHandle<()>> = settings
         .sinks
         .iter()
         .map(|sink| {
@@ -56,7 +55,6 @@ pub fn spawn(store: Store, settings: Arc<Settings>, stop: CancellationToken) -> 
             tokio::spawn(worker.run(stop.clone()))
         })
         .collect();
-    tasks.push(tokio::spawn(report_depth(store, stop)));
     tokio::spawn(async move {
         for task in tasks {
             let _ = task.await;
@@ -248,25 +246,6 @@ impl Worker {
                 Ok(())
             }
             other => other,
-        }
-    }
-}
-
-/// Refresh the outbox depth gauges every few seconds until `stop`.
-async fn report_depth(store: Store, stop: CancellationToken) {
-    loop {
-        if let Ok(stats) = store.outbox_stats(Utc::now()).await {
-            for s in stats {
-                crate::metrics::outbox_depth(
-                    &s.sink,
-                    s.pending,
-                    s.oldest_pending_age.unwrap_or_default(),
-                );
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(STATS_EVERY) => {}
-            _ = stop.cancelled() => return,
         }
     }
 }

@@ -182,13 +182,16 @@ impl Provider {
     ) -> Result<VerifiedLogin, ProviderError> {
         let d = self.discovered()?;
         let client = &d.client;
+        let started = std::time::Instant::now();
         let response = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| ProviderError::InvalidResponse(Stage::Token, e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
             .request_async(self.http())
             .await
-            .map_err(token_error)?;
+            .map_err(token_error);
+        crate::metrics::provider_call(self.name(), "token", started.elapsed().as_secs_f64());
+        let response = response?;
         let id_token = response.id_token().ok_or_else(|| {
             ProviderError::InvalidResponse(Stage::Token, "no id_token in the token response".into())
         })?;
@@ -220,9 +223,12 @@ impl Provider {
             _ => Map::new(),
         };
         if let Some(endpoint) = d.metadata.userinfo_endpoint() {
+            let started = std::time::Instant::now();
             let userinfo = self
                 .fetch_userinfo(endpoint.url(), &access_token, &subject)
-                .await?;
+                .await;
+            crate::metrics::provider_call(self.name(), "userinfo", started.elapsed().as_secs_f64());
+            let userinfo = userinfo?;
             merge_userinfo(&mut merged, userinfo);
         }
         let account_key = match self.settings.kind {

@@ -244,6 +244,18 @@ async fn metrics_count_sign_ins_failures_and_deliveries() {
         "{after}"
     );
     assert!(after.contains("identify_bridge_callback_seconds"));
+    assert!(
+        after.contains(
+            "identify_bridge_provider_call_seconds_count{provider=\"google\",stage=\"token\"}"
+        ),
+        "{after}"
+    );
+    assert!(
+        after.contains(
+            "identify_bridge_provider_call_seconds_count{provider=\"google\",stage=\"userinfo\"}"
+        ),
+        "{after}"
+    );
     assert!(after.contains("identify_bridge_outbox_pending{sink=\"metrics-sink\"}"));
     let _ = location;
 }
