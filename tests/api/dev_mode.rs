@@ -132,8 +132,18 @@ async fn a_dev_sign_in_creates_a_profile_and_its_identify_call_reaches_the_built
         me["traits"]["enrichment_full_name"]
     );
     assert_eq!(context.as_ref().unwrap()["provider"], "dev");
-    let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
+    // The API commits the call before the sink's answer reaches the worker, so the outbox row is
+    // marked delivered a moment after the call is visible: wait for that too.
+    let mut stats = Vec::new();
+    for _ in 0..100 {
+        stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        if stats[0].delivered == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(stats[0].delivered, 1, "{stats:?}");
+    assert_eq!(stats[0].pending, 0, "{stats:?}");
 
     let dashboard = client
         .get(format!("{url}/admin"))
