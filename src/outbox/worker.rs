@@ -164,38 +164,61 @@ impl Worker {
                     crate::metrics::deliveries(&self.sink().name, "delivered", ids.len() as u64);
                     continue;
                 }
+                if matches!(outcome, Outcome::Dead(_)) && chunk.len() > 1 {
+                    // A sink refuses a whole batch for one bad item: send each message on
+                    // its own so that only the ones it refuses become dead letters.
+                    tracing::info!(
+                        sink = %self.sink().name,
+                        messages = chunk.len(),
+                        "outbox: sink refused a batch; sending its messages one by one"
+                    );
+                    self.send_singly(chunk.to_vec()).await?;
+                    continue;
+                }
                 for (row, _) in chunk {
                     self.record(row, outcome.clone()).await?;
                 }
             }
         } else {
-            let results: Vec<(OutboxMessage, Outcome)> = futures::stream::iter(good)
-                .map(|(row, message)| async move {
-                    let outcome = self.sender.send(std::slice::from_ref(&message)).await;
-                    (row, outcome)
-                })
-                .buffer_unordered(MAX_IN_FLIGHT)
-                .collect()
-                .await;
-            // Deliveries are recorded in one transaction: one commit per batch, not per
-            // message, is what lets SQLite keep up with a fast sink.
-            let (delivered, other): (Vec<_>, Vec<_>) = results
-                .into_iter()
-                .partition(|(_, o)| *o == Outcome::Delivered);
-            let ids: Vec<Uuid> = delivered.iter().map(|(r, _)| r.message_id).collect();
-            self.store.mark_delivered_many(&ids, &self.owner).await?;
-            crate::metrics::deliveries(&self.sink().name, "delivered", ids.len() as u64);
-            for (row, outcome) in other {
-                self.record(&row, outcome).await?;
-            }
+            self.send_singly(good).await?;
         }
         Ok(n)
     }
 
+    /// Send each message in a request of its own, `MAX_IN_FLIGHT` at a time, and record the
+    /// outcomes.
+    async fn send_singly(
+        &self,
+        messages: Vec<(OutboxMessage, IdentifyMessage)>,
+    ) -> Result<(), StoreError> {
+        let results: Vec<(OutboxMessage, Outcome)> = futures::stream::iter(messages)
+            .map(|(row, message)| async move {
+                let outcome = self.sender.send(std::slice::from_ref(&message)).await;
+                (row, outcome)
+            })
+            .buffer_unordered(MAX_IN_FLIGHT)
+            .collect()
+            .await;
+        // Deliveries are recorded in one transaction: one commit per batch, not per
+        // message, is what lets SQLite keep up with a fast sink.
+        let (delivered, other): (Vec<_>, Vec<_>) = results
+            .into_iter()
+            .partition(|(_, o)| *o == Outcome::Delivered);
+        let ids: Vec<Uuid> = delivered.iter().map(|(r, _)| r.message_id).collect();
+        self.store.mark_delivered_many(&ids, &self.owner).await?;
+        crate::metrics::deliveries(&self.sink().name, "delivered", ids.len() as u64);
+        for (row, outcome) in other {
+            self.record(&row, outcome).await?;
+        }
+        Ok(())
+    }
+
     /// Long enough for every request of the batch to time out twice (a 401 refresh) in
-    /// turn, and no longer: a crashed replica's claims come back when it runs out.
+    /// turn, and no longer: a crashed replica's claims come back when it runs out. A batch
+    /// format counts one round more: a refused batch is sent again one message at a time.
     fn lease(&self, claimed: usize) -> Duration {
-        let rounds = claimed.div_ceil(MAX_IN_FLIGHT) as u64;
+        let batch_round = u64::from(format::messages_per_request(self.sink()) > 1);
+        let rounds = claimed.div_ceil(MAX_IN_FLIGHT) as u64 + batch_round;
         Duration::from_secs(10.max(rounds * 2 * self.sink().timeout_secs + 5))
     }
 

@@ -268,6 +268,48 @@ async fn a_thrivestack_sink_gets_batches_of_batch_size() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_batch_is_resent_one_by_one_and_only_the_bad_message_is_dead() {
+    let (store, _dir) = sqlite_store().await;
+    let sink = TestSink::start().await;
+    sink.refuse_user("u1");
+    let settings = sink_settings(&sink.url, json!({"format": "thrivestack", "batch_size": 3}));
+    let msgs: Vec<_> = (0..3)
+        .map(|i| new_message(&settings, &format!("u{i}")))
+        .collect();
+    store.enqueue(&msgs).await.unwrap();
+    let stop = run_worker(&store, &settings, "w1");
+    let good = [&msgs[0], &msgs[2]];
+    for m in good {
+        let done = wait_until(&store, m.message_id, delivered, WAIT).await;
+        assert_eq!(
+            done.attempts, 1,
+            "the batch and the single send are one claim"
+        );
+    }
+    let bad = wait_until(
+        &store,
+        msgs[1].message_id,
+        |m| m.status == OutboxStatus::Dead,
+        WAIT,
+    )
+    .await;
+    assert!(
+        bad.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("HTTP 400") && e.contains("u1 is not accepted")),
+        "{bad:?}"
+    );
+    let mut sizes: Vec<usize> = sink
+        .requests()
+        .iter()
+        .map(|r| r.body.as_array().unwrap().len())
+        .collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [1, 1, 1, 3], "one refused batch, then three singles");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stopping_finishes_in_flight_sends_then_releases_what_outlasts_the_grace() {
     let (store, _dir) = sqlite_store().await;
     let sink = TestSink::start().await;

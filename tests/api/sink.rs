@@ -64,6 +64,9 @@ struct Inner {
     script: Mutex<VecDeque<Reply>>,
     /// Applied to every reply after the script runs out.
     default_delay: Mutex<Duration>,
+    /// Requests carrying one of these `user_id`s are refused with a 400, as a real API
+    /// refuses a whole batch for one bad item.
+    refused_users: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -98,6 +101,15 @@ impl TestSink {
         self.inner.script.lock().unwrap().extend(replies);
     }
 
+    /// Refuse (400) every request that carries this `user_id`, alone or in a batch.
+    pub fn refuse_user(&self, user_id: &str) {
+        self.inner
+            .refused_users
+            .lock()
+            .unwrap()
+            .push(user_id.into());
+    }
+
     pub fn set_delay(&self, d: Duration) {
         *self.inner.default_delay.lock().unwrap() = d;
     }
@@ -125,10 +137,25 @@ impl TestSink {
 }
 
 async fn record(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    let reply = inner.script.lock().unwrap().pop_front();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let items = match &body {
+        Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    let refused = items.iter().find_map(|item| {
+        let user = item["user_id"].as_str()?;
+        let refused = inner.refused_users.lock().unwrap();
+        refused.iter().any(|u| u == user).then(|| user.to_string())
+    });
+    let reply = match refused {
+        Some(user) => Some(Reply::status(400).body(format!(
+            r#"{{"status":"error","message":"user_id {user} is not accepted","error_code":"INVALID_REQUEST"}}"#
+        ))),
+        None => inner.script.lock().unwrap().pop_front(),
+    };
     inner.requests.lock().unwrap().push(Recorded {
         headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body,
         at: Instant::now(),
     });
     let reply = reply.unwrap_or_else(|| {
