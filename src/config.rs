@@ -425,6 +425,11 @@ pub struct ProviderSettings {
     /// Okta: a custom authorization server id, e.g. `default`; none means the org server.
     #[serde(default)]
     pub authorization_server: Option<String>,
+    /// Okta: call the Users API (`GET https://{domain}/api/v1/users/me`) for the account's
+    /// `created` time, status and profile (adds the `okta.users.read.self` scope; needs the org
+    /// authorization server, the only one that mints Okta API scopes).
+    #[serde(default)]
+    pub users_api: bool,
     /// Generic providers: count `email_verified = true` as proof of address ownership for
     /// account linking. Off by default; Google and Microsoft have built-in rules, Okta never counts.
     #[serde(default)]
@@ -515,9 +520,18 @@ impl ProviderSettings {
         {
             scopes.push("User.Read".into());
         }
+        if self.kind == ProviderKind::Okta
+            && self.users_api
+            && !scopes.iter().any(|s| s == OKTA_USERS_SCOPE)
+        {
+            scopes.push(OKTA_USERS_SCOPE.into());
+        }
         scopes
     }
 }
+
+/// The Okta scope that lets a user read their own Users API record.
+pub const OKTA_USERS_SCOPE: &str = "okta.users.read.self";
 
 /// A configuration error: one line naming the key and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -758,6 +772,27 @@ impl Settings {
                 .map_err(|what| err(format!("{key}.traits"), what))?;
             if p.graph && p.kind != ProviderKind::Microsoft {
                 return Err(err(format!("{key}.graph"), "only for kind = \"microsoft\""));
+            }
+            if p.users_api {
+                if p.kind != ProviderKind::Okta {
+                    return Err(err(format!("{key}.users_api"), "only for kind = \"okta\""));
+                }
+                if p.domain.as_deref().unwrap_or("").is_empty() {
+                    return Err(err(
+                        format!("{key}.domain"),
+                        "required with users_api = true",
+                    ));
+                }
+                if p.authorization_server
+                    .as_deref()
+                    .is_some_and(|a| !a.is_empty())
+                {
+                    return Err(err(
+                        format!("{key}.users_api"),
+                        "needs the org authorization server (remove `authorization_server`): \
+                         custom authorization servers cannot grant okta.users.read.self",
+                    ));
+                }
             }
         }
         Ok(())
@@ -1039,6 +1074,24 @@ mod tests {
         let printed = s.to_redacted_json();
         assert!(!printed.contains("file-secret"), "{printed}");
         assert!(!format!("{s:?}").contains("file-secret"));
+    }
+
+    #[test]
+    fn the_okta_users_api_needs_the_org_server_and_adds_its_scope() {
+        let org = "[[providers]]\nname = \"okta\"\nkind = \"okta\"\ndomain = \"acme.okta.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\nusers_api = true\n";
+        let s = load(org, &[]).unwrap();
+        assert!(s.providers[0]
+            .effective_scopes()
+            .contains(&OKTA_USERS_SCOPE.to_string()));
+        let custom = format!("{org}authorization_server = \"default\"\n");
+        let e = load(&custom, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("providers[0] (okta).users_api") && e.contains("org authorization server"),
+            "{e}"
+        );
+        let google = GOOGLE.replace("[[providers]]\n", "[[providers]]\nusers_api = true\n");
+        let e = load(&google, &[]).unwrap_err().to_string();
+        assert!(e.contains("only for kind = \"okta\""), "{e}");
     }
 
     #[test]

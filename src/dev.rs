@@ -87,6 +87,7 @@ pub fn prepare(
             graph_url: None,
             domain: None,
             authorization_server: None,
+            users_api: false,
             trust_email_verified: false,
             traits: std::collections::BTreeMap::<String, OneOrMany>::new(),
         },

@@ -60,7 +60,8 @@ enum Command {
     /// Show the traits a claim set (JSON on stdin) would produce for a provider; no network.
     ///
     /// Input: the merged ID-token + userinfo claims as one JSON object, or
-    /// `{"claims": {...}, "graph": {"me": {...}, "organization": {...}}}`.
+    /// `{"claims": {...}, "graph": {"me": {...}, "organization": {...}}, "okta_user": {...}}`
+    /// (`okta_user`: the Okta Users API's `/api/v1/users/me` answer).
     Traits {
         #[command(flatten)]
         config: ConfigArg,
@@ -201,19 +202,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("reading claims from stdin")?;
             let value: serde_json::Value =
                 serde_json::from_str(&input).context("stdin is not JSON")?;
-            let (claims, graph) = split_claims(value)?;
+            let (claims, graph, okta_user) = split_claims(value)?;
             let mapping = p.trait_mapping();
             let mapped = traits::map_traits(&traits::MappingInput {
                 kind: p.kind,
                 claims: &claims,
                 graph: graph.as_ref(),
+                okta_user: okta_user.as_ref(),
                 mapping: &mapping,
                 signed_in_at: chrono::Utc::now(),
             });
             let preview = serde_json::json!({
                 "traits": mapped.traits.to_map(),
                 "provenance": mapped.provenance,
-                "account_created_at": traits::account_created_at(p.kind, &claims, graph.as_ref()).map(traits::format_time),
+                "account_created_at": traits::account_created_at(p.kind, &claims, graph.as_ref(), okta_user.as_ref()).map(traits::format_time),
             });
             out(&serde_json::to_string_pretty(&preview)?);
         }
@@ -264,18 +266,21 @@ async fn connect(settings: &Settings) -> anyhow::Result<Store> {
 
 type Claims = serde_json::Map<String, serde_json::Value>;
 
-/// Accept bare claims or `{"claims": …, "graph": …}`.
+/// Accept bare claims or `{"claims": …, "graph": …, "okta_user": …}`.
 fn split_claims(
     value: serde_json::Value,
 ) -> anyhow::Result<(
     Claims,
     Option<identify_bridge::providers::graph::GraphProfile>,
+    Option<Claims>,
 )> {
     let serde_json::Value::Object(mut map) = value else {
         anyhow::bail!("stdin must hold a JSON object of claims");
     };
     let wrapped = matches!(map.get("claims"), Some(serde_json::Value::Object(_)))
-        && map.keys().all(|k| k == "claims" || k == "graph");
+        && map
+            .keys()
+            .all(|k| k == "claims" || k == "graph" || k == "okta_user");
     if wrapped {
         let graph = match map.remove("graph") {
             Some(g) => Some(
@@ -284,13 +289,18 @@ fn split_claims(
             ),
             None => None,
         };
+        let okta_user = match map.remove("okta_user") {
+            Some(serde_json::Value::Object(user)) => Some(user),
+            Some(_) => anyhow::bail!("`okta_user` must be the Users API's user object"),
+            None => None,
+        };
         let claims = match map.remove("claims") {
             Some(serde_json::Value::Object(claims)) => claims,
             _ => Claims::new(),
         };
-        return Ok((claims, graph));
+        return Ok((claims, graph, okta_user));
     }
-    Ok((map, None))
+    Ok((map, None, None))
 }
 
 async fn run_outbox(

@@ -42,6 +42,12 @@ pub fn callback_latency(provider: &str, seconds: f64) {
         .record(seconds);
 }
 
+/// A failed Okta Users API call (the sign-in went on without it).
+pub fn users_api_failure(provider: &str) {
+    metrics::counter!("identify_bridge_users_api_failures_total", "provider" => provider.to_string())
+        .increment(1);
+}
+
 pub fn graph_failure(provider: &str) {
     metrics::counter!("identify_bridge_graph_failures_total", "provider" => provider.to_string())
         .increment(1);

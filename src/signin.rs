@@ -1,5 +1,6 @@
-//! What happens after a verified login: optional Microsoft Graph enrichment, claims → traits,
-//! and the profile write (with its outbox messages) in one database transaction.
+//! What happens after a verified login: optional Microsoft Graph or Okta Users API enrichment,
+//! claims → traits, and the profile write (with its outbox messages) in one database
+//! transaction.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -7,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::config::ProviderKind;
 use crate::providers::graph::{self, GraphProfile};
 use crate::providers::oidc::VerifiedLogin;
+use crate::providers::okta;
 use crate::providers::Provider;
 use crate::traits::{self, MappedTraits, MappingInput};
 
@@ -20,7 +22,8 @@ pub struct Enriched {
     pub verified_email: Option<String>,
 }
 
-/// Call Graph when configured (a failure never fails the sign-in) and map the claims.
+/// Call Graph or the Okta Users API when configured (a failure never fails the sign-in) and
+/// map the claims.
 #[tracing::instrument(skip_all, fields(provider = %provider.name()))]
 pub async fn enrich(
     provider: &Provider,
@@ -60,16 +63,26 @@ pub async fn enrich(
     } else {
         None
     };
+    let okta_user = if settings.kind == ProviderKind::Okta && settings.users_api {
+        okta_user(provider, login).await
+    } else {
+        None
+    };
     let mapping = settings.trait_mapping();
     let mapped = traits::map_traits(&MappingInput {
         kind: settings.kind,
         claims: &login.claims,
         graph: graph.as_ref(),
+        okta_user: okta_user.as_ref(),
         mapping: &mapping,
         signed_in_at,
     });
-    let provider_created_at =
-        traits::account_created_at(settings.kind, &login.claims, graph.as_ref());
+    let provider_created_at = traits::account_created_at(
+        settings.kind,
+        &login.claims,
+        graph.as_ref(),
+        okta_user.as_ref(),
+    );
     let verified_email = authoritative_email(
         settings.kind,
         settings.trust_email_verified,
@@ -81,6 +94,42 @@ pub async fn enrich(
         graph,
         provider_created_at,
         verified_email,
+    }
+}
+
+/// The user's record from the Okta Users API, or `None` (logged and counted) when it fails.
+async fn okta_user(provider: &Provider, login: &VerifiedLogin) -> Option<Map<String, Value>> {
+    let domain = provider.settings.domain.as_deref().unwrap_or_default();
+    let url = match okta::users_me_url(domain) {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(error = %e, "okta users api: bad domain");
+            crate::metrics::users_api_failure(provider.name());
+            return None;
+        }
+    };
+    let started = std::time::Instant::now();
+    let user = okta::fetch_user(
+        provider.http(),
+        url,
+        login.access_token.secret(),
+        provider.timeout(),
+    )
+    .await;
+    crate::metrics::provider_call(
+        provider.name(),
+        "users_api",
+        started.elapsed().as_secs_f64(),
+    );
+    match user {
+        Ok(user) => Some(user),
+        Err(e) => {
+            // Traits are filled from the claims and the account's creation time falls back to
+            // the first sign-in; the sign-in goes on.
+            tracing::warn!(error = %e, "okta users api enrichment failed");
+            crate::metrics::users_api_failure(provider.name());
+            None
+        }
     }
 }
 

@@ -7,19 +7,17 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
+
+use super::fetch::{self, FetchError};
 
 /// The default Graph base URL; the fetcher joins `me` and `organization` onto it.
 pub const DEFAULT_BASE_URL: &str = "https://graph.microsoft.com/v1.0/";
 
 /// The `/me` fields read for enrichment (`$select`; most are not returned by default).
 pub const ME_SELECT: &str = "id,displayName,givenName,surname,mail,userPrincipalName,jobTitle,companyName,department,officeLocation,mobilePhone,businessPhones,city,state,country,usageLocation,preferredLanguage,createdDateTime";
-
-/// Graph responses larger than this are refused (a user object is a few KB).
-const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What Graph said about the signed-in user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -32,26 +30,10 @@ pub struct GraphProfile {
 }
 
 /// Why a Graph call failed. The messages never contain the access token.
-#[derive(Debug, thiserror::Error)]
-pub enum GraphError {
-    #[error("Microsoft Graph answered {status} for {endpoint}")]
-    Http {
-        endpoint: &'static str,
-        status: StatusCode,
-    },
-    #[error("Microsoft Graph did not answer {endpoint} in time")]
-    Timeout { endpoint: &'static str },
-    #[error("could not reach Microsoft Graph for {endpoint}: {message}")]
-    Transport {
-        endpoint: &'static str,
-        message: String,
-    },
-    #[error("Microsoft Graph sent an unreadable {endpoint} response: {message}")]
-    Body {
-        endpoint: &'static str,
-        message: String,
-    },
-}
+pub type GraphError = FetchError;
+
+/// How Graph is named in errors.
+const SERVICE: &str = "Microsoft Graph";
 
 /// Fetches `/me` (required) and `/organization` (best effort).
 #[tracing::instrument(skip_all, fields(base_url = %base_url))]
@@ -88,6 +70,7 @@ fn join(base: &Url, path: &str, endpoint: &'static str) -> Result<Url, GraphErro
         base.set_path(&format!("{}/", base.path()));
     }
     base.join(path).map_err(|e| GraphError::Transport {
+        service: SERVICE,
         endpoint,
         message: format!("bad URL: {e}"),
     })
@@ -111,54 +94,7 @@ async fn get_object(
     timeout: Duration,
     endpoint: &'static str,
 ) -> Result<Map<String, Value>, GraphError> {
-    let classify = |e: reqwest::Error| {
-        if e.is_timeout() {
-            GraphError::Timeout { endpoint }
-        } else {
-            // Only the error kind and URL (no query secrets, no headers) reach the message.
-            GraphError::Transport {
-                endpoint,
-                message: e.without_url().to_string(),
-            }
-        }
-    };
-    let call = async {
-        let response = http
-            .get(url)
-            .bearer_auth(token)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(classify)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(GraphError::Http { endpoint, status });
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
-            return Err(GraphError::Body {
-                endpoint,
-                message: "response too large".into(),
-            });
-        }
-        let bytes = response.bytes().await.map_err(classify)?;
-        if bytes.len() > MAX_BODY_BYTES {
-            return Err(GraphError::Body {
-                endpoint,
-                message: "response too large".into(),
-            });
-        }
-        serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| GraphError::Body {
-            endpoint,
-            message: e.to_string(),
-        })
-    };
-    // The timeout covers the whole exchange, body included.
-    tokio::time::timeout(timeout, call)
-        .await
-        .map_err(|_| GraphError::Timeout { endpoint })?
+    fetch::get_object(http, url, token, timeout, SERVICE, endpoint).await
 }
 
 #[cfg(test)]
@@ -255,7 +191,13 @@ mod tests {
                 |e| matches!(e, GraphError::Http { status, .. } if status.as_u16() == 401),
             ),
             ("slow", 200, |e| {
-                matches!(e, GraphError::Timeout { endpoint: "/me" })
+                matches!(
+                    e,
+                    GraphError::Timeout {
+                        endpoint: "/me",
+                        ..
+                    }
+                )
             }),
             ("garbage", 5000, |e| matches!(e, GraphError::Body { .. })),
         ];

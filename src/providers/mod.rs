@@ -1,6 +1,7 @@
 //! Configured OpenID providers: discovery (retried in the background), JWKS caching and the
 //! generic authorization-code flow in [`oidc`]; the kind files hold only what differs.
 
+pub mod fetch;
 pub mod google;
 pub mod graph;
 pub mod microsoft;

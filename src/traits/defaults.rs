@@ -60,6 +60,13 @@ pub(super) fn claim_text(claims: &Map<String, Value>, ptr: &str, cap: usize) -> 
     sanitize::text(v, cap, false, &what).map(|s| Sourced::given(s, what))
 }
 
+/// Reads one field of the Okta Users API's user object (`/profile/title`, `/created`).
+fn users_api_text(user: Option<&Map<String, Value>>, ptr: &str) -> Option<Sourced> {
+    let v = lookup(user?, ptr)?;
+    let what = format!("users_api:{ptr}");
+    sanitize::text(v, MAX_TEXT_CHARS, false, &what).map(|s| Sourced::given(s, what))
+}
+
 fn graph_text(map: Option<&Map<String, Value>>, area: &str, key: &str) -> Option<Sourced> {
     let v = map?.get(key)?;
     let what = format!("graph:/{area}/{key}");
@@ -79,6 +86,8 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
     let org = input.graph.and_then(|g| g.organization.as_ref());
     let t = |ptr: &str| claim_text(c, ptr, MAX_TEXT_CHARS);
     let g = |key: &str| graph_text(me, "me", key);
+    let okta_user = input.okta_user;
+    let u = |ptr: &str| users_api_text(okta_user, ptr);
     let mut raw = Raw::default();
 
     if let Some(a) = c.get("address").filter(|a| !a.is_object()) {
@@ -95,15 +104,15 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
     };
     put(
         "enrichment_first_name",
-        first([t("/given_name"), g("givenName")]),
+        first([t("/given_name"), g("givenName"), u("/profile/firstName")]),
     );
     put(
         "enrichment_last_name",
-        first([t("/family_name"), g("surname")]),
+        first([t("/family_name"), g("surname"), u("/profile/lastName")]),
     );
     put(
         "enrichment_full_name",
-        first([t("/name"), g("displayName")]),
+        first([t("/name"), g("displayName"), u("/profile/displayName")]),
     );
     put(
         "enrichment_avatar",
@@ -111,31 +120,57 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
     );
     put(
         "enrichment_city",
-        first([t("/address/locality"), g("city"), t("/city")]),
+        first([
+            t("/address/locality"),
+            g("city"),
+            t("/city"),
+            u("/profile/city"),
+        ]),
     );
     put(
         "enrichment_state",
-        first([t("/address/region"), g("state"), t("/state")]),
+        first([
+            t("/address/region"),
+            g("state"),
+            t("/state"),
+            u("/profile/state"),
+        ]),
     );
     put(
         "enrichment_time_zone",
-        first([t("/zoneinfo"), t("/timezone")]),
+        first([t("/zoneinfo"), t("/timezone"), u("/profile/timezone")]),
     );
     put(
         "enrichment_employment_title",
-        first([t("/title"), g("jobTitle")]),
+        first([t("/title"), g("jobTitle"), u("/profile/title")]),
     );
     let org_name = org.and_then(|o| graph_text(Some(o), "organization", "displayName"));
     put(
         "enrichment_employment_name",
-        first([g("companyName"), org_name, t("/organization")]),
+        first([
+            g("companyName"),
+            org_name,
+            t("/organization"),
+            u("/profile/organization"),
+        ]),
     );
-    put("enrichment_inactive_at", inactive_at(c));
+    put(
+        "enrichment_inactive_at",
+        inactive_at(c, "claims").or_else(|| okta_user.and_then(|o| inactive_at(o, "users_api"))),
+    );
 
     // Phones: OIDC `phone_number`, Graph mobile and business phones, Okta profile claims.
     for ptr in ["/phone_number", "/mobilePhone", "/primaryPhone"] {
         if let Some(v) = lookup(c, ptr) {
             let what = format!("claims:{ptr}");
+            if let Some(s) = sanitize::text(v, MAX_TEXT_CHARS, true, &what) {
+                raw.phones.push(Sourced::given(s, what));
+            }
+        }
+    }
+    for ptr in ["/profile/mobilePhone", "/profile/primaryPhone"] {
+        if let Some(v) = okta_user.and_then(|o| lookup(o, ptr)) {
+            let what = format!("users_api:{ptr}");
             if let Some(s) = sanitize::text(v, MAX_TEXT_CHARS, true, &what) {
                 raw.phones.push(Sourced::given(s, what));
             }
@@ -160,9 +195,14 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
         );
     }
     raw.countries.extend(
-        [t("/address/country"), t("/countryCode"), t("/country")]
-            .into_iter()
-            .flatten(),
+        [
+            t("/address/country"),
+            t("/countryCode"),
+            t("/country"),
+            u("/profile/countryCode"),
+        ]
+        .into_iter()
+        .flatten(),
     );
 
     raw.email = first([
@@ -172,10 +212,16 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
         t("/preferred_username"),
     ])
     .filter(|e| email::email_domain(&e.value).is_some());
-    raw.department = first([t("/department"), g("department")]);
+    raw.department = first([t("/department"), g("department"), u("/profile/department")]);
 
     for ptr in ["/profile", "/website", "/profileUrl"] {
         raw.urls.extend(claim_text(c, ptr, MAX_URL_CHARS));
+    }
+    if let Some(v) = okta_user.and_then(|o| lookup(o, "/profile/profileUrl")) {
+        let what = "users_api:/profile/profileUrl";
+        if let Some(s) = sanitize::text(v, MAX_URL_CHARS, false, what) {
+            raw.urls.push(Sourced::given(s, what.into()));
+        }
     }
     match c.get("urls") {
         Some(Value::Array(items)) => {
@@ -223,8 +269,9 @@ fn verified_domains(org: &Map<String, Value>) -> Vec<String> {
 }
 
 /// Okta Users API `status` SUSPENDED or DEPROVISIONED: the account is disabled since
-/// `statusChanged`. No provider offers this as an ID-token claim.
-fn inactive_at(c: &Map<String, Value>) -> Option<Sourced> {
+/// `statusChanged`. No provider offers this as an ID-token claim; `area` names where `c` came
+/// from (`claims` or `users_api`).
+fn inactive_at(c: &Map<String, Value>, area: &str) -> Option<Sourced> {
     let status = c.get("status")?.as_str()?.trim();
     let disabled = ["SUSPENDED", "DEPROVISIONED"]
         .iter()
@@ -236,6 +283,6 @@ fn inactive_at(c: &Map<String, Value>) -> Option<Sourced> {
     let t = chrono::DateTime::parse_from_rfc3339(changed.trim()).ok()?;
     Some(Sourced::given(
         super::format_time(t.with_timezone(&chrono::Utc)),
-        "claims:/statusChanged".into(),
+        format!("{area}:/statusChanged"),
     ))
 }

@@ -7,6 +7,7 @@
 //!
 //! Provenance sources look like `claims:/address/locality` (a JSON Pointer into the merged
 //! claims), `graph:/me/jobTitle` and `graph:/organization/displayName` (Microsoft Graph),
+//! `users_api:/profile/title` (the Okta Users API's `/api/v1/users/me`),
 //! `mapping:/custom/ptr` (the configured mapping), `derived:country_code→country` (a derivation
 //! rule) and `bridge:sign_in_time` (observed by the bridge).
 
@@ -39,7 +40,8 @@ pub use set::TraitSet;
 /// Where one trait's value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TraitSource {
-    /// `claims:/ptr`, `graph:/me/field`, `mapping:/ptr`, `derived:rule` or `bridge:sign_in_time`.
+    /// `claims:/ptr`, `graph:/me/field`, `users_api:/ptr`, `mapping:/ptr`, `derived:rule` or
+    /// `bridge:sign_in_time`.
     pub source: String,
     /// True when the provider (or the bridge itself) gave the value; false when it was inferred.
     pub verified: bool,
@@ -56,10 +58,12 @@ pub struct MappedTraits {
 #[derive(Debug, Clone, Copy)]
 pub struct MappingInput<'a> {
     pub kind: ProviderKind,
-    /// ID-token claims merged with userinfo (and, for Okta, the Users API profile if fetched).
+    /// ID-token claims merged with userinfo.
     pub claims: &'a Map<String, Value>,
     /// Microsoft Graph data, when enabled and fetched.
     pub graph: Option<&'a GraphProfile>,
+    /// Okta: the Users API's user object (`/api/v1/users/me`), when enabled and fetched.
+    pub okta_user: Option<&'a Map<String, Value>>,
     /// The provider's configured `[providers.traits]` mapping (may be empty).
     pub mapping: &'a TraitMapping,
     /// The time of this sign-in; becomes `enrichment_active_at`.
@@ -78,15 +82,19 @@ pub fn map_traits(input: &MappingInput) -> MappedTraits {
 }
 
 /// When the account was created, as the provider says: Microsoft Graph `createdDateTime`, Okta's
-/// `created` (Users API). Never `iat`, `auth_time` or `updated_at`, which are not creation times.
+/// `created` (Users API, or a `created` claim an admin added). Never `iat`, `auth_time` or
+/// `updated_at`, which are not creation times.
 pub fn account_created_at(
     kind: ProviderKind,
     claims: &Map<String, Value>,
     graph: Option<&GraphProfile>,
+    okta_user: Option<&Map<String, Value>>,
 ) -> Option<DateTime<Utc>> {
     let value = match kind {
         ProviderKind::Microsoft => graph?.me.get("createdDateTime")?,
-        ProviderKind::Okta => claims.get("created")?,
+        ProviderKind::Okta => okta_user
+            .and_then(|u| u.get("created"))
+            .or_else(|| claims.get("created"))?,
         ProviderKind::Google | ProviderKind::Oidc => return None,
     };
     let text = value.as_str()?;

@@ -29,6 +29,7 @@ fn run(
         kind,
         claims: &claims,
         graph,
+        okta_user: None,
         mapping,
         signed_in_at: at(),
     })
@@ -394,6 +395,86 @@ fn bad_claims_are_skipped_or_trimmed() {
     );
 }
 
+/// The Users API's `/api/v1/users/me` answer for the same person (providers.md §3.3).
+fn okta_user_record() -> Map<String, Value> {
+    obj(json!({ "id": "00u1a2b3c4D5e6F7g8h9", "status": "ACTIVE",
+      "created": "2022-02-07T15:04:11.000Z", "activated": "2022-02-07T15:05:02.000Z",
+      "statusChanged": "2022-02-07T15:05:02.000Z", "lastLogin": "2026-01-01T00:00:00.000Z",
+      "profile": { "login": "priya@globex.com", "email": "priya@globex.com", "firstName": "Priya",
+        "lastName": "Natarajan", "title": "VP, Sales Operations", "department": "Revenue",
+        "organization": "Globex Corp", "mobilePhone": "+1-512-555-0143", "city": "Austin",
+        "state": "TX", "countryCode": "US", "timezone": "America/Chicago", "locale": "en_US",
+        "profileUrl": "https://www.linkedin.com/in/priya-natarajan" } }))
+}
+
+#[test]
+fn the_okta_users_api_fills_what_the_org_servers_claims_lack() {
+    // The org server's userinfo without address, phone or zone: the Users API record fills
+    // them, and the employment traits, with `users_api:` provenance; claims still lead.
+    let thin = obj(
+        json!({ "sub": "00u1a2b3c4D5e6F7g8h9", "name": "Priya Natarajan",
+      "given_name": "Priya", "family_name": "Natarajan", "preferred_username": "priya@globex.com",
+      "email": "priya@globex.com", "email_verified": true }),
+    );
+    let user = okta_user_record();
+    let got = map_traits(&MappingInput {
+        kind: ProviderKind::Okta,
+        claims: &thin,
+        graph: None,
+        okta_user: Some(&user),
+        mapping: &TraitMapping::new(),
+        signed_in_at: at(),
+    });
+    let want = TraitSet {
+        enrichment_phone: Some(vec!["+15125550143".into()]),
+        enrichment_employment_name: s("Globex Corp"),
+        enrichment_employment_title: s("VP, Sales Operations"),
+        enrichment_employment_role: s("sales"),
+        enrichment_employment_sub_role: s("sales_operations"),
+        enrichment_employment_seniority: s("executive"),
+        enrichment_linkedin_handle: s("priya-natarajan"),
+        ..okta_thin_traits()
+    };
+    assert_eq!(got.traits, want);
+    let source = |t: &str| got.provenance[t].source.clone();
+    assert_eq!(source("enrichment_first_name"), "claims:/given_name");
+    assert_eq!(source("enrichment_city"), "users_api:/profile/city");
+    assert_eq!(
+        source("enrichment_employment_title"),
+        "users_api:/profile/title"
+    );
+    assert_eq!(
+        account_created_at(ProviderKind::Okta, &thin, None, Some(&user)),
+        Some(Utc.with_ymd_and_hms(2022, 2, 7, 15, 4, 11).unwrap())
+    );
+    assert_eq!(
+        account_created_at(ProviderKind::Okta, &thin, None, None),
+        None
+    );
+
+    let mut suspended = user.clone();
+    suspended.insert("status".into(), json!("SUSPENDED"));
+    let got = map_traits(&MappingInput {
+        okta_user: Some(&suspended),
+        ..MappingInput {
+            kind: ProviderKind::Okta,
+            claims: &thin,
+            graph: None,
+            okta_user: None,
+            mapping: &TraitMapping::new(),
+            signed_in_at: at(),
+        }
+    });
+    assert_eq!(
+        got.traits.enrichment_inactive_at.as_deref(),
+        Some("2022-02-07T15:05:02.000Z")
+    );
+    assert_eq!(
+        got.provenance["enrichment_inactive_at"].source,
+        "users_api:/statusChanged"
+    );
+}
+
 #[test]
 fn okta_suspended_account_sets_inactive_at() {
     let got = run(
@@ -470,27 +551,27 @@ fn account_creation_time_comes_only_from_provider_creation_fields() {
     let claims = obj(microsoft_work_claims());
     let want = Utc.with_ymd_and_hms(2019, 11, 4, 17, 22, 31).unwrap();
     assert_eq!(
-        account_created_at(ProviderKind::Microsoft, &claims, Some(&graph)),
+        account_created_at(ProviderKind::Microsoft, &claims, Some(&graph), None),
         Some(want)
     );
     assert_eq!(
-        account_created_at(ProviderKind::Microsoft, &claims, None),
+        account_created_at(ProviderKind::Microsoft, &claims, None, None),
         None
     );
     let okta = obj(
         json!({"created": "2022-02-07T15:04:11.000Z", "iat": 1767225600, "updated_at": 1767100000}),
     );
     assert_eq!(
-        account_created_at(ProviderKind::Okta, &okta, None),
+        account_created_at(ProviderKind::Okta, &okta, None, None),
         Some(Utc.with_ymd_and_hms(2022, 2, 7, 15, 4, 11).unwrap())
     );
     let google = obj(json!({"iat": 1767225600, "auth_time": 1767225600}));
     assert_eq!(
-        account_created_at(ProviderKind::Google, &google, None),
+        account_created_at(ProviderKind::Google, &google, None, None),
         None
     );
     assert_eq!(
-        account_created_at(ProviderKind::Okta, &obj(json!({"created": 5})), None),
+        account_created_at(ProviderKind::Okta, &obj(json!({"created": 5})), None, None),
         None
     );
 }
@@ -714,11 +795,11 @@ mod props {
         ) {
             let graph = GraphProfile { me, organization: org };
             let input = MappingInput {
-                kind, claims: &claims, graph: with_graph.then_some(&graph), mapping: &mapping, signed_in_at: at(),
+                kind, claims: &claims, graph: with_graph.then_some(&graph), okta_user: with_graph.then_some(&graph.me), mapping: &mapping, signed_in_at: at(),
             };
             let out = map_traits(&input);
             assert_valid(&out);
-            let _ = account_created_at(kind, &claims, Some(&graph));
+            let _ = account_created_at(kind, &claims, Some(&graph), Some(&claims));
             let json = serde_json::to_string(&out).unwrap();
             prop_assert!(json.contains("\"traits\""));
         }

@@ -21,6 +21,8 @@ pub enum Kind {
     Google,
     Microsoft,
     Okta,
+    /// Okta's org authorization server with the Users API switched on.
+    OktaOrg,
     Oidc,
 }
 
@@ -32,6 +34,7 @@ impl Kind {
             Kind::Google => "google",
             Kind::Microsoft => "microsoft",
             Kind::Okta => "okta",
+            Kind::OktaOrg => "okta-org",
             Kind::Oidc => "corp-sso",
         }
     }
@@ -55,6 +58,9 @@ impl Kind {
             Kind::Oidc => format!("[[providers]]\nkind = \"oidc\"\nissuer = \"{}\"\nscopes = [\"openid\", \"profile\", \"email\", \"address\", \"phone\"]\n{common}", idp.issuer),
             Kind::Okta => format!(
                 "[[providers]]\nkind = \"okta\"\ndomain = \"{base}\"\nauthorization_server = \"default\"\nscopes = [\"openid\", \"profile\", \"email\", \"address\", \"phone\"]\n{common}"
+            ),
+            Kind::OktaOrg => format!(
+                "[[providers]]\nkind = \"okta\"\ndomain = \"{base}\"\nusers_api = true\n{common}"
             ),
             Kind::Microsoft => format!(
                 "[[providers]]\nkind = \"microsoft\"\ntenant = \"{MS_TENANT}\"\nauthority = \"{base}\"\n{common}"

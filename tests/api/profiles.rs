@@ -75,19 +75,60 @@ async fn first_sign_in_creates_the_profile_and_later_ones_find_it_on_postgres() 
     .await;
 }
 
+/// Okta gives an account's creation time only through the Users API (org authorization
+/// server, `okta.users.read.self`); the test provider serves `/api/v1/users/me` as Okta does.
 #[tokio::test]
-async fn okta_created_is_the_account_creation_time() {
-    let app = spawn_app(Kind::Okta).await;
+async fn okta_users_api_created_is_the_account_creation_time() {
+    let app = spawn_app(Kind::OktaOrg).await;
     assert_eq!(
         app.sign_in("okta-user", None).await.status(),
         StatusCode::SEE_OTHER
     );
     let (_, me) = app.me().await;
     assert_eq!(me["created_at_source"], "provider", "{me}");
-    assert!(
-        me["created_at"].as_str().unwrap().starts_with("2022-"),
+    assert_eq!(me["created_at"], "2022-02-07T15:04:11.000Z", "{me}");
+    // Without the address and phone scopes the claims have no city or phone; the Users API
+    // record fills them.
+    assert_eq!(me["traits"]["enrichment_city"], "Austin", "{me}");
+    assert_eq!(
+        me["provenance"]["enrichment_city"]["source"], "users_api:/profile/city",
         "{me}"
     );
+    assert_eq!(me["traits"]["enrichment_phone"][0], "+15125550143", "{me}");
+
+    // A person the Users API does not know (404), in another browser: the sign-in still
+    // succeeds, on the claims, with the first sign-in as the creation time.
+    let other = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let other = crate::helpers::TestApp::with_client(&app, other);
+    assert_eq!(
+        other.sign_in("generic", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, me) = other.me().await;
+    assert_eq!(me["created_at_source"], "first_seen", "{me}");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("identify_bridge_users_api_failures_total") && l.contains("okta-org")
+        ),
+        "the failed Users API call is counted"
+    );
+    assert_eq!(me["traits"]["enrichment_full_name"], "Alex Morgan", "{me}");
+}
+
+#[tokio::test]
+async fn a_custom_okta_server_without_the_users_api_falls_back_to_the_first_sign_in() {
+    let app = spawn_app(Kind::Okta).await;
+    assert_eq!(
+        app.sign_in("okta-user", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, me) = app.me().await;
+    assert_eq!(me["created_at_source"], "first_seen", "{me}");
 }
 
 /// The traits each provider kind yields through the test provider, as /me shows them.

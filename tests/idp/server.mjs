@@ -177,7 +177,6 @@ const ACCOUNTS = {
     title: 'VP, Sales Operations',
     department: 'Revenue',
     organization: 'Globex Corp',
-    created: '2022-02-07T15:04:11.000Z',
   },
   generic: {
     sub: 'generic-7d3f9a2e-5b1c-4e8a-9f60-0a1b2c3d4e5f',
@@ -217,6 +216,24 @@ function adHocAccount(hint) {
   return claims;
 }
 
+// Okta's Users API records (`GET /api/v1/users/me`, providers.md §3.3), by `sub`: the only place
+// Okta gives an account's `created` time and `status`.
+const OKTA_USERS = new Map([[ACCOUNTS['okta-user'].sub, {
+  id: ACCOUNTS['okta-user'].sub,
+  status: 'ACTIVE',
+  created: '2022-02-07T15:04:11.000Z',
+  activated: '2022-02-07T15:05:02.000Z',
+  statusChanged: '2022-02-07T15:05:02.000Z',
+  lastLogin: '2026-01-01T00:00:00.000Z',
+  lastUpdated: '2025-12-27T10:13:20.000Z',
+  profile: {
+    login: 'priya@globex.com', email: 'priya@globex.com', firstName: 'Priya', lastName: 'Natarajan',
+    title: 'VP, Sales Operations', department: 'Revenue', organization: 'Globex Corp',
+    mobilePhone: '+1-512-555-0143', city: 'Austin', state: 'TX', countryCode: 'US',
+    timezone: 'America/Chicago', locale: 'en_US', profileUrl: null,
+  },
+}]]);
+
 // Account ids seen by oidc-provider are the `sub` values; a login_hint is either a built-in
 // account key (e.g. "okta-user"), a built-in sub, or anything else (ad-hoc account).
 const BY_SUB = new Map(Object.values(ACCOUNTS).map((c) => [c.sub, c]));
@@ -253,7 +270,8 @@ function newSigningKey() {
 
 const cookieKeys = [randomBytes(32).toString('base64url')];
 
-const OIDC_SCOPES = ['openid', 'profile', 'email', 'address', 'phone', 'offline_access', 'telemetry_apis'];
+const OIDC_SCOPES = ['openid', 'profile', 'email', 'address', 'phone', 'offline_access', 'telemetry_apis',
+  'okta.users.read.self'];
 
 function buildPolicy() {
   const { base, Check } = interactionPolicy;
@@ -520,6 +538,7 @@ async function handle(req, res) {
   const path = url.pathname;
 
   if (path.startsWith('/__control/')) return handleControl(req, res, path);
+  if (path === '/api/v1/users/me' && req.method === 'GET') return handleOktaUsersMe(req, res);
 
   let inner;
   if (ISSUER_PATH === '') {
@@ -563,6 +582,26 @@ async function handle(req, res) {
   }
   req.url = innerUrl;
   return current.callback(req, res);
+}
+
+// Okta's Users API, as the user: the access token must be live and carry okta.users.read.self.
+// Errors in Okta's own shape (errorCode / errorSummary).
+async function handleOktaUsersMe(req, res) {
+  const match = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization || ''));
+  const token = match ? await current.provider.AccessToken.find(match[1]) : undefined;
+  if (!token || token.isExpired) {
+    return sendJson(res, 401, { errorCode: 'E0000011', errorSummary: 'Invalid token provided' });
+  }
+  if (!String(token.scope || '').split(' ').includes('okta.users.read.self')) {
+    return sendJson(res, 403, {
+      errorCode: 'E0000006', errorSummary: 'You do not have permission to perform the requested action',
+    });
+  }
+  const user = OKTA_USERS.get(token.accountId);
+  if (!user) {
+    return sendJson(res, 404, { errorCode: 'E0000007', errorSummary: 'Not found: Resource not found: me (User)' });
+  }
+  return sendJson(res, 200, user);
 }
 
 const server = http.createServer((req, res) => {

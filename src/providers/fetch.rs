@@ -1,0 +1,104 @@
+//! One GET of a provider's JSON API with the user's access token (Microsoft Graph, the Okta
+//! Users API): a bearer header, a timeout over the whole exchange, a size cap, and errors that
+//! name the service and endpoint but never the token.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Map, Value};
+use url::Url;
+
+/// Responses larger than this are refused (a user object is a few KB).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why a provider API call failed. The messages never contain the access token.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{service} answered {status} for {endpoint}")]
+    Http {
+        service: &'static str,
+        endpoint: &'static str,
+        status: StatusCode,
+    },
+    #[error("{service} did not answer {endpoint} in time")]
+    Timeout {
+        service: &'static str,
+        endpoint: &'static str,
+    },
+    #[error("could not reach {service} for {endpoint}: {message}")]
+    Transport {
+        service: &'static str,
+        endpoint: &'static str,
+        message: String,
+    },
+    #[error("{service} sent an unreadable {endpoint} response: {message}")]
+    Body {
+        service: &'static str,
+        endpoint: &'static str,
+        message: String,
+    },
+}
+
+/// `GET url` with `Authorization: Bearer {token}`; the answer must be a JSON object.
+pub async fn get_object(
+    http: &reqwest::Client,
+    url: Url,
+    token: &str,
+    timeout: Duration,
+    service: &'static str,
+    endpoint: &'static str,
+) -> Result<Map<String, Value>, FetchError> {
+    let classify = |e: reqwest::Error| {
+        if e.is_timeout() {
+            FetchError::Timeout { service, endpoint }
+        } else {
+            // Only the error kind (no URL with its query, no headers) reaches the message.
+            FetchError::Transport {
+                service,
+                endpoint,
+                message: e.without_url().to_string(),
+            }
+        }
+    };
+    let too_large = || FetchError::Body {
+        service,
+        endpoint,
+        message: "response too large".into(),
+    };
+    let call = async {
+        let response = http
+            .get(url)
+            .bearer_auth(token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Http {
+                service,
+                endpoint,
+                status,
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let bytes = response.bytes().await.map_err(classify)?;
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| FetchError::Body {
+            service,
+            endpoint,
+            message: e.to_string(),
+        })
+    };
+    // The timeout covers the whole exchange, body included.
+    tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| FetchError::Timeout { service, endpoint })?
+}
