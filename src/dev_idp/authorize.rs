@@ -87,7 +87,8 @@ pub enum Refusal {
     Page(String),
     /// Reported to the client at its (registered) redirect URI.
     Redirect {
-        to: Url,
+        /// Boxed: a `Url` is large and the refusal travels in every `Err`.
+        to: Box<Url>,
         error: &'static str,
         description: String,
         /// Echoed when the request had one.
@@ -112,7 +113,7 @@ pub async fn sign_in(State(idp): State<DevIdp>, Form(form): Form<SignInForm>) ->
     let account = match form.action.as_str() {
         "cancel" => {
             let refusal = Refusal::Redirect {
-                to: request.redirect_uri,
+                to: Box::new(request.redirect_uri),
                 error: "access_denied",
                 description: "The person cancelled the sign-in.".into(),
                 state: request.params.state,
@@ -158,7 +159,7 @@ fn issue_code(idp: &DevIdp, request: ValidRequest, account: Account) -> Response
     };
     if idp.codes().insert(&code, grant, CODE_TTL).is_err() {
         let refusal = Refusal::Redirect {
-            to: request.redirect_uri,
+            to: Box::new(request.redirect_uri),
             error: "temporarily_unavailable",
             description: "Too many sign-ins in progress at the development provider.".into(),
             state: request.params.state,
@@ -200,7 +201,7 @@ pub fn check_request(idp: &DevIdp, params: AuthParams) -> Result<ValidRequest, R
         })?;
     let bad = |error: &'static str, description: &str| {
         Err(Refusal::Redirect {
-            to: redirect_uri.clone(),
+            to: Box::new(redirect_uri.clone()),
             error,
             description: description.to_string(),
             state: params.state.chars().take(MAX_OPAQUE_CHARS).collect(),

@@ -278,7 +278,8 @@ impl Store {
         &self,
         user_id: &str,
     ) -> Result<Vec<(Option<String>, Value, Option<Value>)>, StoreError> {
-        let rows: Vec<(Option<String>, Json<Value>, Option<Json<Value>>)> = on_pool!(self, pool, db => {
+        type Row = (Option<String>, Json<Value>, Option<Json<Value>>);
+        let rows: Vec<Row> = on_pool!(self, pool, db => {
             sqlx::query_as(
                 "select idempotency_key, traits, context from identify_call where user_id = $1 \
                  order by received_at, call_id",

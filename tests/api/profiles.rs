@@ -134,7 +134,8 @@ async fn a_custom_okta_server_without_the_users_api_falls_back_to_the_first_sign
 /// The traits each provider kind yields through the test provider, as /me shows them.
 #[tokio::test]
 async fn each_provider_kind_yields_the_promised_traits() {
-    let cases: [(Kind, &str, &[(&str, Value)]); 4] = [
+    type Case<'a> = (Kind, &'a str, &'a [(&'a str, Value)]);
+    let cases: [Case; 4] = [
         (
             Kind::Google,
             "google-workspace",
