@@ -90,6 +90,7 @@ async fn sign_in_to_delivery(store: &Store, sink: &Sink, settings: &SinkSettings
             provider_created_at: None,
             at: Utc::now(),
             link_by_email: false,
+            avatar: None,
         };
         let outbox = |o: &SignInOutcome| {
             let created = identify_bridge::traits::format_time(o.created_at);

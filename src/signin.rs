@@ -10,7 +10,8 @@ use crate::providers::graph::{self, GraphProfile};
 use crate::providers::oidc::VerifiedLogin;
 use crate::providers::okta;
 use crate::providers::Provider;
-use crate::traits::{self, MappedTraits, MappingInput};
+use crate::store::Avatar;
+use crate::traits::{self, MappedTraits, MappingInput, TraitSource};
 
 /// The traits of a sign-in and what the provider says about the account.
 pub struct Enriched {
@@ -95,6 +96,36 @@ pub async fn enrich(
         provider_created_at,
         verified_email,
     }
+}
+
+/// When Graph gave a photo and nothing else set the avatar: the photo to keep, with
+/// `enrichment_avatar` pointing at where the bridge serves it (`{public_url}/avatars/{id}`).
+/// Graph's own photo URL needs the user's token, so it is never handed on (providers.md §5).
+pub fn rehost_photo(
+    enriched: &mut Enriched,
+    public_url: &url::Url,
+    issuer: &str,
+    subject: &str,
+) -> Option<Avatar> {
+    if enriched.mapped.traits.enrichment_avatar.is_some() {
+        return None;
+    }
+    let photo = enriched.graph.as_ref()?.photo.as_ref()?;
+    let avatar_id = Avatar::id_for(issuer, subject, &photo.bytes);
+    let url = public_url.join(&format!("avatars/{avatar_id}")).ok()?;
+    enriched.mapped.traits.enrichment_avatar = Some(url.to_string());
+    enriched.mapped.provenance.insert(
+        "enrichment_avatar".into(),
+        TraitSource {
+            source: "graph:/me/photo".into(),
+            verified: true,
+        },
+    );
+    Some(Avatar {
+        avatar_id,
+        content_type: photo.content_type.into(),
+        image: photo.bytes.to_vec(),
+    })
 }
 
 /// The user's record from the Okta Users API, or `None` (logged and counted) when it fails.
@@ -234,6 +265,7 @@ mod tests {
             organization: Some(claims(
                 json!({"verifiedDomains": [{"name": "contoso.com"}]}),
             )),
+            photo: None,
         };
         assert!(authoritative_email(Microsoft, false, &ms_plain, Some(&graph)).is_some());
 

@@ -151,6 +151,7 @@ fn sign_in(subject: &str, at: DateTime<Utc>) -> SignIn {
         provider_created_at: None,
         at,
         link_by_email: false,
+        avatar: None,
     }
 }
 

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 use url::Url;
 
-/// Responses larger than this are refused (a user object is a few KB).
+/// JSON responses larger than this are refused (a user object is a few KB).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Why a provider API call failed. The messages never contain the access token.
@@ -48,57 +49,105 @@ pub async fn get_object(
     service: &'static str,
     endpoint: &'static str,
 ) -> Result<Map<String, Value>, FetchError> {
-    let classify = |e: reqwest::Error| {
-        if e.is_timeout() {
-            FetchError::Timeout { service, endpoint }
-        } else {
-            // Only the error kind (no URL with its query, no headers) reaches the message.
-            FetchError::Transport {
-                service,
-                endpoint,
-                message: e.without_url().to_string(),
-            }
-        }
-    };
-    let too_large = || FetchError::Body {
+    let call = Call {
+        http,
+        token,
+        timeout,
         service,
         endpoint,
-        message: "response too large".into(),
     };
-    let call = async {
-        let response = http
-            .get(url)
-            .bearer_auth(token)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(classify)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(FetchError::Http {
-                service,
-                endpoint,
-                status,
-            });
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let bytes = response.bytes().await.map_err(classify)?;
-        if bytes.len() > MAX_BODY_BYTES {
-            return Err(too_large());
-        }
-        serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| FetchError::Body {
+    let bytes = call.get(url, "application/json", MAX_BODY_BYTES).await?;
+    serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| FetchError::Body {
+        service,
+        endpoint,
+        message: e.to_string(),
+    })
+}
+
+/// `GET url` for raw bytes of at most `max_bytes`; `Ok(None)` when the answer is 404 (for
+/// Graph's photo: the user has none).
+pub async fn get_bytes(
+    http: &reqwest::Client,
+    url: Url,
+    token: &str,
+    timeout: Duration,
+    (service, endpoint): (&'static str, &'static str),
+    max_bytes: usize,
+) -> Result<Option<Bytes>, FetchError> {
+    let call = Call {
+        http,
+        token,
+        timeout,
+        service,
+        endpoint,
+    };
+    match call.get(url, "image/*", max_bytes).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(FetchError::Http { status, .. }) if status == StatusCode::NOT_FOUND => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+struct Call<'a> {
+    http: &'a reqwest::Client,
+    token: &'a str,
+    timeout: Duration,
+    service: &'static str,
+    endpoint: &'static str,
+}
+
+impl Call<'_> {
+    async fn get(&self, url: Url, accept: &str, max_bytes: usize) -> Result<Bytes, FetchError> {
+        let (service, endpoint) = (self.service, self.endpoint);
+        let classify = |e: reqwest::Error| {
+            if e.is_timeout() {
+                FetchError::Timeout { service, endpoint }
+            } else {
+                // Only the error kind (no URL with its query, no headers) reaches the message.
+                FetchError::Transport {
+                    service,
+                    endpoint,
+                    message: e.without_url().to_string(),
+                }
+            }
+        };
+        let too_large = || FetchError::Body {
             service,
             endpoint,
-            message: e.to_string(),
-        })
-    };
-    // The timeout covers the whole exchange, body included.
-    tokio::time::timeout(timeout, call)
-        .await
-        .map_err(|_| FetchError::Timeout { service, endpoint })?
+            message: "response too large".into(),
+        };
+        let call = async {
+            let response = self
+                .http
+                .get(url)
+                .bearer_auth(self.token)
+                .header(reqwest::header::ACCEPT, accept)
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(FetchError::Http {
+                    service,
+                    endpoint,
+                    status,
+                });
+            }
+            if response
+                .content_length()
+                .is_some_and(|n| n > max_bytes as u64)
+            {
+                return Err(too_large());
+            }
+            let bytes = response.bytes().await.map_err(classify)?;
+            if bytes.len() > max_bytes {
+                return Err(too_large());
+            }
+            Ok(bytes)
+        };
+        // The timeout covers the whole exchange, body included.
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| FetchError::Timeout { service, endpoint })?
+    }
 }

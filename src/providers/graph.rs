@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
@@ -27,6 +28,40 @@ pub struct GraphProfile {
     /// `value[0]` of `/organization` (`id`, `displayName`, `verifiedDomains`), if it was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<Map<String, Value>>,
+    /// The user's photo (`/me/photo/$value`), when they have one and it is a known image type.
+    #[serde(skip)]
+    pub photo: Option<Photo>,
+}
+
+/// A profile photo: the bytes and the image type read from them (never from the header).
+#[derive(Clone, PartialEq)]
+pub struct Photo {
+    pub content_type: &'static str,
+    pub bytes: Bytes,
+}
+
+impl std::fmt::Debug for Photo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Photo")
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Photos larger than this are not kept (Graph's largest, 648×648, is far smaller).
+pub const MAX_PHOTO_BYTES: usize = 512 * 1024;
+
+/// The image type of `bytes` from their signature: JPEG, PNG, GIF or WebP, else `None` (SVG and
+/// anything else are refused: an SVG is a document that can carry script).
+pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0xFF, 0xD8, 0xFF, ..] => Some("image/jpeg"),
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some("image/png"),
+        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some("image/gif"),
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => Some("image/webp"),
+        _ => None,
+    }
 }
 
 /// Why a Graph call failed. The messages never contain the access token.
@@ -35,7 +70,7 @@ pub type GraphError = FetchError;
 /// How Graph is named in errors.
 const SERVICE: &str = "Microsoft Graph";
 
-/// Fetches `/me` (required) and `/organization` (best effort).
+/// Fetches `/me` (required), `/organization` and `/me/photo/$value` (best effort).
 #[tracing::instrument(skip_all, fields(base_url = %base_url))]
 pub async fn fetch_graph(
     http: &reqwest::Client,
@@ -60,7 +95,48 @@ pub async fn fetch_graph(
             None
         }
     };
-    Ok(GraphProfile { me, organization })
+    let photo = match join(base_url, "me/photo/$value", "/me/photo") {
+        Ok(url) => photo(http, url, access_token, timeout).await,
+        Err(_) => None,
+    };
+    Ok(GraphProfile {
+        me,
+        organization,
+        photo,
+    })
+}
+
+/// The user's photo, or `None` (no photo: 404; a failure or an unknown type: logged).
+async fn photo(http: &reqwest::Client, url: Url, token: &str, timeout: Duration) -> Option<Photo> {
+    let bytes = fetch::get_bytes(
+        http,
+        url,
+        token,
+        timeout,
+        (SERVICE, "/me/photo"),
+        MAX_PHOTO_BYTES,
+    )
+    .await;
+    match bytes {
+        Ok(Some(bytes)) => match image_type(&bytes) {
+            Some(content_type) => Some(Photo {
+                content_type,
+                bytes,
+            }),
+            None => {
+                tracing::warn!(
+                    bytes = bytes.len(),
+                    "Graph photo is not a JPEG, PNG, GIF or WebP; skipped"
+                );
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "Graph /me/photo failed; going on without it");
+            None
+        }
+    }
 }
 
 fn join(base: &Url, path: &str, endpoint: &'static str) -> Result<Url, GraphError> {
@@ -140,9 +216,35 @@ mod tests {
         }
     }
 
+    /// A 1×1 PNG's first bytes (the signature is what counts).
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    async fn graph_photo(Path(scenario): Path<String>, headers: HeaderMap) -> Response {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if auth != Some(&format!("Bearer {TOKEN}")) {
+            return Status::UNAUTHORIZED.into_response();
+        }
+        match scenario.as_str() {
+            "ok" => ([("content-type", "image/png")], PNG).into_response(),
+            // Claims to be a JPEG, is a script-carrying SVG: refused by its bytes.
+            "svg" => (
+                [("content-type", "image/jpeg")],
+                "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
+            )
+                .into_response(),
+            "huge" => vec![0xFF_u8; MAX_PHOTO_BYTES + 1].into_response(),
+            "broken" => Status::INTERNAL_SERVER_ERROR.into_response(),
+            _ => Status::NOT_FOUND.into_response(),
+        }
+    }
+
     async fn serve() -> Url {
-        let app =
-            axum::Router::new().route("/{scenario}/v1.0/{endpoint}", axum::routing::get(graph));
+        let app = axum::Router::new()
+            .route("/{scenario}/v1.0/{endpoint}", axum::routing::get(graph))
+            .route(
+                "/{scenario}/v1.0/me/photo/$value",
+                axum::routing::get(graph_photo),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -165,6 +267,27 @@ mod tests {
         let p = fetch(&root, "ok", 5000).await.unwrap();
         assert_eq!(p.me["jobTitle"], "CTO");
         assert_eq!(p.organization.unwrap()["displayName"], "Contoso");
+    }
+
+    #[tokio::test]
+    async fn the_photo_is_kept_only_when_its_bytes_are_a_known_image() {
+        let root = serve().await;
+        let p = fetch(&root, "ok", 5000).await.unwrap();
+        let photo = p.photo.expect("a PNG photo");
+        assert_eq!(photo.content_type, "image/png");
+        assert_eq!(&photo.bytes[..], PNG);
+        for scenario in ["no-org", "svg", "huge"] {
+            let p = fetch(&root, scenario, 5000).await.unwrap();
+            assert_eq!(p.photo, None, "{scenario}");
+            assert_eq!(
+                p.me["displayName"], "Jane Doe",
+                "{scenario}: /me still read"
+            );
+        }
+        assert_eq!(image_type(b"GIF89a..."), Some("image/gif"));
+        assert_eq!(image_type(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(image_type(&[0xFF, 0xD8, 0xFF, 0xE0]), Some("image/jpeg"));
+        assert_eq!(image_type(b"<html>"), None);
     }
 
     #[tokio::test]

@@ -135,7 +135,13 @@ async fn record_sign_in(
     client: &ClientInfo,
 ) -> Result<SignInOutcome, AppError> {
     let at = chrono::Utc::now();
-    let enriched = signin::enrich(provider, login, at).await;
+    let mut enriched = signin::enrich(provider, login, at).await;
+    let avatar = signin::rehost_photo(
+        &mut enriched,
+        &settings.server.public_url,
+        &login.issuer,
+        &login.account_key,
+    );
     let email = enriched.verified_email.clone().or_else(|| {
         login.claims.get("email").and_then(|v| v.as_str()).map(|e| {
             e.trim()
@@ -158,6 +164,7 @@ async fn record_sign_in(
         provider_created_at: enriched.provider_created_at,
         at,
         link_by_email: settings.accounts.link_by_email,
+        avatar,
     };
     let messages = |outcome: &SignInOutcome| {
         outbox::messages_for_sign_in(

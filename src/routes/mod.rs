@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod avatars;
 pub mod callback;
 pub mod health;
 pub mod identify;
@@ -43,6 +44,7 @@ pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
         })
         .merge(identify::router())
         .merge(assets::router())
+        .merge(avatars::router())
         .merge(users::router())
         .merge(profile::router())
         .merge(admin::router())

@@ -73,7 +73,7 @@ pub use dashboard::{OutboxEvent, ReceivedCall, RecentSignIn};
 pub use error::StoreError;
 pub use identify::{IdentifyCall, IdentifyOutcome};
 pub use model::{
-    IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, ProfileSummary, SignIn,
+    Avatar, IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, ProfileSummary, SignIn,
     SignInOutcome, SinkStats, UserRecord,
 };
 pub use session::SessionStore;

@@ -25,6 +25,43 @@ pub struct SignIn {
     pub at: DateTime<Utc>,
     /// Link a new identity to an existing profile with the same verified email.
     pub link_by_email: bool,
+    /// A profile photo to keep (and serve at `/avatars/{avatar_id}`); the user's other avatars
+    /// are removed. `None` leaves the stored ones alone.
+    pub avatar: Option<Avatar>,
+}
+
+/// A re-hosted profile photo.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Avatar {
+    /// Unguessable and content-derived (see `Avatar::id_for`).
+    pub avatar_id: String,
+    /// `image/jpeg`, `image/png`, `image/gif` or `image/webp`, read from the bytes.
+    pub content_type: String,
+    pub image: Vec<u8>,
+}
+
+impl Avatar {
+    /// The id of a photo of one identity: SHA-256 over the issuer, the subject and the bytes
+    /// (hex, 32 characters), so nobody can guess it and a new photo gets a new URL (which lets
+    /// it be cached forever).
+    pub fn id_for(issuer: &str, subject: &str, image: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [issuer.as_bytes(), b"\0", subject.as_bytes(), b"\0", image] {
+            h.update(part);
+        }
+        hex::encode(&h.finalize()[..16])
+    }
+}
+
+impl std::fmt::Debug for Avatar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Avatar")
+            .field("avatar_id", &self.avatar_id)
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.image.len())
+            .finish()
+    }
 }
 
 /// What a sign-in did to the store.

@@ -196,6 +196,26 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
 
+            if let Some(a) = &s.avatar {
+                sqlx::query(
+                    "insert into avatar (avatar_id, user_id, content_type, image, updated_at) \
+                     values ($1, $2, $3, $4, $5) on conflict (avatar_id) do update \
+                     set user_id = excluded.user_id, updated_at = excluded.updated_at",
+                )
+                .bind(&a.avatar_id)
+                .bind(&user_id)
+                .bind(&a.content_type)
+                .bind(&a.image)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("delete from avatar where user_id = $1 and avatar_id <> $2")
+                    .bind(&user_id)
+                    .bind(&a.avatar_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
             let outcome = SignInOutcome { user_id, created_at, first_sign_in, linked_by_email };
             for m in outbox(&outcome) {
                 insert_outbox_message!(db, &mut *tx, m)?;

@@ -118,6 +118,17 @@ impl Store {
         Ok(deleted)
     }
 
+    /// A re-hosted profile photo by id: `(content_type, bytes)`.
+    pub async fn avatar(&self, avatar_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let row = on_pool!(self, pool, _db => {
+            sqlx::query_as("select content_type, image from avatar where avatar_id = $1")
+                .bind(avatar_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row)
+    }
+
     /// How many profiles exist (metrics, tests).
     pub async fn profile_count(&self) -> Result<i64, StoreError> {
         let n = on_pool!(self, pool, db => {

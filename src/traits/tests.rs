@@ -53,6 +53,7 @@ fn contoso_graph() -> GraphProfile {
             "id": "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b", "displayName": "Contoso",
             "verifiedDomains": [{"name": "contoso.com", "isDefault": true}, {"name": "contoso.onmicrosoft.com"}]
         }))),
+        photo: None,
     }
 }
 
@@ -793,7 +794,7 @@ mod props {
             kind in kind(), claims in claims(), me in claims(), org in proptest::option::of(claims()),
             with_graph in any::<bool>(), mapping in mapping(),
         ) {
-            let graph = GraphProfile { me, organization: org };
+            let graph = GraphProfile { me, organization: org, photo: None };
             let input = MappingInput {
                 kind, claims: &claims, graph: with_graph.then_some(&graph), okta_user: with_graph.then_some(&graph.me), mapping: &mapping, signed_in_at: at(),
             };

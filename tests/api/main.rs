@@ -1,5 +1,6 @@
 //! Integration tests against real HTTP servers (one test binary: `cargo test --test api`).
 
+mod avatars;
 mod dev_mode;
 mod helpers;
 mod identify;

@@ -37,6 +37,7 @@ async fn sign_in(store: &Store, subject: &str) -> SignInOutcome {
         provider_created_at: None,
         at: Utc::now(),
         link_by_email: false,
+        avatar: None,
     };
     store
         .record_sign_in(&record, &|_| Vec::new())
