@@ -8,6 +8,7 @@
 //! | `Gmail`, `Outlook`, `Yahoo`, `iCloud`, `AOL`, `Proton`, `GMX`, `WEB.DE`, `Yandex`, `Mail.ru`, `QQ`, `NetEase`, `Zoho`, `Fastmail`, `HEY`, `Tuta` | the registrable domain is in the consumer table below |
 //! | `Google Workspace` | a Google token with `hd` (and a non-consumer domain) |
 //! | `Microsoft 365` | a Microsoft work/school token whose email domain is one of the tenant's Graph `verifiedDomains`, or, without Graph's organization data, `xms_edov` is true |
+//! | `Disposable` | a throwaway-inbox domain (Mailinator, Guerrilla Mail, 10MinuteMail, …) from the `disposable-emails` crate's embedded list |
 //! | `Custom domain` | any other domain |
 
 /// Consumer mail brands whose every country TLD belongs to them (`outlook.*`, `yahoo.*`, …):
@@ -63,8 +64,16 @@ const DOMAINS: &[(&str, &str)] = &[
 pub const GOOGLE_WORKSPACE: &str = "Google Workspace";
 /// Label for a Microsoft work/school account on a tenant-verified domain.
 pub const MICROSOFT_365: &str = "Microsoft 365";
+/// Label for a throwaway-inbox domain.
+pub const DISPOSABLE: &str = "Disposable";
 /// Label for any other domain.
 pub const CUSTOM_DOMAIN: &str = "Custom domain";
+
+/// True when the domain (or its registrable domain) is a known disposable / temp-mail domain.
+pub fn is_disposable(domain: &str) -> bool {
+    disposable_emails::is_disposable_domain(domain)
+        || registrable_domain(domain).is_some_and(|r| disposable_emails::is_disposable_domain(&r))
+}
 
 /// The lowercase domain of an address (after the last `@`), if it looks like a host name.
 pub fn email_domain(email: &str) -> Option<String> {
@@ -105,9 +114,10 @@ pub fn consumer_label(domain: &str) -> Option<&'static str> {
         .map(|(_, l)| *l)
 }
 
-/// True when the domain belongs to a free-mail provider.
+/// True when the domain belongs to a free-mail or disposable-mail provider (never an
+/// employer's domain).
 pub fn is_free_mail(domain: &str) -> bool {
-    consumer_label(domain).is_some()
+    consumer_label(domain).is_some() || is_disposable(domain)
 }
 
 /// The email provider label: consumer table first, then the provider signals.
@@ -118,6 +128,8 @@ pub fn provider_label(domain: &str, google_hd: bool, microsoft_365: bool) -> &'s
         GOOGLE_WORKSPACE
     } else if microsoft_365 {
         MICROSOFT_365
+    } else if is_disposable(domain) {
+        DISPOSABLE
     } else {
         CUSTOM_DOMAIN
     }
@@ -142,6 +154,13 @@ mod tests {
         assert_eq!(provider_label("contoso.com", false, true), "Microsoft 365");
         assert_eq!(provider_label("globex.com", false, false), "Custom domain");
         assert_eq!(provider_label("gmail.com", true, true), "Gmail");
+        assert_eq!(provider_label("mailinator.com", false, false), "Disposable");
+        assert_eq!(
+            provider_label("guerrillamail.com", false, false),
+            "Disposable"
+        );
+        assert!(is_free_mail("mailinator.com"), "never an employment domain");
+        assert!(!is_disposable("gmail.com") && !is_disposable("contoso.com"));
     }
 
     #[test]
