@@ -225,8 +225,17 @@ async fn metrics_count_sign_ins_failures_and_deliveries() {
         StatusCode::UNAUTHORIZED
     );
     sink.wait_for(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = app.get("/metrics").await.text().await.unwrap();
+    // The worker counts the delivery after the sink has answered: poll for it rather than
+    // guess how long that takes on a busy machine.
+    let delivered = ["sink=\"metrics-sink\"", "outcome=\"delivered\""];
+    let mut after = String::new();
+    for _ in 0..100 {
+        after = app.get("/metrics").await.text().await.unwrap();
+        if metric(&after, "identify_bridge_deliveries_total", &delivered) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let success = ["provider=\"google\"", "outcome=\"success\""];
     assert!(
         metric(&after, "identify_bridge_sign_ins_total", &success)
@@ -238,7 +247,6 @@ async fn metrics_count_sign_ins_failures_and_deliveries() {
         metric(&after, "identify_bridge_sign_ins_total", &denied)
             > metric(&before, "identify_bridge_sign_ins_total", &denied)
     );
-    let delivered = ["sink=\"metrics-sink\"", "outcome=\"delivered\""];
     assert!(
         metric(&after, "identify_bridge_deliveries_total", &delivered) >= 1.0,
         "{after}"
