@@ -2,6 +2,9 @@
 //! `chromium-driver`, installed by .ci/run) driven over WebDriver. Opens /login, chooses the
 //! development provider, types a persona, lands on the profile page and checks the traits
 //! shown; saves screenshots of the profile page and the dashboard under target/screenshots/.
+//! Every page on the way is audited with axe-core (WCAG 2.1 A and AA rules: labels, contrast,
+//! names, landmarks, keyboard focus), the engine behind Lighthouse's accessibility score,
+//! installed from tests/idp's lock file.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -39,6 +42,40 @@ async fn start_chromedriver() -> (tokio::process::Child, u16) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("chromedriver did not start");
+}
+
+/// Run axe-core on the page the browser shows; panics listing any violation.
+async fn audit(browser: &fantoccini::Client, page: &str) {
+    let violations = axe_violations(browser).await;
+    assert!(
+        violations.is_empty(),
+        "{page}: accessibility violations:\n{}",
+        serde_json::to_string_pretty(&violations).unwrap()
+    );
+}
+
+/// axe-core's violations on the current page: `{id, impact, help, nodes}` each.
+async fn axe_violations(browser: &fantoccini::Client) -> Vec<serde_json::Value> {
+    let axe = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/idp/node_modules/axe-core/axe.min.js"
+    ))
+    .expect("axe-core comes from `npm ci --prefix tests/idp` (scripts/test runs it)");
+    browser.execute(&axe, vec![]).await.unwrap();
+    let violations = browser
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+              .then((r) => done(r.violations.map((v) => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
+              }))))
+              .catch((e) => done([{ id: 'axe-failed', help: String(e) }]));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    violations.as_array().cloned().unwrap_or_default()
 }
 
 #[tokio::test]
@@ -84,6 +121,7 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         .expect("connect to chromedriver");
 
     browser.goto(&format!("{url}/login")).await.unwrap();
+    audit(&browser, "/login").await;
     browser
         .find(Locator::LinkText("Continue with Development provider"))
         .await
@@ -92,6 +130,12 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         .await
         .unwrap();
     // The development provider's form: type a person.
+    browser
+        .wait()
+        .for_element(Locator::Id("f-name"))
+        .await
+        .unwrap();
+    audit(&browser, "the development provider's sign-in form").await;
     let field = |id: &'static str| browser.find(Locator::Id(id));
     field("f-name")
         .await
@@ -159,6 +203,7 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         );
     }
     assert!(page.contains("profile created at this sign-in"));
+    audit(&browser, "the profile page").await;
     let screenshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     std::fs::write(
@@ -173,6 +218,17 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         dashboard.contains("grace@navy.example"),
         "the dashboard lists the sign-in"
     );
+    audit(&browser, "/admin").await;
+    // The audit itself can fail: an image without a text alternative is caught.
+    browser
+        .execute(
+            "document.querySelector('main').appendChild(document.createElement('img'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let caught = axe_violations(&browser).await;
+    assert!(caught.iter().any(|v| v["id"] == "image-alt"), "{caught:?}");
     std::fs::write(
         screenshots.join("dashboard.png"),
         browser.screenshot().await.unwrap(),
