@@ -1,20 +1,48 @@
 //! `GET /me`: the signed-in user as JSON (profile, traits with provenance beside them,
 //! identities); 401 JSON when nobody is signed in.
+//!
+//! Web apps on `server.allowed_return_origins` may read it from the browser after the sign-in
+//! (`fetch(…/me, {credentials: "include"})`): CORS with credentials, for exactly those origins,
+//! GET only. The session cookie is `SameSite=Lax`, so this works for apps on the same site
+//! (e.g. `app.example.com` and `login.example.com`).
+
+use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{HeaderValue, Method};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_sessions::Session;
+
+use crate::config::{parse_origin, Settings};
 
 use crate::error::AppError;
 use crate::session;
 use crate::state::AppState;
 use crate::store::Store;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/me", get(me))
+pub fn router(settings: &Settings) -> Router<AppState> {
+    let route = Router::new().route("/me", get(me));
+    let origins: Vec<HeaderValue> = settings
+        .server
+        .allowed_return_origins
+        .iter()
+        .filter_map(|o| parse_origin(o).ok())
+        .filter_map(|o| HeaderValue::from_str(&o).ok())
+        .collect();
+    if origins.is_empty() {
+        return route;
+    }
+    route.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET])
+            .allow_credentials(true)
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 async fn me(State(store): State<Store>, session: Session) -> Result<impl IntoResponse, AppError> {

@@ -33,7 +33,7 @@ pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
     }
     Router::new()
         .merge(sign_in)
-        .merge(me::router())
+        .merge(me::router(settings))
         .merge(logout::router())
         .merge(auth::router())
         .merge(health::router())

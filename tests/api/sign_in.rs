@@ -69,6 +69,61 @@ async fn sign_in_with_each_provider_kind_lands_on_return_to_and_me_shows_the_use
     }
 }
 
+/// A web app on an allowed origin reads /me from the browser (CORS with credentials); no
+/// other origin may.
+#[tokio::test]
+async fn me_answers_cors_requests_from_allowed_origins_only() {
+    let app = spawn_app(Kind::Google).await;
+    assert_eq!(
+        app.sign_in("google-consumer", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let me = |origin: &'static str| {
+        app.client
+            .get(app.url("/me"))
+            .header("origin", origin)
+            .send()
+    };
+    let allowed = me("https://app.example.com").await.unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let other = me("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/me"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let refused = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/me"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}
+
 #[tokio::test]
 async fn return_to_an_allowed_origin_is_honoured() {
     let app = spawn_app(Kind::Google).await;
