@@ -49,13 +49,7 @@ pub async fn get_object(
     service: &'static str,
     endpoint: &'static str,
 ) -> Result<Map<String, Value>, FetchError> {
-    let call = Call {
-        http,
-        token,
-        timeout,
-        service,
-        endpoint,
-    };
+    let call = Call::new(http, token, timeout, (service, endpoint));
     let bytes = call.get(url, "application/json", MAX_BODY_BYTES).await?;
     serde_json::from_slice::<Map<String, Value>>(&bytes).map_err(|e| FetchError::Body {
         service,
@@ -74,13 +68,7 @@ pub async fn get_bytes(
     (service, endpoint): (&'static str, &'static str),
     max_bytes: usize,
 ) -> Result<Option<Bytes>, FetchError> {
-    let call = Call {
-        http,
-        token,
-        timeout,
-        service,
-        endpoint,
-    };
+    let call = Call::new(http, token, timeout, (service, endpoint));
     match call.get(url, "image/*", max_bytes).await {
         Ok(bytes) => Ok(Some(bytes)),
         Err(FetchError::Http { status, .. }) if status == StatusCode::NOT_FOUND => Ok(None),
@@ -96,7 +84,22 @@ struct Call<'a> {
     endpoint: &'static str,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    fn new(
+        http: &'a reqwest::Client,
+        token: &'a str,
+        timeout: Duration,
+        (service, endpoint): (&'static str, &'static str),
+    ) -> Self {
+        Call {
+            http,
+            token,
+            timeout,
+            service,
+            endpoint,
+        }
+    }
+
     async fn get(&self, url: Url, accept: &str, max_bytes: usize) -> Result<Bytes, FetchError> {
         let (service, endpoint) = (self.service, self.endpoint);
         let classify = |e: reqwest::Error| {

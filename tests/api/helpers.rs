@@ -184,11 +184,7 @@ level = "warn"
     let stop = app.stop_token();
     let store = app.store().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let client = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let client = browser();
     TestApp {
         address,
         port,
@@ -219,10 +215,22 @@ pub fn location(response: &reqwest::Response) -> String {
         .to_string()
 }
 
+/// A client that acts like a browser: its own cookie jar, redirects left to the test.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
 impl TestApp {
     /// The same app seen from another browser (its own cookie jar).
-    pub fn with_client(app: &TestApp, client: reqwest::Client) -> TestAppView<'_> {
-        TestAppView { app, client }
+    pub fn another_browser(&self) -> TestAppView<'_> {
+        TestAppView {
+            app: self,
+            client: browser(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

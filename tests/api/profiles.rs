@@ -34,12 +34,7 @@ async fn first_then_second_sign_in(options: AppOptions) {
     assert_eq!(first["identities"].as_array().unwrap().len(), 1);
 
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let again = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let app2 = crate::helpers::TestApp::with_client(&app, again);
+    let app2 = app.another_browser();
     assert_eq!(
         app2.sign_in("google-consumer", None).await.status(),
         StatusCode::SEE_OTHER
@@ -98,12 +93,7 @@ async fn okta_users_api_created_is_the_account_creation_time() {
 
     // A person the Users API does not know (404), in another browser: the sign-in still
     // succeeds, on the claims, with the first sign-in as the creation time.
-    let other = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let other = crate::helpers::TestApp::with_client(&app, other);
+    let other = app.another_browser();
     assert_eq!(
         other.sign_in("generic", None).await.status(),
         StatusCode::SEE_OTHER
