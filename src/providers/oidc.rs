@@ -109,10 +109,12 @@ impl Provider {
         }
     }
 
-    /// Build the authorization URL with PKCE S256, a fresh state and nonce.
+    /// Build the authorization URL with PKCE S256, a fresh state and nonce (and the person's
+    /// `login_hint` and `prompt`, already checked, when given).
     pub fn authorization_request(
         &self,
         login_hint: Option<&str>,
+        prompt: Option<&str>,
     ) -> Result<AuthorizationRequest, ProviderError> {
         let d = self.discovered()?;
         let client = &d.client;
@@ -131,6 +133,9 @@ impl Provider {
         }
         if let Some(hint) = login_hint {
             request = request.add_extra_param("login_hint", hint.to_string());
+        }
+        if let Some(prompt) = prompt {
+            request = request.add_extra_param("prompt", prompt.to_string());
         }
         let (url, state, nonce) = request.url();
         Ok(AuthorizationRequest {

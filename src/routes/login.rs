@@ -33,6 +33,9 @@ pub struct LoginParams {
     return_to: Option<String>,
     login_hint: Option<String>,
     anonymous_id: Option<String>,
+    /// OpenID Connect `prompt`, passed on: `login`, `consent`, `select_account` (space
+    /// separated), e.g. for a "use another account" link.
+    prompt: Option<String>,
 }
 
 struct ProviderButton {
@@ -103,7 +106,8 @@ async fn begin_login(
             .anonymous_id
             .or_else(|| cookie(&headers, "ajs_anonymous_id")),
     )?;
-    let request = provider.authorization_request(login_hint.as_deref())?;
+    let prompt = checked_prompt(params.prompt)?;
+    let request = provider.authorization_request(login_hint.as_deref(), prompt.as_deref())?;
     push_pending_login(
         &session,
         PendingLogin {
@@ -133,6 +137,25 @@ fn checked_text(field: &str, value: Option<String>) -> Result<Option<String>, Ap
         }
         Some(v) => Ok(Some(v)),
     }
+}
+
+/// `prompt` values a person can ask for. `none` is left out: it asks for a silent answer,
+/// which a redirect sign-in cannot use.
+const PROMPTS: [&str; 3] = ["login", "consent", "select_account"];
+
+fn checked_prompt(value: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let mut values: Vec<&str> = value.split(' ').filter(|v| !v.is_empty()).collect();
+    if values.iter().any(|v| !PROMPTS.contains(v)) {
+        return Err(AppError::BadRequest(format!(
+            "The prompt parameter takes {} (space separated).",
+            PROMPTS.join(", ")
+        )));
+    }
+    values.dedup();
+    Ok(Some(values.join(" ")))
 }
 
 /// A cookie's value (quotes that analytics.js adds around JSON strings removed).

@@ -69,6 +69,26 @@ async fn sign_in_with_each_provider_kind_lands_on_return_to_and_me_shows_the_use
     }
 }
 
+#[tokio::test]
+async fn prompt_is_passed_on_when_it_is_one_a_person_can_ask_for() {
+    let app = spawn_app(Kind::Google).await;
+    let start = app.get("/login/google?prompt=select_account%20login").await;
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let to = url::Url::parse(&location(&start)).unwrap();
+    let prompt: Vec<String> = to
+        .query_pairs()
+        .filter(|(k, _)| k == "prompt")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(prompt, ["select_account login"]);
+    for bad in ["none", "login%20bogus", "%3Cscript%3E"] {
+        let refused = app.get(&format!("/login/google?prompt={bad}")).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let page = refused.text().await.unwrap();
+        assert!(page.contains("The prompt parameter takes"), "{bad}: {page}");
+    }
+}
+
 /// A web app on an allowed origin reads /me from the browser (CORS with credentials); no
 /// other origin may.
 #[tokio::test]
