@@ -15,6 +15,8 @@ pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// tower-sessions-sqlx-store's default PostgreSQL schema and table.
 pub(super) const DELETE_USER_SESSIONS: &str = r#"delete from "tower_sessions"."session" where id in (select session_id from user_session where user_id = $1)"#;
+/// A new session row; no row when the id is taken (the caller picks another).
+pub(super) const CREATE_SESSION: &str = r#"insert into "tower_sessions"."session" (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing"#;
 pub(super) const PRUNE_USER_SESSIONS: &str = r#"delete from user_session where session_id not in (select id from "tower_sessions"."session")"#;
 /// Replicas claim side by side: rows another transaction is claiming are skipped, not waited on.
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("for update skip locked");

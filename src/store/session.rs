@@ -44,10 +44,28 @@ impl SessionStore {
 
 #[async_trait]
 impl tower_sessions::SessionStore for SessionStore {
+    /// One `insert … on conflict do nothing` per attempt, a fresh id when the id is taken.
+    /// (The crate's own `create` spends four round trips on this: begin, an existence check,
+    /// the insert and commit.) Same table, columns and MessagePack encoding as the crate's
+    /// `save` and `load`.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match &self.inner {
-            Inner::Sqlite(s) => s.create(record).await,
-            Inner::Postgres(s) => s.create(record).await,
+        loop {
+            let data = rmp_serde::to_vec(&*record)
+                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+            let inserted = on_pool!(self.store, pool, db => {
+                sqlx::query(db::CREATE_SESSION)
+                    .bind(record.id.to_string())
+                    .bind(data)
+                    .bind(record.expiry_date)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            })
+            .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+            if inserted == 1 {
+                return Ok(());
+            }
+            record.id = Id::default();
         }
     }
 
