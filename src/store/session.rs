@@ -1,4 +1,5 @@
-//! Sessions in the store's database: tower-sessions' sqlx stores behind one type.
+//! Sessions in the store's database: tower-sessions' sqlx stores behind one type (their
+//! `save`, `load` and `delete`; `create` is ours: one statement, and it links signed-in sessions).
 //!
 //! Tables are the crate's defaults: `tower_sessions` on SQLite, `"tower_sessions"."session"`
 //! on PostgreSQL (`Store::delete_user` deletes from them by id).
