@@ -1,16 +1,23 @@
 //! Sign-in benchmark (not a test): complete sign-ins through the test OpenID provider against
 //! two release-built replicas sharing one PostgreSQL database, at a fixed concurrency.
 //!
-//! `cargo bench --bench signin` (env `SIGNINS`, default 2000; `CONCURRENCY`, default 32).
+//! `cargo bench --bench signin` (env `SIGNINS`, default 2000; `CONCURRENCY`, default 32;
+//! `BRIDGE_BINARY` to run a given build instead of building the release binary).
 //! Reports sign-ins/s, p50/p99 latency of the bridge's two requests (`/login/{p}` and the
 //! callback, which includes the bridge's own calls to the provider's token and userinfo
 //! endpoints), the bridge CPU time per sign-in and peak RSS per replica (from /proc), and as a
 //! same-run baseline the latency of the provider's part of the same flow, with the ratio.
+//!
+//! The replicas run as deployed: default log level (`info`, JSON to stdout, discarded here)
+//! and one `[[sinks]]` (a local HTTP endpoint in this process), so each sign-in also writes
+//! its identify message to the outbox and a replica delivers it. CPU is read only after every
+//! message has reached the sink, so the delivery work is counted.
 
 #[path = "../tests/api/idp.rs"]
 mod idp;
 
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +25,23 @@ use idp::{IdpClient, TestIdp};
 use sqlx::Executor;
 
 const SECRET: &str = "bench-client-secret-0123456789";
+
+/// A sink that accepts every identify call; returns its URL and the count of calls.
+async fn start_sink() -> (String, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let app = axum::Router::new().fallback(move |_body: axum::body::Bytes| {
+        let c = c.clone();
+        async move {
+            c.fetch_add(1, Ordering::SeqCst);
+            r#"{"status":"success"}"#
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/identify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, count)
+}
 
 fn proc_cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -71,13 +95,19 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(32);
     let root = env!("CARGO_MANIFEST_DIR");
-    let status = std::process::Command::new("cargo")
-        .args(["build", "--release", "--locked", "--bin", "identify-bridge"])
-        .current_dir(root)
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    let binary = format!("{root}/target/release/identify-bridge");
+    // BRIDGE_BINARY: run a given build instead (A/B comparisons of two builds in turn).
+    let binary = match std::env::var("BRIDGE_BINARY") {
+        Ok(binary) => binary,
+        Err(_) => {
+            let status = std::process::Command::new("cargo")
+                .args(["build", "--release", "--locked", "--bin", "identify-bridge"])
+                .current_dir(root)
+                .status()
+                .expect("cargo build");
+            assert!(status.success());
+            format!("{root}/target/release/identify-bridge")
+        }
+    };
 
     // Two ports; the first is the public URL (the "load balancer").
     let ports: Vec<u16> = (0..2)
@@ -108,11 +138,12 @@ async fn main() {
         .execute(format!("create database {db}").as_str())
         .await
         .unwrap();
+    let (sink_url, delivered) = start_sink().await;
     let dir = tempfile::tempdir().unwrap();
     let mut children = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n[database]\nurl = \"postgres://postgres@127.0.0.1:5432/{db}\"\n[log]\nlevel = \"warn\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{SECRET}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n[database]\nurl = \"postgres://postgres@127.0.0.1:5432/{db}\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{SECRET}\"\n[[sinks]]\nname = \"bench\"\nformat = \"seed\"\nurl = \"{sink_url}\"\napi_key = \"bench-sink-key\"\n",
             idp.issuer
         );
         let path = dir.path().join(format!("r{i}.toml"));
@@ -199,6 +230,12 @@ async fn main() {
         w.await.unwrap();
     }
     let elapsed = started.elapsed();
+    // The identify calls are part of each sign-in's work: wait until all have been delivered.
+    let drain = Instant::now();
+    while delivered.load(Ordering::SeqCst) < total && drain.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = drain.elapsed();
     let cpu_after: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
     let rss: Vec<f64> = pids.iter().map(|p| proc_peak_rss_mb(*p)).collect();
     let mut bridge = bridge_latencies.lock().await.clone();
@@ -236,7 +273,12 @@ async fn main() {
         "ratio bridge/provider at p50: {:.2}",
         percentile(&bridge, 0.5).as_secs_f64() / percentile(&provider, 0.5).as_secs_f64().max(1e-9)
     );
-    println!("bridge CPU per sign-in: {per_signin_cpu_ms:.3} ms (both replicas, user+system)");
+    println!(
+        "identify calls delivered to the sink: {} ({:.2} s after the last sign-in)",
+        delivered.load(Ordering::SeqCst),
+        drained.as_secs_f64()
+    );
+    println!("bridge CPU per sign-in: {per_signin_cpu_ms:.3} ms (both replicas, user+system, incl. delivery)");
     println!(
         "peak RSS per replica: {}",
         rss.iter()

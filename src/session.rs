@@ -84,9 +84,16 @@ pub async fn take_pending_login(
     } else {
         session.insert(PENDING_LOGINS, pending).await?;
     }
-    // Persist now, so a replay racing this request cannot find it again.
-    session.save().await?;
+    // Delete the stored record now, so a replay racing this request cannot find it again;
+    // the session goes on under a fresh id (no fixation), stored when the response is sent.
+    session.cycle_id().await?;
     Ok(Some(login))
+}
+
+/// The signed-in user's id in a stored session record, if any (the session stores use it to
+/// link a new signed-in session to its user, so erasure can end it).
+pub fn record_user_id(record: &tower_sessions::session::Record) -> Option<&str> {
+    record.data.get(SIGNED_IN_USER)?.get("user_id")?.as_str()
 }
 
 pub async fn signed_in_user(

@@ -78,7 +78,9 @@ impl Application {
         );
         let session_store = match settings.session.store {
             SessionStoreKind::Database => AnySessionStore::Database(store.session_store()),
-            SessionStoreKind::Memory => AnySessionStore::Memory(MemoryStore::default()),
+            SessionStoreKind::Memory => {
+                AnySessionStore::Memory(MemoryStore::default(), store.clone())
+            }
             SessionStoreKind::Redis => {
                 let url = settings
                     .session
@@ -86,7 +88,7 @@ impl Application {
                     .as_ref()
                     .map(|u| u.expose().to_string())
                     .unwrap_or_default();
-                AnySessionStore::redis(&url).await?
+                AnySessionStore::redis(&url, store.clone()).await?
             }
         };
         workers.push(tokio::spawn(

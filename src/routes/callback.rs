@@ -59,13 +59,19 @@ async fn finish_login(
                 metrics::sign_in(&name, "failure", e.reason());
             }
             // Nothing half-done survives a failed callback: no pending login, no new session.
+            // (Once the pending login was taken, the stored record is already gone and the
+            // session has no id: clearing it is enough.)
             if session::signed_in_user(&session)
                 .await
                 .ok()
                 .flatten()
                 .is_none()
             {
-                let _ = session.flush().await;
+                if session.id().is_some() {
+                    let _ = session.flush().await;
+                } else {
+                    session.clear().await;
+                }
             }
             Err(e)
         }
@@ -117,7 +123,7 @@ async fn complete_sign_in(
     let client = client.with_anonymous_id(pending.anonymous_id.clone());
     let outcome = record_sign_in(&state.store, settings, &provider, &login, &client).await?;
     crate::outbox::worker::wake();
-    sign_in_session(session, &state.store, &provider, &login, &outcome).await?;
+    sign_in_session(session, &provider, &login, &outcome).await?;
     metrics::sign_in(name, "success", "ok");
     if outcome.first_sign_in {
         metrics::first_sign_in(name);
@@ -180,11 +186,11 @@ async fn record_sign_in(
     Ok(store.record_sign_in(&record, &messages).await?)
 }
 
-/// Put the user in the session under a fresh session id (no fixation) and remember the
-/// session against the profile (so erasure can end it).
+/// Put the user in the session. Its id is fresh since `take_pending_login` (no fixation); the
+/// session layer stores it with the response, and the session store links a new signed-in
+/// session to the profile (so erasure can end it) in the same write.
 async fn sign_in_session(
     session: &Session,
-    store: &Store,
     provider: &Provider,
     login: &VerifiedLogin,
     outcome: &SignInOutcome,
@@ -206,14 +212,7 @@ async fn sign_in_session(
         signed_in_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         first_sign_in: outcome.first_sign_in,
     };
-    session.cycle_id().await?;
     session.remove_value(session::PENDING_LOGINS).await?;
     session.insert(session::SIGNED_IN_USER, user).await?;
-    session.save().await?;
-    if let Some(id) = session.id() {
-        store
-            .link_session(&outcome.user_id, &id.to_string())
-            .await?;
-    }
     Ok(())
 }

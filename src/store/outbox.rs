@@ -11,8 +11,8 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{
-    ms, parse_uuid, sign_in::insert_outbox_message, NewOutboxMessage, OutboxMessage, OutboxStatus,
-    SinkStats, Store, StoreError,
+    ms, parse_uuid, postgres, sign_in::insert_outbox_message, sqlite, NewOutboxMessage,
+    OutboxMessage, OutboxStatus, Pool, SinkStats, Store, StoreError,
 };
 
 impl Store {
@@ -55,19 +55,33 @@ impl Store {
         let lease = TimeDelta::from_std(lease)
             .map_err(|e| StoreError::Other(format!("lease too long: {e}")))?;
         let until = ms(now + lease);
-        let rows: Vec<OutboxRow> = on_pool!(self, pool, db => {
-            let mut tx = db::begin_write(pool).await?;
-            let rows = sqlx::query_as(db::CLAIM_DUE)
-                .bind(owner)
-                .bind(until)
-                .bind(now)
-                .bind(limit)
-                .bind(sink)
-                .fetch_all(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            rows
-        });
+        let rows: Vec<OutboxRow> = match &self.pool {
+            // One statement is atomic on its own; `for update skip locked` keeps owners apart.
+            Pool::Postgres(pool) => {
+                sqlx::query_as(postgres::CLAIM_DUE)
+                    .bind(owner)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .bind(sink)
+                    .fetch_all(pool)
+                    .await?
+            }
+            // `begin immediate` takes SQLite's write lock before the claim reads.
+            Pool::Sqlite(pool) => {
+                let mut tx = sqlite::begin_write(pool).await?;
+                let rows = sqlx::query_as(sqlite::CLAIM_DUE)
+                    .bind(owner)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .bind(sink)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows
+            }
+        };
         let mut msgs = rows
             .into_iter()
             .map(OutboxRow::into_message)
@@ -99,25 +113,42 @@ impl Store {
     /// Several messages delivered, in one transaction (one commit for a whole batch);
     /// returns how many were still leased by `owner` (the others were taken over).
     pub async fn mark_delivered_many(&self, ids: &[Uuid], owner: &str) -> Result<u64, StoreError> {
-        let n = on_pool!(self, pool, db => {
-            let mut tx = db::begin_write(pool).await?;
-            let mut n = 0;
-            for id in ids {
-                n += sqlx::query(
-                    "update outbox_message set status = 'delivered', delivered_at = $3, \
-                     lease_owner = null, lease_until = null \
-                     where message_id = $1 and lease_owner = $2 and status = 'pending'",
-                )
-                .bind(db::uuid(*id))
-                .bind(owner)
-                .bind(ms(Utc::now()))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = match &self.pool {
+            // One statement for the whole batch.
+            Pool::Postgres(pool) => sqlx::query(
+                "update outbox_message set status = 'delivered', delivered_at = $3, \
+                 lease_owner = null, lease_until = null \
+                 where message_id = any($1) and lease_owner = $2 and status = 'pending'",
+            )
+            .bind(ids)
+            .bind(owner)
+            .bind(ms(Utc::now()))
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Pool::Sqlite(pool) => {
+                let mut tx = sqlite::begin_write(pool).await?;
+                let mut n = 0;
+                for id in ids {
+                    n += sqlx::query(
+                        "update outbox_message set status = 'delivered', delivered_at = $3, \
+                         lease_owner = null, lease_until = null \
+                         where message_id = $1 and lease_owner = $2 and status = 'pending'",
+                    )
+                    .bind(sqlite::uuid(*id))
+                    .bind(owner)
+                    .bind(ms(Utc::now()))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+                n
             }
-            tx.commit().await?;
-            n
-        });
+        };
         Ok(n)
     }
 

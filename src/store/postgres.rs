@@ -15,6 +15,11 @@ pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// tower-sessions-sqlx-store's default PostgreSQL schema and table.
 pub(super) const DELETE_USER_SESSIONS: &str = r#"delete from "tower_sessions"."session" where id in (select session_id from user_session where user_id = $1)"#;
+/// A new session row; no row when the id is taken (the caller picks another).
+pub(super) const CREATE_SESSION: &str = r#"insert into "tower_sessions"."session" (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing"#;
+/// `CREATE_SESSION` and the session's link to its user (`$4`, at `$5`) in one statement; no
+/// row when the id is taken.
+pub(super) const CREATE_LINKED_SESSION: &str = r#"with s as (insert into "tower_sessions"."session" (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing returning id) insert into user_session (session_id, user_id, created_at) select id, $4, $5 from s on conflict (session_id) do update set user_id = excluded.user_id"#;
 pub(super) const PRUNE_USER_SESSIONS: &str = r#"delete from user_session where session_id not in (select id from "tower_sessions"."session")"#;
 /// Replicas claim side by side: rows another transaction is claiming are skipped, not waited on.
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("for update skip locked");

@@ -83,30 +83,24 @@ impl Store {
         let provider_created_at = s.provider_created_at.map(ms);
         on_pool!(self, pool, db => {
             let mut tx = db::begin_write(pool).await?;
+            // A returning identity is updated and found in one statement.
             let existing: Option<String> = sqlx::query_scalar(
-                "select user_id from identity where issuer = $1 and subject = $2",
+                "update identity set provider = $3, email = $4, email_verified = $5, \
+                 last_seen_at = $6 where issuer = $1 and subject = $2 returning user_id",
             )
             .bind(&s.issuer)
             .bind(&s.subject)
+            .bind(&s.provider)
+            .bind(&s.email)
+            .bind(s.email_verified)
+            .bind(at)
             .fetch_optional(&mut *tx)
             .await?;
 
+            // `Some(created_at)` when this transaction created the profile with its final values.
+            let mut created_here: Option<DateTime<Utc>> = None;
             let (user_id, first_sign_in, linked_by_email) = match existing {
-                Some(user_id) => {
-                    sqlx::query(
-                        "update identity set provider = $3, email = $4, email_verified = $5, \
-                         last_seen_at = $6 where issuer = $1 and subject = $2",
-                    )
-                    .bind(&s.issuer)
-                    .bind(&s.subject)
-                    .bind(&s.provider)
-                    .bind(&s.email)
-                    .bind(s.email_verified)
-                    .bind(at)
-                    .execute(&mut *tx)
-                    .await?;
-                    (user_id, false, false)
-                }
+                Some(user_id) => (user_id, false, false),
                 None => {
                     // Linking trusts only emails the provider is authoritative for
                     // (`email_verified` on both sides; providers.md §6, nOAuth).
@@ -128,18 +122,26 @@ impl Store {
                         Some(user_id) => user_id,
                         None => {
                             let user_id = Uuid::new_v4().to_string();
-                            // created_at moves to an earlier provider value just below.
+                            // A new profile is written once, with its final values: the
+                            // provider's creation time when it is not later than now.
+                            let (created_at, source) = match provider_created_at {
+                                Some(p) if p <= at => (p, "provider"),
+                                _ => (at, "first_seen"),
+                            };
                             sqlx::query(
                                 "insert into profile (user_id, created_at, created_at_source, \
                                  updated_at, last_sign_in_at, traits, provenance) \
-                                 values ($1, $2, 'first_seen', $2, $2, $3, $4)",
+                                 values ($1, $2, $3, $4, $4, $5, $6)",
                             )
                             .bind(&user_id)
+                            .bind(created_at)
+                            .bind(source)
                             .bind(at)
                             .bind(Json(&s.traits))
                             .bind(Json(&s.provenance))
                             .execute(&mut *tx)
                             .await?;
+                            created_here = Some(created_at);
                             user_id
                         }
                     };
@@ -168,33 +170,39 @@ impl Store {
                 }
             };
 
-            // Sign-in traits replace the keys they carry; keys set otherwise (the Identify API)
-            // stay. The row is locked first on PostgreSQL so a concurrent API write is not lost.
-            let lock_sql = format!("select traits, provenance from profile where user_id = $1 {}", db::ROW_LOCK);
-            let existing: Option<(Json<Value>, Json<Value>)> = sqlx::query_as(&lock_sql)
-                .bind(&user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (traits, provenance) = match existing {
-                Some((t, p)) => (merge_objects(t.0, &s.traits), merge_objects(p.0, &s.provenance)),
-                None => (s.traits.clone(), s.provenance.clone()),
+            let created_at = match created_here {
+                Some(created_at) => created_at,
+                None => {
+                    // Sign-in traits replace the keys they carry; keys set otherwise (the
+                    // Identify API) stay. The row is locked first on PostgreSQL so a
+                    // concurrent API write is not lost.
+                    let lock_sql = format!("select traits, provenance from profile where user_id = $1 {}", db::ROW_LOCK);
+                    let existing: Option<(Json<Value>, Json<Value>)> = sqlx::query_as(&lock_sql)
+                        .bind(&user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let (traits, provenance) = match existing {
+                        Some((t, p)) => (merge_objects(t.0, &s.traits), merge_objects(p.0, &s.provenance)),
+                        None => (s.traits.clone(), s.provenance.clone()),
+                    };
+                    sqlx::query_scalar(
+                        "update profile set traits = $2, provenance = $3, updated_at = $4, \
+                         last_sign_in_at = $4, \
+                         created_at = case when $5 is not null and $5 <= created_at \
+                             then $5 else created_at end, \
+                         created_at_source = case when $5 is not null and $5 <= created_at \
+                             then 'provider' else created_at_source end \
+                         where user_id = $1 returning created_at",
+                    )
+                    .bind(&user_id)
+                    .bind(Json(&traits))
+                    .bind(Json(&provenance))
+                    .bind(at)
+                    .bind(provider_created_at)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
             };
-            let created_at: DateTime<Utc> = sqlx::query_scalar(
-                "update profile set traits = $2, provenance = $3, updated_at = $4, \
-                 last_sign_in_at = $4, \
-                 created_at = case when $5 is not null and $5 <= created_at \
-                     then $5 else created_at end, \
-                 created_at_source = case when $5 is not null and $5 <= created_at \
-                     then 'provider' else created_at_source end \
-                 where user_id = $1 returning created_at",
-            )
-            .bind(&user_id)
-            .bind(Json(&traits))
-            .bind(Json(&provenance))
-            .bind(at)
-            .bind(provider_created_at)
-            .fetch_one(&mut *tx)
-            .await?;
 
             if let Some(a) = &s.avatar {
                 sqlx::query(

@@ -18,6 +18,9 @@ pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// tower-sessions-sqlx-store's default SQLite table.
 pub(super) const DELETE_USER_SESSIONS: &str =
     "delete from tower_sessions where id in (select session_id from user_session where user_id = $1)";
+/// A new session row; no row when the id is taken (the caller picks another).
+pub(super) const CREATE_SESSION: &str =
+    "insert into tower_sessions (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing";
 pub(super) const PRUNE_USER_SESSIONS: &str =
     "delete from user_session where session_id not in (select id from tower_sessions)";
 /// One statement in an immediate transaction: SQLite has one writer, so no row locks needed.

@@ -5,15 +5,17 @@ use sqlx::types::Json;
 
 use super::{ms, parse_uuid, IdentityRecord, ProfileSummary, Store, StoreError, UserRecord};
 
+/// Link a session to a user (`$1` session id, `$2` user id, `$3` now).
+pub(super) const LINK_SESSION: &str =
+    "insert into user_session (session_id, user_id, created_at) values ($1, $2, $3) \
+     on conflict (session_id) do update set user_id = excluded.user_id";
+
 impl Store {
     /// Remember that `session_id` (tower-sessions' id as a string) belongs to `user_id`, so
     /// `delete_user` can end it. An unknown user is a `Conflict`.
     pub async fn link_session(&self, user_id: &str, session_id: &str) -> Result<(), StoreError> {
         on_pool!(self, pool, db => {
-            sqlx::query(
-                "insert into user_session (session_id, user_id, created_at) values ($1, $2, $3) \
-                 on conflict (session_id) do update set user_id = excluded.user_id",
-            )
+            sqlx::query(LINK_SESSION)
             .bind(session_id)
             .bind(user_id)
             .bind(ms(Utc::now()))
