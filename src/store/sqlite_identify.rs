@@ -7,7 +7,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
@@ -34,15 +34,10 @@ const INSERT_PROFILE: &str = "insert into profile (user_id, created_at, created_
 const UPDATE_PROFILE: &str = "update profile set created_at = ?2, created_at_source = ?3, \
      updated_at = ?4, traits = ?5, provenance = ?6 where user_id = ?1";
 
-/// How often the checkpointer copies the WAL back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
 /// The identify writer's connection; cheap to clone.
 #[derive(Clone)]
 pub(super) struct IdentifyWriter {
     conn: Arc<Mutex<Connection>>,
-    /// Dropped with the last clone, which stops the checkpointer.
-    _checkpointer: Arc<mpsc::Sender<()>>,
 }
 
 impl IdentifyWriter {
@@ -58,25 +53,17 @@ impl IdentifyWriter {
             .map_err(open_error)?;
         conn.query_row("pragma journal_mode = wal", [], |_| Ok(()))
             .map_err(open_error)?;
-        // No checkpoint inside a group commit (SQLite runs one in the committing connection
-        // once the WAL passes 1000 pages): `checkpoint` runs them on a thread of its own.
+        // Checkpoints stay SQLite's automatic ones (after a commit that leaves the WAL over
+        // 1000 pages): a PASSIVE checkpointer on another thread never catches the last frame
+        // under steady writes, so the WAL never restarts (it grew past 200 MB in 5 s of
+        // `scripts/bench-identify`), for no measurable gain.
         conn.execute_batch(
             "pragma synchronous = full; pragma foreign_keys = on; pragma temp_store = memory; \
-             pragma cache_size = -16384; pragma wal_autocheckpoint = 0;",
+             pragma cache_size = -16384;",
         )
         .map_err(open_error)?;
-        let checkpoints = Connection::open(path).map_err(open_error)?;
-        checkpoints
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(open_error)?;
-        let (stop, stopped) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("identify-checkpoint".into())
-            .spawn(move || checkpoint(checkpoints, stopped))
-            .map_err(|e| StoreError::Other(format!("cannot start the checkpointer: {e}")))?;
         Ok(IdentifyWriter {
             conn: Arc::new(Mutex::new(conn)),
-            _checkpointer: Arc::new(stop),
         })
     }
 
@@ -93,17 +80,6 @@ impl IdentifyWriter {
         })
         .await
         .map_err(|e| StoreError::Other(format!("the identify writer failed: {e}")))?
-    }
-}
-
-/// Copy committed WAL frames into the database file every `CHECKPOINT_EVERY`, without
-/// waiting for anyone (PASSIVE): writers go on appending meanwhile, and the next write
-/// transaction after a complete checkpoint starts the WAL over. Ends when the writer is dropped.
-fn checkpoint(conn: Connection, stop: mpsc::Receiver<()>) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-        }
     }
 }
 
