@@ -938,9 +938,11 @@ fn identify_call(user_id: &str, key: Option<&str>, traits: serde_json::Value) ->
         idempotency_key: key.map(str::to_string),
         user_id: user_id.into(),
         traits: traits.as_object().unwrap().clone(),
-        context: Some(json!({"ip": "203.0.113.1"}).as_object().unwrap().clone()),
+        traits_json: traits.to_string(),
+        context_json: Some(json!({"ip": "203.0.113.1"}).to_string()),
         account_created_at: None,
-        response: json!({"status": "success", "data": {"user_id": user_id, "traits": traits}}),
+        response: json!({"status": "success", "data": {"user_id": user_id, "traits": traits}})
+            .to_string(),
         received_at: Utc::now(),
     }
 }

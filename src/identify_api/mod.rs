@@ -19,7 +19,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
@@ -210,37 +210,63 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// The call to record, with the answer it gets (kept for replays).
+/// The call to record, with the answer it gets (kept for replays). Its JSON is encoded here,
+/// on the request's task, so the single writer only binds text.
 fn to_call(
     caller: &str,
     idempotency_key: Option<String>,
     item: IdentifyItem,
     now: chrono::DateTime<Utc>,
 ) -> IdentifyCall {
-    let response = json!({
-        "status": "success",
-        "message": SUCCESS_MESSAGE,
-        "data": {
-            "user_id": item.user_id,
-            "traits": item.traits,
-            "timestamp": item.timestamp_echo,
-        }
-    });
+    let traits_json = json_text(&item.traits);
+    let response = success_json(&item.user_id, &traits_json, &item.timestamp_echo);
     IdentifyCall {
         caller: caller.to_string(),
         idempotency_key,
         user_id: item.user_id,
         traits: item.traits,
-        context: item.context,
+        traits_json,
+        context_json: item.context.as_ref().map(json_text),
         account_created_at: item.created_at,
         response,
         received_at: now,
     }
 }
 
+/// Compact JSON of an object (infallible: string keys, JSON values).
+fn json_text(map: &serde_json::Map<String, Value>) -> String {
+    serde_json::to_string(map).unwrap_or_default()
+}
+
+/// `{"data":{"timestamp","traits","user_id"},"message","status":"success"}` as compact JSON,
+/// keys in serde_json's (sorted) order: the text `json!` would give, built around the traits
+/// already encoded.
+fn success_json(user_id: &str, traits_json: &str, timestamp: &str) -> String {
+    let quoted = |s: &str| Value::from(s).to_string();
+    format!(
+        r#"{{"data":{{"timestamp":{},"traits":{traits_json},"user_id":{}}},"message":{},"status":"success"}}"#,
+        quoted(timestamp),
+        quoted(user_id),
+        quoted(SUCCESS_MESSAGE),
+    )
+}
+
+/// A JSON text answer (the writer hands back what was stored, already encoded).
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 fn respond_one(recorded: Recorded) -> Response {
     let (body, replayed) = recorded.answer();
-    let mut r = (StatusCode::OK, Json(body)).into_response();
+    let mut r = json_response(StatusCode::OK, body);
     if replayed {
         r.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -254,16 +280,9 @@ fn respond_one(recorded: Recorded) -> Response {
 fn respond_batch(slots: Vec<Option<ApiError>>, recorded: Vec<Recorded>) -> Response {
     let total = slots.len();
     let accepted = recorded.len();
-    let mut recorded = recorded.into_iter();
-    let results: Vec<Value> = slots
-        .into_iter()
-        .map(|slot| match slot {
-            Some(e) => e.body(),
-            None => recorded.next().map_or(Value::Null, |r| r.answer().0),
-        })
-        .collect();
     let message = format!("{accepted} of {total} identify calls recorded");
     if accepted == 0 {
+        let results: Vec<Value> = slots.into_iter().flatten().map(|e| e.body()).collect();
         let body = json!({"status": "error", "message": message, "error_code": "INVALID_REQUEST", "results": results});
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
@@ -272,11 +291,21 @@ fn respond_batch(slots: Vec<Option<ApiError>>, recorded: Vec<Recorded>) -> Respo
     } else {
         "partial"
     };
-    (
-        StatusCode::OK,
-        Json(json!({"status": status, "message": message, "results": results})),
-    )
-        .into_response()
+    // Keys in serde_json's (sorted) order, as `json!` would give; the recorded answers are
+    // already JSON text.
+    let mut recorded = recorded.into_iter();
+    let mut body = format!(r#"{{"message":{},"results":["#, Value::from(message));
+    for (i, slot) in slots.into_iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        match slot {
+            Some(e) => body.push_str(&e.body().to_string()),
+            None => body.push_str(&recorded.next().map_or("null".into(), |r| r.answer().0)),
+        }
+    }
+    body.push_str(&format!(r#"],"status":"{status}"}}"#));
+    json_response(StatusCode::OK, body)
 }
 
 /// Answer for a method the route does not serve.
@@ -287,4 +316,45 @@ pub async fn post_only() -> ApiError {
 /// Answer for a method the route does not serve.
 pub async fn get_only() -> ApiError {
     ApiError::method_not_allowed("GET")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_text_is_what_json_would_give() {
+        let traits = json!({"plan": "pro \"x\"", "seats": 3, "tags": ["a"], "gone": null});
+        let text = success_json("user \u{e9}\n", &traits.to_string(), "2021-03-04T05:06:07Z");
+        let value = json!({
+            "status": "success",
+            "message": SUCCESS_MESSAGE,
+            "data": {"user_id": "user \u{e9}\n", "traits": traits, "timestamp": "2021-03-04T05:06:07Z"}
+        });
+        assert_eq!(text, value.to_string());
+    }
+
+    #[tokio::test]
+    async fn batch_text_is_what_json_would_give() {
+        let recorded = |response: &str| Recorded {
+            response: response.into(),
+            outcome: crate::store::IdentifyOutcome::Applied { created: true },
+        };
+        let refusal = ApiError::invalid("`user_id` must not be empty");
+        let response = respond_batch(
+            vec![None, Some(refusal.clone()), None],
+            vec![recorded(r#"{"a":1}"#), recorded(r#"{"b":2}"#)],
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let expected = json!({
+            "status": "partial",
+            "message": "2 of 3 identify calls recorded",
+            "results": [{"a": 1}, refusal.body(), {"b": 2}],
+        });
+        assert_eq!(std::str::from_utf8(&body).unwrap(), expected.to_string());
+    }
 }

@@ -2,7 +2,8 @@
 //! `write_batch_max`) and records them in one transaction, so concurrent requests share one
 //! commit (one fsync on SQLite with `synchronous = FULL`) instead of queueing for one each.
 
-use serde_json::Value;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -16,14 +17,14 @@ type Reply = Result<Vec<Recorded>, ApiError>;
 
 /// One recorded call: what it answers, handed back so the request needs no copy of it.
 pub struct Recorded {
-    /// The answer built for this call (`IdentifyCall::response`).
-    pub response: Value,
+    /// The answer built for this call (`IdentifyCall::response`, JSON text).
+    pub response: String,
     pub outcome: IdentifyOutcome,
 }
 
 impl Recorded {
     /// What the caller gets: the first answer for a replay, else this call's own.
-    pub fn answer(self) -> (Value, bool) {
+    pub fn answer(self) -> (String, bool) {
         match self.outcome {
             IdentifyOutcome::Replayed(first) => (first, true),
             IdentifyOutcome::Applied { .. } => (self.response, false),
@@ -82,8 +83,14 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, batch_max: usize) {
             calls.append(&mut job.calls);
         }
         metrics::histogram!("identify_api_commit_calls").record(count as f64);
-        match store.record_identify_calls(&calls).await {
+        let calls = Arc::new(calls);
+        let started = std::time::Instant::now();
+        let result = store.record_identify_batch(calls.clone()).await;
+        metrics::histogram!("identify_api_commit_seconds").record(started.elapsed().as_secs_f64());
+        match result {
             Ok(outcomes) => {
+                // The store is done with the batch: its answers move out, uncopied.
+                let calls = Arc::try_unwrap(calls).unwrap_or_else(|shared| shared.to_vec());
                 let mut recorded =
                     calls
                         .into_iter()

@@ -63,7 +63,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 /// SQLite result codes (numeric, possibly extended) and PostgreSQL SQLSTATEs that mean
 /// "the server or disk cannot take this now" rather than "this request is wrong".
-fn is_unavailable_code(code: &str) -> bool {
+pub(super) fn is_unavailable_code(code: &str) -> bool {
     if let Ok(n) = code.parse::<i32>() {
         // SQLITE_BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, CORRUPT 11, FULL 13, CANTOPEN 14
         return matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 11 | 13 | 14);

@@ -4,6 +4,7 @@
 //! groups concurrent calls so that many share one commit.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -15,7 +16,8 @@ use super::{ms, Store, StoreError};
 /// Attempts per batch; only PostgreSQL ever retries (see `postgres::is_retryable`).
 const ATTEMPTS: u32 = 3;
 
-/// One accepted identify call.
+/// One accepted identify call. The JSON it stores is encoded by the request that sent it
+/// (`traits_json`, `context_json`, `response`), so the single writer only binds text.
 #[derive(Debug, Clone)]
 pub struct IdentifyCall {
     /// Who sent it (`key:<hash prefix>` or `sub:<subject>`); scopes the idempotency key.
@@ -24,11 +26,14 @@ pub struct IdentifyCall {
     pub user_id: String,
     /// As sent; a `null` value removes that trait from the profile.
     pub traits: Map<String, Value>,
-    pub context: Option<Map<String, Value>>,
+    /// `traits` as JSON text (what the log stores).
+    pub traits_json: String,
+    /// The call's `context` as JSON text.
+    pub context_json: Option<String>,
     /// The account's creation time, when the call gave one.
     pub account_created_at: Option<DateTime<Utc>>,
-    /// What this call answers, kept for replays.
-    pub response: Value,
+    /// What this call answers (JSON text), kept for replays.
+    pub response: String,
     pub received_at: DateTime<Utc>,
 }
 
@@ -37,8 +42,9 @@ pub struct IdentifyCall {
 pub enum IdentifyOutcome {
     /// Logged and applied; `created` when the profile is new.
     Applied { created: bool },
-    /// The idempotency key was seen before: nothing written, this is the first answer.
-    Replayed(Value),
+    /// The idempotency key was seen before: nothing written, this is the first answer (JSON
+    /// text, as stored).
+    Replayed(String),
 }
 
 /// Where a trait set through the Identify API came from.
@@ -49,7 +55,7 @@ fn api_source() -> Value {
 /// A time-ordered (version 7) id for a logged call: new rows land at the end of the primary
 /// key index instead of on a random page each, which keeps the pages a group commit writes
 /// (and fsyncs) few.
-fn call_id(received_at: DateTime<Utc>) -> Uuid {
+pub(super) fn call_id(received_at: DateTime<Utc>) -> Uuid {
     let millis = received_at.timestamp_millis().max(0) as u64;
     uuid::Builder::from_unix_timestamp_millis(millis, &rand::random()).into_uuid()
 }
@@ -58,19 +64,31 @@ fn call_id(received_at: DateTime<Utc>) -> Uuid {
 const CHUNK: usize = 500;
 
 /// A profile as the batch leaves it.
-struct Profile {
-    traits: Map<String, Value>,
-    provenance: Map<String, Value>,
-    created_at: DateTime<Utc>,
-    created_at_source: String,
-    updated_at: DateTime<Utc>,
+pub(super) struct Profile {
+    pub(super) traits: Map<String, Value>,
+    pub(super) provenance: Map<String, Value>,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) created_at_source: String,
+    pub(super) updated_at: DateTime<Utc>,
     /// Not in the database before this batch.
-    is_new: bool,
+    pub(super) is_new: bool,
 }
 
 impl Profile {
+    /// The profile a call creates: `created_at` from the call, else its receipt time.
+    pub(super) fn new_for(c: &IdentifyCall) -> Profile {
+        Profile {
+            traits: Map::new(),
+            provenance: Map::new(),
+            created_at: c.account_created_at.map(ms).unwrap_or(ms(c.received_at)),
+            created_at_source: "api".into(),
+            updated_at: ms(c.received_at),
+            is_new: true,
+        }
+    }
+
     /// Apply one call: `null` removes a trait, an earlier creation time moves `created_at`.
-    fn merge(&mut self, c: &IdentifyCall) {
+    pub(super) fn merge(&mut self, c: &IdentifyCall) {
         for (k, v) in &c.traits {
             if v.is_null() {
                 self.traits.remove(k);
@@ -100,15 +118,28 @@ impl Store {
     ///
     /// Set-based: a handful of statements per batch whatever its size (log rows, read the
     /// profiles, insert the new ones, update the others), so a big group commit stays cheap.
-    #[tracing::instrument(skip_all, fields(calls = calls.len()))]
     pub async fn record_identify_calls(
         &self,
         calls: &[IdentifyCall],
     ) -> Result<Vec<IdentifyOutcome>, StoreError> {
+        self.record_identify_batch(Arc::new(calls.to_vec())).await
+    }
+
+    /// [`Store::record_identify_calls`] for a batch the caller shares (and gets back whole
+    /// once this returns, with `Arc::try_unwrap`). On a SQLite file this runs on the
+    /// identify writer's own connection (`sqlite_identify`), elsewhere on the pool.
+    #[tracing::instrument(skip_all, fields(calls = calls.len()))]
+    pub async fn record_identify_batch(
+        &self,
+        calls: Arc<Vec<IdentifyCall>>,
+    ) -> Result<Vec<IdentifyOutcome>, StoreError> {
+        if let Some(writer) = &self.identify_writer {
+            return writer.record(calls).await;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_record_identify_calls(calls).await {
+            match self.try_record_identify_calls(&calls).await {
                 Ok(Some(outcomes)) => return Ok(outcomes),
                 Ok(None) if attempt < ATTEMPTS => {
                     tracing::debug!(attempt, "profile created concurrently, retrying");
@@ -147,10 +178,10 @@ impl Store {
                         .push_bind(&c.caller)
                         .push_bind(&c.idempotency_key)
                         .push_bind(&c.user_id)
-                        .push_bind(Json(&c.traits))
-                        .push_bind(c.context.as_ref().map(Json))
+                        .push_bind(db::json_text(&c.traits_json))
+                        .push_bind(c.context_json.as_deref().map(db::json_text))
                         .push_bind(c.account_created_at.map(ms))
-                        .push_bind(Json(&c.response))
+                        .push_bind(db::json_text(&c.response))
                         .push_bind(ms(c.received_at));
                 });
                 if chunk.iter().all(|c| c.idempotency_key.is_none()) {
@@ -177,7 +208,7 @@ impl Store {
                 .bind(&c.idempotency_key)
                 .fetch_one(&mut *tx)
                 .await?;
-                outcomes.push(Some(IdentifyOutcome::Replayed(first.0)));
+                outcomes.push(Some(IdentifyOutcome::Replayed(first.0.to_string())));
             }
 
             // 2. The profiles these calls touch, locked in key order.
@@ -221,14 +252,9 @@ impl Store {
                     continue;
                 }
                 let created = !profiles.contains_key(&c.user_id);
-                let p = profiles.entry(c.user_id.clone()).or_insert_with(|| Profile {
-                    traits: Map::new(),
-                    provenance: Map::new(),
-                    created_at: c.account_created_at.map(ms).unwrap_or(ms(c.received_at)),
-                    created_at_source: "api".into(),
-                    updated_at: ms(c.received_at),
-                    is_new: true,
-                });
+                let p = profiles
+                    .entry(c.user_id.clone())
+                    .or_insert_with(|| Profile::new_for(c));
                 p.merge(c);
                 *outcome = Some(IdentifyOutcome::Applied { created });
             }

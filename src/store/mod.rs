@@ -67,6 +67,7 @@ mod postgres;
 mod session;
 mod sign_in;
 mod sqlite;
+mod sqlite_identify;
 mod users;
 
 pub use dashboard::{OutboxEvent, ReceivedCall, RecentSignIn};
@@ -79,10 +80,12 @@ pub use model::{
 pub use session::SessionStore;
 pub use sign_in::OutboxFn;
 
-/// The profile store. Cheap to clone: it holds a connection pool.
+/// The profile store. Cheap to clone: it holds a connection pool (and, on a SQLite file, the
+/// Identify API's own writer connection).
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    identify_writer: Option<sqlite_identify::IdentifyWriter>,
 }
 
 #[derive(Clone)]
@@ -144,8 +147,18 @@ impl Store {
                 error::redact_url(url)
             )));
         };
-        let store = Store { pool };
+        let mut store = Store {
+            pool,
+            identify_writer: None,
+        };
         store.migrate().await?;
+        if let Pool::Sqlite(pool) = &store.pool {
+            if !sqlite::in_memory(url) {
+                let options = pool.connect_options();
+                let writer = sqlite_identify::IdentifyWriter::open(options.get_filename())?;
+                store.identify_writer = Some(writer);
+            }
+        }
         Ok(store)
     }
 

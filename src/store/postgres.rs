@@ -75,3 +75,8 @@ pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// JSON text encoded by the caller, for a `jsonb` column (a text parameter would not convert).
+pub(super) fn json_text(text: &str) -> sqlx::types::Json<serde_json::Value> {
+    sqlx::types::Json(serde_json::from_str(text).unwrap_or(serde_json::Value::Null))
+}

@@ -38,7 +38,7 @@ pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<Sqlite
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}")))?;
     let path = options.get_filename().to_path_buf();
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let in_memory = in_memory(url);
     let open_error = |reason: String| StoreError::Open {
         path: path.clone(),
         reason,
@@ -80,6 +80,11 @@ pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<Sqlite
         .map_err(|e| open_error(e.to_string()))
 }
 
+/// Whether `url` names an in-memory database (one per connection, so no second connection).
+pub(super) fn in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
 /// Run the store's migrations; a file that is not a database is reported by path.
 pub(super) async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
     MIGRATOR
@@ -110,4 +115,9 @@ pub(super) fn uuid(id: Uuid) -> uuid::fmt::Hyphenated {
 /// Writers are serialized by `BEGIN IMMEDIATE`: there is no race to retry.
 pub(super) fn is_retryable(_e: &sqlx::Error) -> bool {
     false
+}
+
+/// JSON text encoded by the caller, bound as it is (SQLite keeps JSON as text).
+pub(super) fn json_text(text: &str) -> &str {
+    text
 }
