@@ -1,17 +1,19 @@
 //! Access-token signatures: the issuer's keys from discovery and its JWKS, kept in memory and
-//! fetched again (at most every 30 s) when a token names a key we do not know.
-//! Verification is `jsonwebtoken`'s; only asymmetric algorithms are accepted.
+//! fetched again when a token names a key we do not know — at most once every 30 s, whether
+//! the last fetch worked or failed. Verification is `jsonwebtoken`'s; only asymmetric
+//! algorithms are accepted, and we add the checks it lacks: `crit`, `typ` and a future `iat`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Least time between two JWKS fetches triggered by unknown key ids.
+/// Least time between two JWKS fetches, failed ones included.
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
 
 /// Algorithms a token may be signed with: never `none` or HMAC (a shared secret).
@@ -27,12 +29,17 @@ const ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
+/// Media types a token may declare in `typ` (compared ignoring case): RFC 9068's `at+jwt`
+/// and plain `JWT`, each also with the `application/` prefix (RFC 7515 §4.1.9).
+const TYPES: [&str; 4] = ["at+jwt", "application/at+jwt", "jwt", "application/jwt"];
+
 /// The claims we read from an access token.
 #[derive(Debug, Deserialize)]
 pub struct Claims {
     pub sub: Option<String>,
     pub client_id: Option<String>,
     pub exp: i64,
+    pub iat: Option<i64>,
     pub scope: Option<Value>,
     pub scp: Option<Value>,
 }
@@ -52,6 +59,14 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token is issued in the future (`iat`)")]
+    IssuedInFuture,
+    #[error(
+        "the token's header lists critical extensions (`crit`), none of which is understood here"
+    )]
+    Critical,
+    #[error("the token's type (`typ`) is not `at+jwt` or `JWT`")]
+    Type,
     #[error("the token is for another audience")]
     Audience,
     #[error("the token is from another issuer")]
@@ -76,8 +91,21 @@ pub struct JwksVerifier {
     leeway: u64,
     http: reqwest::Client,
     keys: RwLock<Option<Arc<KeySet>>>,
-    /// Serializes fetches; holds when the last one happened.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Serializes fetches; holds the last attempt.
+    last_fetch: tokio::sync::Mutex<Option<Attempt>>,
+}
+
+/// A JWKS fetch: when, and why it failed (`None`: it worked).
+struct Attempt {
+    at: Instant,
+    error: Option<String>,
+}
+
+/// The header parameters `jsonwebtoken` does not check for us.
+#[derive(Deserialize)]
+struct ExtraHeader {
+    crit: Option<Value>,
+    typ: Option<String>,
 }
 
 impl JwksVerifier {
@@ -92,12 +120,13 @@ impl JwksVerifier {
         }
     }
 
-    /// Check signature, issuer, audience, `exp` and `nbf`; return the claims.
+    /// Check the header, signature, issuer, audience, `exp`, `nbf` and `iat`; return the claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !ALGORITHMS.contains(&header.alg) {
             return Err(TokenError::Algorithm);
         }
+        check_header(token)?;
         let set = match self.current() {
             Some(set) => set,
             None => self.fetch(false).await?,
@@ -117,7 +146,7 @@ impl JwksVerifier {
         validation.set_issuer(&[&set.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         use jsonwebtoken::errors::ErrorKind as K;
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.into_kind() {
                 K::ExpiredSignature => TokenError::Expired,
@@ -128,23 +157,48 @@ impl JwksVerifier {
                 K::InvalidAlgorithm => TokenError::Algorithm,
                 K::MissingRequiredClaim(c) => TokenError::MissingClaim(c),
                 _ => TokenError::Malformed,
-            })
+            })?;
+        // `jsonwebtoken` does not look at `iat`: a token from the future means a wrong clock or
+        // a forged lifetime.
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        if claims.iat.is_some_and(|iat| iat > now + self.leeway as i64) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(claims)
     }
 
     fn current(&self) -> Option<Arc<KeySet>> {
         self.keys.read().ok().and_then(|k| k.clone())
     }
 
-    /// Fetch discovery (first time) and the JWKS. With `unknown_kid`, a fetch within
-    /// `REFETCH_AFTER` of the last one is skipped: unknown key ids cannot make us hammer the issuer.
+    /// Fetch discovery (first time) and the JWKS, at most once per `REFETCH_AFTER` whether the
+    /// fetch works or fails: neither unknown key ids nor a failing issuer make us hammer it.
+    /// Within that time the last outcome stands (the keys, or the error).
     async fn fetch(&self, unknown_kid: bool) -> Result<Arc<KeySet>, TokenError> {
         let mut last = self.last_fetch.lock().await;
-        if let (Some(at), Some(set)) = (*last, self.current()) {
-            // Someone else fetched while we waited, or we fetched recently enough.
-            if !unknown_kid || at.elapsed() < REFETCH_AFTER {
-                return Ok(set);
+        if let Some(attempt) = &*last {
+            let recent = attempt.at.elapsed() < REFETCH_AFTER;
+            match (&attempt.error, self.current()) {
+                // Someone else fetched while we waited, or we fetched recently enough.
+                (None, Some(set)) if recent || !unknown_kid => return Ok(set),
+                (Some(error), _) if recent => {
+                    return Err(TokenError::IssuerUnavailable(format!(
+                        "{error} (fetched again at most every {} s)",
+                        REFETCH_AFTER.as_secs()
+                    )))
+                }
+                _ => {}
             }
         }
+        let outcome = self.fetch_now().await;
+        *last = Some(Attempt {
+            at: Instant::now(),
+            error: outcome.as_ref().err().map(|e| e.to_string()),
+        });
+        outcome
+    }
+
+    async fn fetch_now(&self) -> Result<Arc<KeySet>, TokenError> {
         let (issuer, jwks_uri) = match self.current() {
             Some(set) => (set.issuer.clone(), set.jwks_uri.clone()),
             None => self.discover().await?,
@@ -163,7 +217,6 @@ impl JwksVerifier {
         if let Ok(mut slot) = self.keys.write() {
             *slot = Some(set.clone());
         }
-        *last = Some(Instant::now());
         Ok(set)
     }
 
@@ -197,6 +250,24 @@ impl JwksVerifier {
             .json()
             .await
             .map_err(unavailable)
+    }
+}
+
+/// Refuse what RFC 7515 says a verifier must not accept: any `crit` parameter (we understand
+/// no header extension, §4.1.11), and a `typ` that says this is not an access token.
+fn check_header(token: &str) -> Result<(), TokenError> {
+    let encoded = token.split('.').next().unwrap_or_default();
+    let header: ExtraHeader = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or(TokenError::Malformed)?;
+    if header.crit.is_some() {
+        return Err(TokenError::Critical);
+    }
+    match header.typ {
+        Some(typ) if !TYPES.iter().any(|t| t.eq_ignore_ascii_case(&typ)) => Err(TokenError::Type),
+        _ => Ok(()),
     }
 }
 

@@ -26,7 +26,7 @@ pub struct IdentifyApiSettings {
     pub token_audience: Option<String>,
     /// The scope a token must carry.
     pub token_scope: String,
-    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
     pub token_leeway_secs: u64,
     /// Verified tokens kept (by SHA-256) until they expire.
     pub token_cache_size: u64,

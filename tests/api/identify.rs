@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{spawn_app_with, AppOptions, TestApp};
 use crate::idp::{b64url_decode, b64url_encode, IdpClient, TestIdp};
 
-const KEY: &str = "test-identify-key-0123456789";
-const SERVICE: &str = "analytics-backend";
-const SERVICE_SECRET: &str = "analytics-backend-secret-0123456789";
+pub(crate) const KEY: &str = "test-identify-key-0123456789";
+pub(crate) const SERVICE: &str = "analytics-backend";
+pub(crate) const SERVICE_SECRET: &str = "analytics-backend-secret-0123456789";
 
 /// The specification's sample request, verbatim.
 const SPEC_SAMPLE: &str = r#"{
@@ -24,17 +24,17 @@ const SPEC_SAMPLE: &str = r#"{
   "timestamp": "20-11-23T22:28:55.111Z"
 }"#;
 
-fn key_hash(key: &str) -> String {
+pub(crate) fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// An app whose Identify API trusts its own test IdP; `extra` is added to `[identify_api]`.
-struct Api {
-    app: TestApp,
-    token: String,
+pub(crate) struct Api {
+    pub(crate) app: TestApp,
+    pub(crate) token: String,
 }
 
-async fn spawn_api(extra: &str) -> Api {
+pub(crate) async fn spawn_api(extra: &str) -> Api {
     let toml = format!(
         "[identify_api]\ntoken_issuer = \"{{idp_issuer}}\"\ntoken_audience = \"identify-api\"\n\
          api_key_hashes = [\"{}\"]\ntoken_leeway_secs = 0\n{extra}\n",
@@ -76,7 +76,7 @@ impl Api {
     }
 }
 
-async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+pub(crate) async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.unwrap();
     let body =
@@ -86,7 +86,13 @@ async fn read(response: reqwest::Response) -> (StatusCode, Value) {
 
 /// The spec's error shape, with the expected code and a message containing `names`.
 #[track_caller]
-fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str, names: &str) {
+pub(crate) fn assert_error(
+    status: StatusCode,
+    body: &Value,
+    want: StatusCode,
+    code: &str,
+    names: &str,
+) {
     assert_eq!(status, want, "{body}");
     assert_eq!(body["status"], "error", "{body}");
     assert_eq!(body["error_code"], code, "{body}");

@@ -4,6 +4,7 @@ mod avatars;
 mod dev_mode;
 mod helpers;
 mod identify;
+mod identify_tokens;
 mod idp;
 mod idp_smoke;
 mod microsoft_common;

@@ -6,7 +6,7 @@
 //   {"issuer":"http://127.0.0.1:PORT[/issuer_path]","port":PORT}
 // Everything else goes to stderr. See README.md.
 
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
 import * as http from 'node:http';
 import * as querystring from 'node:querystring';
 
@@ -423,6 +423,21 @@ async function handleControl(req, res, path) {
     const old = current.kid;
     activate(newSigningKey());
     return sendJson(res, 200, { old_kid: old, kid: current.kid });
+  }
+  if (path === '/__control/sign' && req.method === 'POST') {
+    // Signs { header, payload } with the current key (RS256, its kid, plus the given header
+    // fields): tests build tokens the provider itself would not issue (crit, typ, iat).
+    let body;
+    try {
+      body = JSON.parse(await readAll(req));
+    } catch (err) {
+      return sendJson(res, 400, { error: 'invalid_json', detail: err.message });
+    }
+    const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const input = `${b64({ alg: 'RS256', kid: current.kid, ...body.header })}.${b64(body.payload ?? {})}`;
+    const key = createPrivateKey({ key: current.jwk, format: 'jwk' });
+    const signature = sign('sha256', Buffer.from(input), key).toString('base64url');
+    return sendJson(res, 200, { jwt: `${input}.${signature}` });
   }
   if (path === '/__control/mode' && req.method === 'POST') {
     const text = await readAll(req);
