@@ -78,19 +78,39 @@ enum Command {
     },
     /// See and act on the outbox of identify messages.
     Outbox {
-        #[arg(long, short, env = "IDENTIFY_BRIDGE_CONFIG", global = true)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Print a shell completion script, e.g. `identify-bridge completions bash >
+    /// /etc/bash_completion.d/identify-bridge`.
+    Completions {
+        /// The shell to complete for.
+        shell: CompletionShell,
+    },
+}
+
+/// Shells `completions` writes scripts for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand)]
 enum UsersAction {
     /// Print a profile with its identities and traits as JSON.
-    Get { user_id: String },
+    Get {
+        /// The profile's user_id (as in /me, the dashboard and identify calls).
+        user_id: String,
+    },
     /// Erase a profile, its identities, sessions and queued identify messages.
-    Delete { user_id: String },
+    Delete {
+        /// The profile's user_id (as in /me, the dashboard and identify calls).
+        user_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,18 +119,22 @@ enum OutboxCommand {
     Status,
     /// Dead letters with their reasons, oldest first.
     Dead {
+        /// At most this many dead letters.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
     /// Make dead letters pending again (one by message id, or all).
     Retry {
+        /// Every dead letter, of every sink.
         #[arg(long, conflicts_with = "id")]
         all: bool,
+        /// The message id of one dead letter (from `outbox dead`).
         #[arg(required_unless_present = "all")]
         id: Option<uuid::Uuid>,
     },
     /// Enqueue an identify call for every existing profile.
     Replay {
+        /// Required, to say that every profile is meant.
         #[arg(long, required = true)]
         all_users: bool,
         /// Only this sink (default: every configured sink).
@@ -169,13 +193,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                      Use a loopback address, or pass --expose if you really mean it"
                 );
             }
-            let (settings, idp) = identify_bridge::dev::prepare(config.load()?, listen, &data_dir)?;
-            telemetry::init(settings.log.format, &settings.log.level);
+            // Bound first, so `--listen 127.0.0.1:0` gets a port that the URLs can name.
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            eprintln!("{}", identify_bridge::dev::banner(&settings));
-            let app = Application::build_full(settings, listener, Some(idp)).await?;
+            let listen = listener.local_addr()?;
+            let (settings, dev) = identify_bridge::dev::prepare(config.load()?, listen, &data_dir)?;
+            telemetry::init(settings.log.format, &settings.log.level);
+            eprintln!("{}", identify_bridge::dev::banner(&settings, &dev));
+            let app = Application::build_full(settings, listener, Some(dev)).await?;
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::CheckConfig(config) => {
@@ -221,7 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Users { config, action } => {
             let settings = config.load()?;
-            let store = connect(&settings).await?;
+            let store = connect_existing(&settings).await?;
             match action {
                 UsersAction::Get { user_id } => match store.get_user(&user_id).await? {
                     Some(user) => out(&serde_json::to_string_pretty(&user)?),
@@ -240,10 +266,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Completions { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "identify-bridge", &mut script);
+            let mut script = String::from_utf8(script).context("completion script")?;
+            if matches!(shell, clap_complete::Shell::Bash) {
+                // clap_complete's bash arms spell a hyphenated bin name differently from its
+                // dispatch loop (clap-rs/clap#6421, open), so nothing after a subcommand
+                // completes; spell them alike. tests/api/cli.rs completes `outbox <TAB>`.
+                script = script.replace("identify__subcmd__bridge", "identify__bridge");
+            }
+            out(script.trim_end());
+        }
         Command::Outbox { config, command } => {
-            let settings = Settings::load(config.as_deref())?;
+            let settings = config.load()?;
             telemetry::init(settings.log.format, "warn");
-            let store = connect(&settings).await?;
+            let store = connect_existing(&settings).await?;
             let result = run_outbox(&store, &settings, command).await;
             store.close().await;
             result?;
@@ -258,8 +302,17 @@ fn out(text: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
+/// Connect, creating the database if needed (`migrate`).
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {
     Store::connect(settings.database.url.expose())
+        .await
+        .map_err(|e| anyhow::anyhow!("database: {e}"))
+}
+
+/// Connect to a database that exists: a wrong path stops with its name instead of a new,
+/// empty database and an empty answer.
+async fn connect_existing(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect_existing(settings.database.url.expose())
         .await
         .map_err(|e| anyhow::anyhow!("database: {e}"))
 }

@@ -49,9 +49,11 @@ pub async fn limit_by_ip(limiter: IpLimiter, request: Request, next: Next) -> Re
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             crate::metrics::rate_limited("login");
-            tracing::warn!(client_ip = %ip, retry_after = secs, "rate limit reached");
-            let mut response = ErrorInfo::from_status(StatusCode::TOO_MANY_REQUESTS, String::new())
-                .into_response();
+            // Logged once, by the error middleware, with this detail.
+            let mut info = ErrorInfo::from_status(StatusCode::TOO_MANY_REQUESTS, String::new());
+            info.reason = "rate_limited";
+            info.detail = format!("client {ip} over the login rate limit; retry after {secs} s");
+            let mut response = info.into_response();
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -58,11 +58,12 @@ impl Application {
         Self::build_full(settings, listener, None).await
     }
 
-    /// Build with the development OpenID provider mounted under `/dev-idp` (`identify-bridge dev`).
+    /// Build with `dev`'s parts: the development OpenID provider under `/dev-idp`, the
+    /// development notice on every page, the Identify API curl on the dashboard.
     pub async fn build_full(
         settings: Settings,
         listener: TcpListener,
-        dev_idp: Option<crate::dev_idp::DevIdp>,
+        dev: Option<crate::dev::DevMode>,
     ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         crate::metrics::install();
@@ -122,8 +123,10 @@ impl Application {
                 settings.session.idle_timeout_secs as i64,
             )));
         let mut routes = routes::router(&settings);
-        if let Some(idp) = &dev_idp {
-            routes = routes.nest_service("/dev-idp", idp.router());
+        if let Some(dev) = &dev {
+            routes = routes
+                .nest_service("/dev-idp", dev.idp.router())
+                .layer(axum::Extension(dev.identify_curl.clone()));
         }
         let metrics = match settings.server.metrics_listen {
             Some(address) => {
@@ -137,7 +140,7 @@ impl Application {
             }
             None => None,
         };
-        let router = routes
+        let mut router = routes
             .fallback(error::not_found)
             .layer(session_layer)
             .layer(axum::middleware::from_fn({
@@ -145,9 +148,16 @@ impl Application {
                 move |req, next| crate::client_ip::resolve(header.clone(), req, next)
             }))
             .layer(CatchPanicLayer::custom(error::panic_response))
-            .layer(tower_http::limit::RequestBodyLimitLayer::new(crate::hardening::MAX_BODY_BYTES))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                crate::hardening::MAX_BODY_BYTES,
+            ))
             .layer(axum::middleware::from_fn(crate::hardening::limit_headers))
-            .layer(axum::middleware::from_fn(error::render_errors))
+            .layer(axum::middleware::from_fn(error::render_errors));
+        if dev.is_some() {
+            // Outside the error renderer, so error pages get the notice too.
+            router = crate::dev::add_notice(router);
+        }
+        let router = router
             .layer(axum::middleware::from_fn({
                 let hsts = settings.server.public_url.scheme() == "https";
                 move |req, next| crate::hardening::security_headers(hsts, req, next)
@@ -170,7 +180,10 @@ impl Application {
                             .unwrap_or("");
                         // The path only: query strings carry codes and states.
                         tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-                    }))
+                    })
+                    // Failures are logged once, at their level, by `error::render_errors` (and
+                    // `/readyz` by itself); the layer's own ERROR line would repeat each one.
+                    .on_failure(()))
                     .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
             )
             .with_state(state);

@@ -94,8 +94,8 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = Settings::load_with_env(None, Vec::new()).unwrap();
-    let (settings, idp) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
-    let app = Application::build_full(settings, listener, Some(idp))
+    let (settings, dev) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
+    let app = Application::build_full(settings, listener, Some(dev))
         .await
         .unwrap();
     let stop = app.stop_token();

@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use chrono::{Duration, Utc};
 
 use crate::admin_auth;
 use crate::config::Settings;
+use crate::dev::IdentifyCurl;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::{OutboxEvent, Store};
@@ -75,6 +76,8 @@ pub struct Chart {
 #[template(path = "admin.html")]
 struct Dashboard {
     open: bool,
+    /// In `dev`: a command that sends an identify call to the built-in API.
+    identify_curl: Option<String>,
     sinks: Vec<SinkRow>,
     chart: Chart,
     sign_ins: Vec<SignInRow>,
@@ -85,6 +88,7 @@ struct Dashboard {
 async fn dashboard(
     State(settings): State<Arc<Settings>>,
     State(store): State<Store>,
+    dev_curl: Option<Extension<IdentifyCurl>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     if !admin_auth::authorized(&settings.admin, &headers) {
@@ -161,6 +165,7 @@ async fn dashboard(
         .collect();
     let page = Dashboard {
         open: settings.admin.open,
+        identify_curl: dev_curl.map(|Extension(curl)| curl.0),
         sinks,
         chart,
         sign_ins,

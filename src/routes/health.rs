@@ -82,6 +82,14 @@ async fn readyz(
     let status = if ready {
         StatusCode::OK
     } else {
+        // A warning, not an error: the orchestrator routes around a replica that is not ready,
+        // and it is normal while a provider's discovery is pending at start-up.
+        let failing: Vec<&str> = parts
+            .iter()
+            .filter(|(_, part)| part["ready"] == false)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        tracing::warn!(failing = ?failing, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
     (

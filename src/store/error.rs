@@ -13,6 +13,14 @@ pub enum StoreError {
     /// The SQLite file cannot be created or opened (unwritable directory, not a database).
     #[error("cannot open SQLite database at {}: {reason}", path.display())]
     Open { path: PathBuf, reason: String },
+    /// A command that only reads or changes existing data found no SQLite file where the
+    /// configuration points (it never creates one: an empty new database hides a wrong path).
+    #[error(
+        "no database at {}: only serve, dev and migrate create one; check database.url \
+         (or --config), or run `identify-bridge migrate` first",
+        path.display()
+    )]
+    Missing { path: PathBuf },
     /// A uniqueness or reference rule was broken (duplicate message id, unknown user, lost lease).
     #[error("conflict: {0}")]
     Conflict(String),

@@ -135,6 +135,20 @@ impl Store {
         Store::connect_with(url, &StoreOptions::default()).await
     }
 
+    /// [`Store::connect`], but only to a database that exists: a SQLite file that is not there
+    /// is [`StoreError::Missing`] (naming the absolute path), not a new empty database. For
+    /// commands that look at or change existing data.
+    pub async fn connect_existing(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            if let Some(path) = sqlite::file_path(url)? {
+                if !path.is_file() {
+                    return Err(StoreError::Missing { path });
+                }
+            }
+        }
+        Store::connect(url).await
+    }
+
     /// [`Store::connect`] with explicit pool settings.
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
         let pool = if url.starts_with("sqlite:") {

@@ -80,6 +80,19 @@ pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<Sqlite
         .map_err(|e| open_error(e.to_string()))
 }
 
+/// The file a SQLite URL names, made absolute; `None` for an in-memory database.
+pub(super) fn file_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    if in_memory(url) {
+        return Ok(None);
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}")))?;
+    let path = options.get_filename();
+    Ok(Some(
+        std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    ))
+}
+
 /// Whether `url` names an in-memory database (one per connection, so no second connection).
 pub(super) fn in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")

@@ -13,6 +13,59 @@ use crate::helpers::location;
 
 #[tokio::test]
 async fn a_dev_sign_in_creates_a_profile_and_its_identify_call_reaches_the_built_in_api() {
+    let base = Settings::load_with_env(None, Vec::new()).unwrap();
+    sign_in_and_see_it_delivered(base).await;
+}
+
+#[tokio::test]
+async fn an_own_identify_api_section_keeps_the_local_sink_delivering() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.toml");
+    // Someone's own key, and only keys required: before, the local sink's calls were refused
+    // (HTTP 401, invalid API key) and every sign-in became a dead letter.
+    std::fs::write(
+        &config,
+        format!(
+            "[identify_api]\nrequire = [\"key\"]\napi_key_hashes = [\"{}\"]\n",
+            sha256_hex("my-own-key")
+        ),
+    )
+    .unwrap();
+    let base = Settings::load_with_env(Some(&config), Vec::new()).unwrap();
+    sign_in_and_see_it_delivered(base).await;
+}
+
+#[test]
+fn dev_relaxes_the_login_rate_limit_unless_one_is_configured() {
+    let data = tempfile::tempdir().unwrap();
+    let addr = "127.0.0.1:1".parse().unwrap();
+    let base = Settings::load_with_env(None, Vec::new()).unwrap();
+    let (settings, _) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
+    assert!(
+        settings.rate_limit.login_per_minute >= 1000,
+        "{:?}",
+        settings.rate_limit
+    );
+    let base = Settings::load_with_env(
+        None,
+        vec![(
+            "IDENTIFY_BRIDGE__RATE_LIMIT__LOGIN_PER_MINUTE".into(),
+            "5".into(),
+        )],
+    )
+    .unwrap();
+    let (settings, _) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
+    assert_eq!(settings.rate_limit.login_per_minute, 5);
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Sign in through `dev` (on `base` settings) and see the identify call arrive at the built-in
+/// API, the development notice on the pages, and the dashboard list it.
+async fn sign_in_and_see_it_delivered(base: Settings) {
     let data = tempfile::tempdir().unwrap();
     std::fs::copy(
         concat!(
@@ -24,14 +77,13 @@ async fn a_dev_sign_in_creates_a_profile_and_its_identify_call_reaches_the_built
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let base = Settings::load_with_env(None, Vec::new()).unwrap();
-    let (settings, idp) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
+    let (settings, dev) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
     assert!(settings
         .database
         .url
         .expose()
         .contains(&data.path().display().to_string()));
-    let app = Application::build_full(settings, listener, Some(idp))
+    let app = Application::build_full(settings, listener, Some(dev))
         .await
         .unwrap();
     let store = app.store().clone();
@@ -55,6 +107,13 @@ async fn a_dev_sign_in_creates_a_profile_and_its_identify_call_reaches_the_built
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Every page says it is development mode: sign-in, an error page, and (below) the profile.
+    for path in ["/login", "/no-such-page"] {
+        let page = client.get(format!("{url}{path}")).send().await.unwrap();
+        let page = page.text().await.unwrap();
+        assert!(page.contains("Development mode"), "{path}: {page}");
     }
 
     // The bridge sends the browser to its development provider…
@@ -105,6 +164,13 @@ async fn a_dev_sign_in_creates_a_profile_and_its_identify_call_reaches_the_built
         .await
         .unwrap();
     let user_id = me["user_id"].as_str().unwrap().to_string();
+    let profile = client.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(profile.status(), StatusCode::OK);
+    let profile = profile.text().await.unwrap();
+    assert!(
+        profile.contains(&user_id) && profile.contains("Development mode"),
+        "{profile}"
+    );
     assert_eq!(
         me["traits"]["enrichment_employment_seniority"], "executive",
         "{me}"
@@ -159,4 +225,169 @@ async fn a_dev_sign_in_creates_a_profile_and_its_identify_call_reaches_the_built
     );
     assert!(dashboard.contains("Identify calls received by the API"));
     stop.cancel();
+}
+
+/// `identify-bridge dev` as a child process on a random port; the banner read from stderr.
+struct DevProcess {
+    child: tokio::process::Child,
+    url: String,
+    curl: String,
+}
+
+impl DevProcess {
+    async fn start(data_dir: &std::path::Path, config: Option<&std::path::Path>) -> DevProcess {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_identify-bridge"));
+        command
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("IDENTIFY_BRIDGE") {
+                command.env_remove(key);
+            }
+        }
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let (mut url, mut curl) = (None, None);
+        while url.is_none() || curl.is_none() {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("the banner within 30 s")
+                .unwrap()
+                .expect("dev exited before its banner");
+            if let Some(rest) = line.trim().strip_prefix("sign in") {
+                url = Some(rest.trim().trim_end_matches("/login").to_string());
+            }
+            if line.starts_with("curl ") {
+                curl = Some(line);
+            }
+        }
+        // Keep draining stderr so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let dev = DevProcess {
+            child,
+            url: url.unwrap(),
+            curl: curl.unwrap(),
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            let ready = client.get(format!("{}/readyz", dev.url)).send().await;
+            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+                return dev;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("dev at {} never became ready", dev.url);
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+/// Run a command line in bash, as a person pasting it would.
+async fn bash(line: &str) -> std::process::Output {
+    tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(line)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// The text of `<code id="identify-curl">` on the dashboard, unescaped.
+fn dashboard_curl(page: &str) -> String {
+    let start = page
+        .find("<code id=\"identify-curl\">")
+        .expect("the curl on the dashboard");
+    let rest = &page[start + "<code id=\"identify-curl\">".len()..];
+    let code = &rest[..rest.find("</code>").unwrap()];
+    code.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_banner_curl_sends_an_identify_call_and_keeps_working_after_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let dev = DevProcess::start(data.path(), None).await;
+    let sent = bash(&dev.curl).await;
+    assert!(
+        sent.status.success(),
+        "the printed curl failed: {}{}",
+        String::from_utf8_lossy(&sent.stdout),
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap();
+    assert_eq!(answer["status"], "success", "{answer}");
+
+    let dashboard = reqwest::get(format!("{}/admin", dev.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        dashboard_curl(&dashboard),
+        dev.curl,
+        "the dashboard shows the same command"
+    );
+    assert!(dashboard.contains("demo-user-1"), "the call is listed");
+    let first = dev.curl.replace(&dev.url, "URL");
+    dev.stop().await;
+
+    // Same data directory, new process and port: the same key and secret.
+    let dev = DevProcess::start(data.path(), None).await;
+    assert_eq!(dev.curl.replace(&dev.url, "URL"), first);
+    let sent = bash(&dev.curl).await;
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    dev.stop().await;
+}
+
+#[tokio::test]
+async fn with_an_own_identify_api_section_both_the_printed_curl_and_the_own_key_work() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[identify_api]\nrequire = [\"key\"]\napi_key_hashes = [\"{}\"]\n",
+            sha256_hex("my-own-key")
+        ),
+    )
+    .unwrap();
+    let dev = DevProcess::start(data.path(), Some(&config)).await;
+    let sent = bash(&dev.curl).await;
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let own = reqwest::Client::new()
+        .post(format!("{}/api/identify", dev.url))
+        .header("KEY", "my-own-key")
+        .json(&serde_json::json!({"user_id": "own-1", "user_traits": {}, "timestamp": "2024-01-15T09:30:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        own.status(),
+        StatusCode::OK,
+        "{}",
+        own.text().await.unwrap()
+    );
+    dev.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Integration tests against real HTTP servers (one test binary: `cargo test --test api`).
 
 mod avatars;
+mod cli;
 mod dev_mode;
 mod helpers;
 mod identify;
