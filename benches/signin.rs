@@ -1,12 +1,16 @@
-//! Sign-in benchmark (not a test): complete sign-ins through the test OpenID provider against
-//! two release-built replicas sharing one PostgreSQL database, at a fixed concurrency.
+//! Sign-in benchmark (not a test): complete sign-ins (login → provider → callback → `/me`)
+//! through the test OpenID provider against release-built replicas, at a fixed concurrency.
 //!
 //! `cargo bench --bench signin` (env `SIGNINS`, default 2000; `CONCURRENCY`, default 32;
-//! `BRIDGE_BINARY` to run a given build instead of building the release binary).
-//! Reports sign-ins/s, p50/p99 latency of the bridge's two requests (`/login/{p}` and the
+//! `BENCH_DATABASE=postgres` (default: two replicas sharing one PostgreSQL database, each
+//! sign-in begun on one and finished on the other) or `sqlite` (one replica on an SQLite
+//! file); `SESSION_STORE` (`database`, default, or `redis`/`memory`); `BRIDGE_BINARY` to run a
+//! given build instead of building the release binary).
+//! Reports sign-ins/s, p50/p99 latency of the bridge's three requests (`/login/{p}`, the
 //! callback, which includes the bridge's own calls to the provider's token and userinfo
-//! endpoints), the bridge CPU time per sign-in and peak RSS per replica (from /proc), and as a
-//! same-run baseline the latency of the provider's part of the same flow, with the ratio.
+//! endpoints, and `/me`), the bridge CPU time per sign-in and peak RSS per replica (from
+//! /proc), the test provider's CPU per sign-in, and as a same-run baseline the latency of the
+//! provider's part of the same flow, with the ratio.
 //!
 //! The replicas run as deployed: default log level (`info`, JSON to stdout, discarded here)
 //! and one `[[sinks]]` (a local HTTP endpoint in this process), so each sign-in also writes
@@ -94,6 +98,12 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(32);
+    let sqlite = match std::env::var("BENCH_DATABASE").as_deref() {
+        Ok("sqlite") => true,
+        Ok("postgres") | Err(_) => false,
+        Ok(other) => panic!("BENCH_DATABASE is sqlite or postgres, not {other:?}"),
+    };
+    let session_store = std::env::var("SESSION_STORE").unwrap_or_else(|_| "database".into());
     let root = env!("CARGO_MANIFEST_DIR");
     // BRIDGE_BINARY: run a given build instead (A/B comparisons of two builds in turn).
     let binary = match std::env::var("BRIDGE_BINARY") {
@@ -109,8 +119,9 @@ async fn main() {
         }
     };
 
-    // Two ports; the first is the public URL (the "load balancer").
-    let ports: Vec<u16> = (0..2)
+    // Two ports (one on SQLite); the first is the public URL (the "load balancer").
+    let replicas = if sqlite { 1 } else { 2 };
+    let ports: Vec<u16> = (0..replicas)
         .map(|_| {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -130,20 +141,25 @@ async fn main() {
     )
     .await;
 
+    let dir = tempfile::tempdir().unwrap();
     let admin = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test")
         .await
         .expect("PostgreSQL");
     let db = format!("ib_bench_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(format!("create database {db}").as_str())
-        .await
-        .unwrap();
+    let db_url = if sqlite {
+        format!("sqlite://{}", dir.path().join("bench.db").display())
+    } else {
+        admin
+            .execute(format!("create database {db}").as_str())
+            .await
+            .unwrap();
+        format!("postgres://postgres@127.0.0.1:5432/{db}")
+    };
     let (sink_url, delivered) = start_sink().await;
-    let dir = tempfile::tempdir().unwrap();
     let mut children = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n[database]\nurl = \"postgres://postgres@127.0.0.1:5432/{db}\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{SECRET}\"\n[[sinks]]\nname = \"bench\"\nformat = \"seed\"\nurl = \"{sink_url}\"\napi_key = \"bench-sink-key\"\n",
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\n[session]\nstore = \"{session_store}\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nsecret = \"bench-session-key-shared-by-the-replicas-0123\"\n[database]\nurl = \"{db_url}\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{SECRET}\"\n[[sinks]]\nname = \"bench\"\nformat = \"seed\"\nurl = \"{sink_url}\"\napi_key = \"bench-sink-key\"\n",
             idp.issuer
         );
         let path = dir.path().join(format!("r{i}.toml"));
@@ -174,7 +190,9 @@ async fn main() {
         }
     }
     let pids: Vec<u32> = children.iter().map(|c| c.id().unwrap()).collect();
+    let idp_pid = idp.pid().expect("the test provider runs");
     let cpu_before: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
+    let idp_cpu_before = proc_cpu_seconds(idp_pid);
 
     let bridge_latencies = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(total)));
     let idp_latencies = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(total)));
@@ -199,7 +217,7 @@ async fn main() {
                     .cookie_store(true)
                     .build()
                     .unwrap();
-                let (start, finish) = (ports[i % 2], ports[(i + 1) % 2]);
+                let (start, finish) = (ports[i % ports.len()], ports[(i + 1) % ports.len()]);
                 let t = Instant::now();
                 let r = client
                     .get(format!(
@@ -220,6 +238,12 @@ async fn main() {
                 let t = Instant::now();
                 let done = client.get(callback).send().await.unwrap();
                 assert_eq!(done.status(), reqwest::StatusCode::SEE_OTHER);
+                let me = client
+                    .get(format!("http://127.0.0.1:{start}/me"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(me.status(), reqwest::StatusCode::OK);
                 bridge += t.elapsed();
                 bl.lock().await.push(bridge);
                 il.lock().await.push(provider);
@@ -237,22 +261,27 @@ async fn main() {
     }
     let drained = drain.elapsed();
     let cpu_after: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
+    let idp_cpu_after = proc_cpu_seconds(idp_pid);
     let rss: Vec<f64> = pids.iter().map(|p| proc_peak_rss_mb(*p)).collect();
     let mut bridge = bridge_latencies.lock().await.clone();
     let mut provider = idp_latencies.lock().await.clone();
     bridge.sort();
     provider.sort();
-    let profiles: i64 = sqlx::query_scalar("select count(*) from profile")
-        .fetch_one(
-            &sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{db}"))
-                .await
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let count = "select count(*) from profile";
+    let profiles: i64 = if sqlite {
+        let pool = sqlx::SqlitePool::connect(&db_url).await.unwrap();
+        sqlx::query_scalar(count).fetch_one(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&db_url).await.unwrap();
+        sqlx::query_scalar(count).fetch_one(&pool).await.unwrap()
+    };
 
     let per_signin_cpu_ms = (cpu_after - cpu_before) * 1000.0 / total as f64;
-    println!("sign-ins: {total} at concurrency {concurrency} over 2 replicas on PostgreSQL");
+    let idp_cpu_ms = (idp_cpu_after - idp_cpu_before) * 1000.0 / total as f64;
+    println!(
+        "sign-ins: {total} at concurrency {concurrency} over {replicas} replica(s) on {}, {session_store} sessions",
+        if sqlite { "SQLite" } else { "PostgreSQL" }
+    );
     println!("profiles created: {profiles}");
     println!(
         "throughput: {:.1} sign-ins/s ({:.2} s)",
@@ -278,7 +307,8 @@ async fn main() {
         delivered.load(Ordering::SeqCst),
         drained.as_secs_f64()
     );
-    println!("bridge CPU per sign-in: {per_signin_cpu_ms:.3} ms (both replicas, user+system, incl. delivery)");
+    println!("bridge CPU per sign-in: {per_signin_cpu_ms:.3} ms (all replicas, user+system, incl. delivery)");
+    println!("test provider CPU per sign-in: {idp_cpu_ms:.3} ms (same run)");
     println!(
         "peak RSS per replica: {}",
         rss.iter()
@@ -288,8 +318,10 @@ async fn main() {
     );
 
     drop(children);
-    admin
-        .execute(format!("drop database if exists {db} with (force)").as_str())
-        .await
-        .ok();
+    if !sqlite {
+        admin
+            .execute(format!("drop database if exists {db} with (force)").as_str())
+            .await
+            .ok();
+    }
 }

@@ -320,6 +320,15 @@ pub struct SessionSettings {
     pub login_timeout_secs: u64,
     /// `redis://host:6379/0`, for `store = "redis"`.
     pub redis_url: Option<Secret>,
+    // Session keys and lifetimes (issue 12; see session.rs and sealed.rs).
+    /// Keys sealing pending sign-ins and tokens at rest: one or more, whitespace separated
+    /// (one per line in `secret_file`), at least 32 characters each; the first seals, all open.
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+    /// A signed-in session ends this many seconds after its sign-in, however active.
+    pub max_lifetime_secs: u64,
+    /// Check a session back with its provider after this many seconds (0: never).
+    pub revalidate_secs: u64,
 }
 
 impl Default for SessionSettings {
@@ -330,6 +339,10 @@ impl Default for SessionSettings {
             idle_timeout_secs: 8 * 3600,
             login_timeout_secs: 600,
             redis_url: None,
+            secret: None,
+            secret_file: None,
+            max_lifetime_secs: 7 * 24 * 3600,
+            revalidate_secs: 900,
         }
     }
 }
@@ -602,6 +615,8 @@ impl Settings {
             let key = format!("providers[{i}] ({}).client_secret", p.name);
             resolve_secret(&mut p.client_secret, &p.client_secret_file, &key)?;
         }
+        let session = &mut self.session;
+        resolve_secret(&mut session.secret, &session.secret_file, "session.secret")?;
         Ok(())
     }
 
@@ -665,6 +680,12 @@ impl Settings {
                 "session.redis_url",
                 "required when session.store = \"redis\"",
             ));
+        }
+        if let Some(secret) = &self.session.secret {
+            crate::sealed::Keys::parse(secret.expose()).map_err(|e| err("session.secret", e))?;
+        }
+        if self.session.max_lifetime_secs == 0 {
+            return Err(err("session.max_lifetime_secs", "must be at least 1"));
         }
         if self.session.login_timeout_secs == 0 {
             return Err(err("session.login_timeout_secs", "must be at least 1"));

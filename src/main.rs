@@ -207,6 +207,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(config) => {
             let settings = config.load()?;
             out(&settings.to_redacted_json());
+            for p in &settings.providers {
+                let public = &settings.server.public_url;
+                eprintln!(
+                    "provider {}: redirect URI {}, back-channel logout URI {}",
+                    p.name,
+                    identify_bridge::providers::callback_url(public, &p.name),
+                    identify_bridge::routes::backchannel::backchannel_logout_url(public, &p.name)
+                );
+            }
             eprintln!("configuration is valid");
         }
         Command::Migrate(config) => {
@@ -257,7 +266,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 },
                 UsersAction::Delete { user_id } => {
-                    if store.delete_user(&user_id).await? {
+                    let sessions = identify_bridge::session_store::AnySessionStore::from_settings(
+                        &settings, &store,
+                    )
+                    .await?;
+                    if sessions.erase_user(&store, &user_id).await? {
                         eprintln!("user {user_id:?} erased");
                     } else {
                         eprintln!("no user {user_id:?}");

@@ -42,6 +42,19 @@ pub fn callback_latency(provider: &str, seconds: f64) {
         .record(seconds);
 }
 
+/// A session checked back with its provider: `outcome` is `valid`, `ended` (refused grant,
+/// gone account) or `unreachable` (the session went on).
+pub fn revalidation(provider: &str, outcome: &'static str) {
+    metrics::counter!("identify_bridge_session_revalidations_total", "provider" => provider.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// A back-channel logout request: `outcome` is `ended`, `refused` or `unavailable`.
+pub fn backchannel_logout(provider: &str, outcome: &'static str) {
+    metrics::counter!("identify_bridge_backchannel_logouts_total", "provider" => provider.to_string(), "outcome" => outcome)
+        .increment(1);
+}
+
 /// A failed Okta Users API call (the sign-in went on without it).
 pub fn users_api_failure(provider: &str) {
     metrics::counter!("identify_bridge_users_api_failures_total", "provider" => provider.to_string())

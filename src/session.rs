@@ -1,19 +1,25 @@
-//! Typed values kept in the server-side session, under fixed keys.
+//! Typed values kept in the server-side session, under fixed keys, and the signed-in session
+//! the callback prepares for the sign-in transaction to write.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use tower_sessions::session::{Id, Record};
 use tower_sessions::Session;
 
-/// Key of the list of sign-ins started in this browser and not yet finished.
-pub const PENDING_LOGINS: &str = "pending_logins";
+use crate::sealed::Keys;
+use crate::store::SessionRow;
+
 /// Key of the signed-in user.
 pub const SIGNED_IN_USER: &str = "signed_in_user";
-/// At most this many sign-ins may be pending per browser (several tabs); the oldest drops out.
-pub const MAX_PENDING_LOGINS: usize = 5;
+/// Key by which the callback tells the session store that the sign-in transaction already
+/// wrote this session, under the id it holds: the store adopts the id instead of writing again.
+/// Never stored (the store takes it out).
+const WRITTEN_AS: &str = "written_as";
 
-/// A sign-in between `/login/{provider}` and `/callback/{provider}`. Holds secrets: its
-/// `Debug` shows only the provider and age.
+/// A sign-in between `/login/{provider}` and `/callback/{provider}`, kept in its own sealed
+/// cookie ([`crate::pending_login`]). Holds secrets: its `Debug` shows only provider and age.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct PendingLogin {
     pub provider: String,
@@ -25,6 +31,9 @@ pub struct PendingLogin {
     pub started_at: i64,
     #[serde(default)]
     pub anonymous_id: Option<String>,
+    /// The `prompt` sent to the provider.
+    #[serde(default)]
+    pub prompt: Option<String>,
 }
 
 impl fmt::Debug for PendingLogin {
@@ -45,57 +54,132 @@ pub struct SignedInUser {
     pub subject: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    /// RFC 3339.
+    /// RFC 3339. The session ends `session.max_lifetime_secs` after it.
     pub signed_in_at: String,
     /// Whether this sign-in created the profile.
     #[serde(default)]
     pub first_sign_in: bool,
+    /// Unix seconds of the last check with the provider (sign-in or re-validation).
+    #[serde(default)]
+    pub validated_at: i64,
+    /// The ID token's `sid` (back-channel logout may name it).
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// The provider's tokens, sealed ([`SessionTokens`]); erased with the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<String>,
 }
 
-/// Add a pending login, dropping the oldest beyond [`MAX_PENDING_LOGINS`].
-pub async fn push_pending_login(
-    session: &Session,
-    login: PendingLogin,
-) -> Result<(), tower_sessions::session::Error> {
-    let mut pending: Vec<PendingLogin> = session.get(PENDING_LOGINS).await?.unwrap_or_default();
-    pending.push(login);
-    if pending.len() > MAX_PENDING_LOGINS {
-        let excess = pending.len() - MAX_PENDING_LOGINS;
-        pending.drain(..excess);
+impl SignedInUser {
+    /// Unix seconds of the sign-in (0 when unreadable: such a session is past any lifetime).
+    pub fn signed_in_unix(&self) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(&self.signed_in_at)
+            .map(|t| t.timestamp())
+            .unwrap_or(0)
     }
-    session.insert(PENDING_LOGINS, pending).await
+
+    /// What the tokens are sealed for: this user's session at this issuer.
+    fn tokens_purpose(&self) -> Vec<u8> {
+        format!(
+            "session tokens\0{}\0{}\0{}",
+            self.user_id, self.issuer, self.subject
+        )
+        .into_bytes()
+    }
+
+    pub fn seal_tokens(&mut self, keys: &Keys, tokens: &SessionTokens) {
+        let plain = serde_json::to_vec(tokens).expect("tokens serialize");
+        self.tokens = Some(keys.seal(&self.tokens_purpose(), &plain));
+    }
+
+    pub fn open_tokens(&self, keys: &Keys) -> Option<SessionTokens> {
+        let plain = keys.open(&self.tokens_purpose(), self.tokens.as_deref()?)?;
+        serde_json::from_slice(&plain).ok()
+    }
 }
 
-/// Take the pending login with this `state` out of the session: it can be used once only.
-pub async fn take_pending_login(
-    session: &Session,
-    state: &str,
-) -> Result<Option<PendingLogin>, tower_sessions::session::Error> {
-    let mut pending: Vec<PendingLogin> = session.get(PENDING_LOGINS).await?.unwrap_or_default();
-    let Some(index) = pending
-        .iter()
-        .position(|p| subtle::ConstantTimeEq::ct_eq(p.state.as_bytes(), state.as_bytes()).into())
-    else {
-        return Ok(None);
-    };
-    let login = pending.remove(index);
-    if pending.is_empty() {
-        session.remove_value(PENDING_LOGINS).await?;
-    } else {
-        session.insert(PENDING_LOGINS, pending).await?;
+/// The provider's tokens kept with a session, sealed: the ID token (logout's `id_token_hint`),
+/// and the refresh or access token re-validation uses. Secrets: no `Debug`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct SessionTokens {
+    #[serde(default)]
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub access_token_expires_at: Option<i64>,
+}
+
+impl fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionTokens")
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("access_token_expires_at", &self.access_token_expires_at)
+            .finish_non_exhaustive()
     }
-    // Delete the stored record now, so a replay racing this request cannot find it again;
-    // the session goes on under a fresh id (no fixation), stored when the response is sent.
-    session.cycle_id().await?;
-    Ok(Some(login))
+}
+
+/// A signed-in session made at the callback, before the sign-in transaction writes it.
+pub struct NewSignedIn {
+    pub id: Id,
+    pub user: SignedInUser,
+}
+
+impl NewSignedIn {
+    pub fn new(user: SignedInUser) -> NewSignedIn {
+        NewSignedIn {
+            id: Id::default(),
+            user,
+        }
+    }
+
+    /// The record for the database's session table, as the session layer would write it.
+    pub fn row(&self, idle_timeout_secs: u64) -> SessionRow {
+        let expiry_date =
+            time::OffsetDateTime::now_utc() + time::Duration::seconds(idle_timeout_secs as i64);
+        let record = Record {
+            id: self.id,
+            data: HashMap::from([(SIGNED_IN_USER.to_string(), user_value(&self.user))]),
+            expiry_date,
+        };
+        SessionRow {
+            data: rmp_serde::to_vec(&record).expect("a session record encodes"),
+            expiry_date,
+        }
+    }
+
+    /// Put the session in the request's session on a fresh id (a session this browser had is
+    /// deleted: no fixation): the layer sets the cookie, and the store adopts [`Self::id`].
+    pub async fn adopt(self, session: &Session) -> Result<(), tower_sessions::session::Error> {
+        if session.id().is_some() {
+            session.cycle_id().await?;
+        }
+        session.insert(SIGNED_IN_USER, self.user).await?;
+        session.insert(WRITTEN_AS, self.id.to_string()).await
+    }
+}
+
+fn user_value(user: &SignedInUser) -> serde_json::Value {
+    serde_json::to_value(user).expect("a signed-in user serializes")
+}
+
+/// The id a session record was already written under, taken out of a record being created.
+pub fn take_written_id(record: &mut Record) -> Option<Id> {
+    let value = record.data.remove(WRITTEN_AS)?;
+    value.as_str()?.parse().ok()
 }
 
 /// The signed-in user's id in a stored session record, if any (the session stores use it to
 /// link a new signed-in session to its user, so erasure can end it).
-pub fn record_user_id(record: &tower_sessions::session::Record) -> Option<&str> {
+pub fn record_user_id(record: &Record) -> Option<&str> {
     record.data.get(SIGNED_IN_USER)?.get("user_id")?.as_str()
 }
 
+/// The signed-in user in this session, as stored (no lifetime or provider checks: use
+/// `routes::signed_in::current_user` for those).
 pub async fn signed_in_user(
     session: &Session,
 ) -> Result<Option<SignedInUser>, tower_sessions::session::Error> {

@@ -1,4 +1,8 @@
-//! The session store chosen by `session.store`: the database (default), Redis, or process memory.
+//! The session store chosen by `session.store`: the database (default), Redis, or process memory;
+//! and ending sessions in it (sign out everywhere, erasure, back-channel logout).
+//!
+//! Session reads are not cached: every request reads the shared store, so a session ended on
+//! one replica (logout, erasure, back-channel logout) is refused by every replica at once.
 
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
@@ -9,7 +13,8 @@ use tower_sessions_redis_store::fred::prelude::{
 };
 use tower_sessions_redis_store::RedisStore;
 
-use crate::store;
+use crate::config::{SessionStoreKind, Settings};
+use crate::store::{self, SessionsOf, StoreError};
 
 #[derive(Debug, Clone)]
 pub enum AnySessionStore {
@@ -22,6 +27,69 @@ pub enum AnySessionStore {
 }
 
 impl AnySessionStore {
+    /// The store `session.store` names (Redis is connected, and must answer).
+    pub async fn from_settings(
+        settings: &Settings,
+        store: &store::Store,
+    ) -> anyhow::Result<AnySessionStore> {
+        Ok(match settings.session.store {
+            SessionStoreKind::Database => AnySessionStore::Database(store.session_store()),
+            SessionStoreKind::Memory => {
+                AnySessionStore::Memory(MemoryStore::default(), store.clone())
+            }
+            SessionStoreKind::Redis => {
+                let url = settings
+                    .session
+                    .redis_url
+                    .as_ref()
+                    .map(|u| u.expose().to_string())
+                    .unwrap_or_default();
+                AnySessionStore::redis(&url, store.clone()).await?
+            }
+        })
+    }
+
+    /// Whether session records live in the profile database (then the sign-in transaction
+    /// writes them).
+    pub fn in_database(&self) -> bool {
+        matches!(self, AnySessionStore::Database(_))
+    }
+
+    /// End sessions everywhere they live: the database's rows and links, then this store's
+    /// records (Redis, memory). Returns how many sessions were ended.
+    pub async fn end(
+        &self,
+        store: &store::Store,
+        which: SessionsOf<'_>,
+    ) -> Result<usize, StoreError> {
+        let ids = store.end_sessions(which).await?;
+        let store = match self {
+            AnySessionStore::Database(_) => return Ok(ids.len()),
+            AnySessionStore::Memory(s, _) => s as &(dyn SessionStore + Sync),
+            AnySessionStore::Redis(s, _) => s as &(dyn SessionStore + Sync),
+        };
+        for id in &ids {
+            if let Ok(id) = id.parse::<Id>() {
+                store
+                    .delete(&id)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("session store: {e}")))?;
+            }
+        }
+        Ok(ids.len())
+    }
+
+    /// The right to erasure: every session of the user ended (database and Redis alike), then
+    /// the profile erased (`Store::delete_user`). `false` if there was no such user.
+    pub async fn erase_user(
+        &self,
+        store: &store::Store,
+        user_id: &str,
+    ) -> Result<bool, StoreError> {
+        self.end(store, SessionsOf::User(user_id)).await?;
+        store.delete_user(user_id).await
+    }
+
     /// Connect to Redis (`redis://host:port/db`); fails start-up when it cannot.
     pub async fn redis(url: &str, store: store::Store) -> anyhow::Result<AnySessionStore> {
         let config =
@@ -37,8 +105,23 @@ impl AnySessionStore {
 
 #[async_trait]
 impl SessionStore for AnySessionStore {
-    /// A new signed-in session (sign-in cycles the id) is linked to its user.
+    /// A session the sign-in transaction already wrote (the callback marks it) keeps that
+    /// transaction's id: in the database nothing more is written; Redis and memory store the
+    /// record under that id (its link is written). Any other new signed-in session is linked
+    /// to its user.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        if let Some(id) = crate::session::take_written_id(record) {
+            let planned = id;
+            record.id = id;
+            match self {
+                AnySessionStore::Database(_) => return Ok(()),
+                AnySessionStore::Memory(s, _) => s.create(record).await?,
+                AnySessionStore::Redis(s, _) => s.create(record).await?,
+            }
+            if record.id == planned {
+                return Ok(());
+            }
+        }
         let store = match self {
             AnySessionStore::Database(s) => return s.create(record).await,
             AnySessionStore::Memory(s, store) => {
@@ -82,22 +165,26 @@ impl SessionStore for AnySessionStore {
 }
 
 impl AnySessionStore {
-    /// Delete expired sessions every `period` until `stop` fires (database stores only).
+    /// Every `period` until `stop` fires: delete expired sessions (database stores; Redis keys
+    /// expire by themselves) and forget spent sign-in states whose logins expired.
     pub async fn delete_expired_until(
         self,
+        store: store::Store,
         period: std::time::Duration,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        let AnySessionStore::Database(store) = self else {
-            return;
-        };
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(period) => {}
             }
-            if let Err(e) = store.delete_expired().await {
-                tracing::warn!(error = %e, "deleting expired sessions failed");
+            if let AnySessionStore::Database(sessions) = &self {
+                if let Err(e) = sessions.delete_expired().await {
+                    tracing::warn!(error = %e, "deleting expired sessions failed");
+                }
+            }
+            if let Err(e) = store.prune_login_states().await {
+                tracing::warn!(error = %e, "forgetting spent sign-in states failed");
             }
         }
     }

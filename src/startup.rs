@@ -16,13 +16,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, MemoryStore, SessionManagerLayer};
+use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::config::{SessionStoreKind, Settings};
+use crate::config::Settings;
 use crate::error;
 use crate::identify_api::IdentifyApi;
+use crate::pending_login::PendingCookies;
 use crate::providers::{self, Providers};
 use crate::routes;
+use crate::sealed::Keys;
 use crate::session_store::AnySessionStore;
 use crate::state::AppState;
 use crate::store::Store;
@@ -77,26 +79,12 @@ impl Application {
             Duration::from_secs(settings.server.provider_check_secs),
             &stop,
         );
-        let session_store = match settings.session.store {
-            SessionStoreKind::Database => AnySessionStore::Database(store.session_store()),
-            SessionStoreKind::Memory => {
-                AnySessionStore::Memory(MemoryStore::default(), store.clone())
-            }
-            SessionStoreKind::Redis => {
-                let url = settings
-                    .session
-                    .redis_url
-                    .as_ref()
-                    .map(|u| u.expose().to_string())
-                    .unwrap_or_default();
-                AnySessionStore::redis(&url, store.clone()).await?
-            }
-        };
-        workers.push(tokio::spawn(
-            session_store
-                .clone()
-                .delete_expired_until(Duration::from_secs(300), stop.clone()),
-        ));
+        let session_store = AnySessionStore::from_settings(&settings, &store).await?;
+        workers.push(tokio::spawn(session_store.clone().delete_expired_until(
+            store.clone(),
+            Duration::from_secs(300),
+            stop.clone(),
+        )));
         let (identify_api, writer) = IdentifyApi::build(&settings, http.clone(), store.clone());
         workers.extend(writer);
         if !settings.sinks.is_empty() {
@@ -111,6 +99,15 @@ impl Application {
             providers: providers.clone(),
             store: store.clone(),
             identify_api,
+            sessions: session_store.clone(),
+            pending_logins: PendingCookies {
+                keys: session_keys(&settings),
+                prefix: settings.session.cookie_name.clone(),
+                secure: !settings.server.insecure_cookies_allowed(),
+                // A minute beyond the login timeout: a late callback then says "took too
+                // long" rather than "no longer valid".
+                max_age_secs: settings.session.login_timeout_secs + 60,
+            },
         };
         let session_layer = SessionManagerLayer::new(session_store)
             .with_name(settings.session.cookie_name.clone())
@@ -268,6 +265,24 @@ impl Application {
             let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
         }
         Ok(())
+    }
+}
+
+/// The session keys from `session.secret`, or one random key for this process, with a warning:
+/// without a shared key, a sign-in started on one replica (or before a restart) cannot finish
+/// on another.
+fn session_keys(settings: &Settings) -> Keys {
+    match &settings.session.secret {
+        // Checked by `Settings::validate`.
+        Some(secret) => Keys::parse(secret.expose()).unwrap_or_else(|_| Keys::random()),
+        None => {
+            tracing::warn!(
+                "session.secret is not set: using a random key for this process only; sign-ins \
+                 in progress fail after a restart or on another replica (set session.secret or \
+                 session.secret_file, e.g. to `openssl rand -base64 32`)"
+            );
+            Keys::random()
+        }
     }
 }
 

@@ -10,8 +10,8 @@ use std::{collections::HashSet, future::Future, panic::AssertUnwindSafe, time::D
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures::FutureExt;
 use identify_bridge::store::{
-    Backend, IdentifyCall, IdentifyOutcome, NewOutboxMessage, OutboxStatus, SignIn, SignInOutcome,
-    Store, StoreError,
+    Backend, Callback, IdentifyCall, IdentifyOutcome, NewOutboxMessage, NewSession, OutboxStatus,
+    SignIn, SignInOutcome, SpentState, Store, StoreError,
 };
 use serde_json::json;
 use sqlx::postgres::PgPool;
@@ -129,6 +129,7 @@ store_tests!(
     a_closed_store_is_unavailable,
     identify_calls_create_merge_and_replay,
     concurrent_identify_batches_merge_every_trait,
+    a_spent_state_refuses_a_second_sign_in_and_writes_nothing,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1011,4 +1012,64 @@ async fn concurrent_identify_batches_merge_every_trait(store: Store) {
         "no trait lost: {}",
         user.traits
     );
+}
+
+fn once(spent: &SpentState) -> Callback<'_> {
+    fn linked_session(o: &SignInOutcome) -> NewSession {
+        NewSession {
+            session_id: format!("session-{}", Uuid::new_v4()),
+            record: None,
+            provider: "test".into(),
+            subject: o.user_id.clone(),
+            sid: None,
+        }
+    }
+    Callback {
+        spent,
+        session: &linked_session,
+    }
+}
+
+/// A replayed callback whose code the provider would exchange again still fails: the state is
+/// spent in the first sign-in's transaction, concurrently or later, and expired records go.
+async fn a_spent_state_refuses_a_second_sign_in_and_writes_nothing(store: Store) {
+    let spent = SpentState {
+        state_hash: "hash-of-a-state".into(),
+        expires_at: Utc::now() + TimeDelta::seconds(600),
+    };
+    let (first, second, callback) = (
+        sign_in("replayed", t(0)),
+        sign_in("replayed", t(1)),
+        once(&spent),
+    );
+    let (a, b) = tokio::join!(
+        store.record_sign_in_once(&first, &callback, &one_message),
+        store.record_sign_in_once(&second, &callback, &one_message),
+    );
+    let (done, refused) = match (a, b) {
+        (Ok(done), Err(refused)) | (Err(refused), Ok(done)) => (done, refused),
+        other => panic!("exactly one sign-in per state: {other:?}"),
+    };
+    assert!(matches!(refused, StoreError::StateUsed), "{refused:?}");
+    let later = store
+        .record_sign_in_once(&sign_in("other", t(2)), &once(&spent), &one_message)
+        .await;
+    assert!(matches!(later, Err(StoreError::StateUsed)), "{later:?}");
+    assert_eq!(store.profile_count().await.unwrap(), 1);
+    assert_eq!(store.outbox_stats(Utc::now()).await.unwrap()[0].pending, 1);
+    assert!(store.get_user(&done.user_id).await.unwrap().is_some());
+
+    let old = SpentState {
+        state_hash: "an-old-state".into(),
+        expires_at: Utc::now() - TimeDelta::seconds(1),
+    };
+    store
+        .record_sign_in_once(&sign_in("old", t(3)), &once(&old), &no_outbox)
+        .await
+        .unwrap();
+    assert_eq!(store.prune_login_states().await.unwrap(), 1);
+    let again = store
+        .record_sign_in_once(&sign_in("old", t(4)), &once(&old), &no_outbox)
+        .await;
+    assert!(again.is_ok(), "an expired record is forgotten: {again:?}");
 }

@@ -85,6 +85,10 @@ pub fn prepare(
     // sink's secret are kept so a printed curl keeps working after a restart.
     let bridge_secret = random_secret();
     let kept = secrets::DevSecrets::load_or_create(data_dir)?;
+    if base.session.secret.is_none() {
+        // Kept too: sign-ins in progress and their sealed cookies survive a restart.
+        base.session.secret = Some(Secret::new(secrets::session_secret(data_dir)?));
+    }
     let sink_secret = kept.sink_client_secret.clone();
     let api_key = kept.api_key.clone();
     idp.add_client(

@@ -9,6 +9,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "dev-secrets.json";
+const SESSION_SECRET_FILE: &str = "session-secret";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct DevSecrets {
@@ -53,6 +54,38 @@ impl DevSecrets {
     }
 }
 
+/// The session key, kept in `session-secret` (owner-only) beside the other values; created on
+/// first use, the same way (`create_new`: two processes starting at once agree).
+pub(super) fn session_secret(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(SESSION_SECRET_FILE);
+    let read = |path: &Path| -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        crate::sealed::Keys::parse(&text).map_err(|e| {
+            anyhow::anyhow!("{}: {e}; delete it to get a new key", path.display())
+        })?;
+        Ok(text.trim().to_string())
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    let fresh = crate::sealed::random_key_text();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            file.write_all(format!("{fresh}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(fresh)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
 fn parse(path: &Path, text: &str) -> anyhow::Result<DevSecrets> {
     let secrets: DevSecrets = serde_json::from_str(text).with_context(|| {
         format!(
@@ -90,6 +123,14 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "{mode:o}");
         }
+    }
+
+    #[test]
+    fn the_session_key_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = session_secret(dir.path()).unwrap();
+        assert_eq!(session_secret(dir.path()).unwrap(), first);
+        assert!(crate::sealed::Keys::parse(&first).is_ok());
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct VerifiedLogin {
     pub claims: Map<String, Value>,
     /// Kept only for calls made during this sign-in (Graph); never stored or logged.
     pub access_token: AccessToken,
+    /// What the session keeps, sealed (`session::SessionTokens`); never logged.
+    pub session_tokens: crate::session::SessionTokens,
 }
 
 impl Provider {
@@ -206,6 +208,14 @@ impl Provider {
             .parse()
             .map_err(|e| ProviderError::InvalidIdToken(format!("malformed: {e}")))?;
         let access_token = response.access_token().clone();
+        let session_tokens = crate::session::SessionTokens {
+            id_token: Some(id_token.to_string()),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            access_token: Some(access_token.secret().clone()),
+            access_token_expires_at: response
+                .expires_in()
+                .map(|d| chrono::Utc::now().timestamp() + d.as_secs() as i64),
+        };
         let nonce = Nonce::new(nonce);
         let claims = match self.verify_id_token(&d, &id_token, &nonce, &access_token) {
             Err(VerifyError::UnknownKey) => {
@@ -253,6 +263,7 @@ impl Provider {
             account_key,
             claims: merged,
             access_token,
+            session_tokens,
         })
     }
 

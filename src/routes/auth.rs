@@ -1,6 +1,7 @@
 //! `GET /auth`: for reverse proxies' `auth_request`. 204 with the user's id and email in
-//! headers when signed in, 401 otherwise.
+//! headers when signed in (a live session of a profile that exists), 401 otherwise.
 
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -8,7 +9,7 @@ use axum::Router;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::session;
+use crate::routes::signed_in::current_user;
 use crate::state::AppState;
 
 pub const USER_ID_HEADER: &str = "x-identify-user-id";
@@ -18,8 +19,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/auth", get(auth))
 }
 
-async fn auth(session: Session) -> Result<Response, AppError> {
-    let user = session::signed_in_user(&session)
+async fn auth(State(state): State<AppState>, session: Session) -> Result<Response, AppError> {
+    let user = current_user(&state, &session)
         .await?
         .ok_or(AppError::NotSignedIn)?;
     let mut response = StatusCode::NO_CONTENT.into_response();

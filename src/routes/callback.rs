@@ -1,12 +1,16 @@
 //! `GET /callback/{provider}`: the provider sends the browser back here. Security steps run in
-//! order, once: take the pending login out of the session (single use), compare state, check
-//! expiry and `iss`, exchange the code, verify, then record the sign-in (profile + outbox in
-//! one transaction) and sign the user in on a fresh session id.
+//! order, once: find the pending login by its state (its own sealed cookie, removed with the
+//! response; no other state's cookie is touched), check expiry and `iss`, exchange the code,
+//! verify, then record the sign-in (profile + outbox + the spent state, in one transaction: a
+//! replay is refused there, on any replica) and sign the user in on a fresh session id.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::header::SET_COOKIE;
+use axum::http::HeaderMap;
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -16,10 +20,10 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::providers::oidc::VerifiedLogin;
 use crate::providers::{Provider, Providers};
-use crate::session::{self, SignedInUser};
+use crate::session::{NewSignedIn, PendingLogin, SignedInUser};
 use crate::signin::{self, ClientInfo};
 use crate::state::AppState;
-use crate::store::{SignIn, SignInOutcome, Store};
+use crate::store::{Callback, NewSession, SignIn, SignInOutcome, SpentState, Store, StoreError};
 use crate::{metrics, outbox};
 
 pub fn router() -> Router<AppState> {
@@ -41,47 +45,46 @@ async fn finish_login(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(params): Query<CallbackParams>,
+    headers: HeaderMap,
     client: ClientInfo,
     session: Session,
 ) -> Result<Response, AppError> {
     let started = Instant::now();
-    let result = complete_sign_in(&state, &name, params, &session, client).await;
     let known = state.providers.get(&name).is_some();
-    match result {
+    // This state's cookie is spent, whatever happens; other states' cookies stay.
+    let spent_cookie = params
+        .state
+        .as_deref()
+        .filter(|s| known && !s.is_empty())
+        .map(|s| state.pending_logins.remove_cookie(&name, s));
+    let result = complete_sign_in(&state, &name, params, &headers, &session, client).await;
+    let response = match result {
         Ok(response) => {
             if known {
                 metrics::callback_latency(&name, started.elapsed().as_secs_f64());
             }
-            Ok(response)
+            response
         }
         Err(e) => {
             if known {
                 metrics::sign_in(&name, "failure", e.reason());
             }
-            // Nothing half-done survives a failed callback: no pending login, no new session.
-            // (Once the pending login was taken, the stored record is already gone and the
-            // session has no id: clearing it is enough.)
-            if session::signed_in_user(&session)
-                .await
-                .ok()
-                .flatten()
-                .is_none()
-            {
-                if session.id().is_some() {
-                    let _ = session.flush().await;
-                } else {
-                    session.clear().await;
-                }
-            }
-            Err(e)
+            // Nothing was written: the session is only touched once the sign-in is recorded.
+            e.into_response()
         }
-    }
+    };
+    Ok((
+        AppendHeaders(spent_cookie.map(|c| (SET_COOKIE, c))),
+        response,
+    )
+        .into_response())
 }
 
 async fn complete_sign_in(
     state: &AppState,
     name: &str,
     params: CallbackParams,
+    headers: &HeaderMap,
     session: &Session,
     client: ClientInfo,
 ) -> Result<Response, AppError> {
@@ -95,12 +98,10 @@ async fn complete_sign_in(
         .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or(AppError::LoginStateInvalid)?;
-    let pending = session::take_pending_login(session, request_state)
-        .await?
+    let pending = state
+        .pending_logins
+        .find(headers, name, request_state)
         .ok_or(AppError::LoginStateInvalid)?;
-    if pending.provider != name {
-        return Err(AppError::LoginStateInvalid);
-    }
     let age = chrono::Utc::now().timestamp() - pending.started_at;
     if age < 0 || age as u64 > settings.session.login_timeout_secs {
         return Err(AppError::LoginExpired);
@@ -121,15 +122,61 @@ async fn complete_sign_in(
         .finish_login(code, pending.pkce_verifier.clone(), pending.nonce.clone())
         .await?;
     let client = client.with_anonymous_id(pending.anonymous_id.clone());
-    let outcome = record_sign_in(&state.store, settings, &provider, &login, &client).await?;
+    let spent = spent_state(&pending, settings.session.login_timeout_secs);
+    // The signed-in session is written by the sign-in transaction (its record too, when
+    // sessions live in the database); the last attempt's session is the one committed.
+    let prepared = Mutex::new(None);
+    let in_database = state.sessions.in_database();
+    let signed_in_at = chrono::Utc::now();
+    let new_session = |outcome: &SignInOutcome| {
+        let mut user = signed_in_user(&provider, &login, outcome, signed_in_at);
+        user.seal_tokens(&state.pending_logins.keys, &login.session_tokens);
+        let new = NewSignedIn::new(user);
+        let written = NewSession {
+            session_id: new.id.to_string(),
+            record: in_database.then(|| new.row(settings.session.idle_timeout_secs)),
+            provider: provider.name().to_string(),
+            subject: login.subject.clone(),
+            sid: new.user.sid.clone(),
+        };
+        *prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
+        written
+    };
+    let outcome = record_sign_in(
+        &state.store,
+        settings,
+        &provider,
+        &login,
+        &client,
+        Callback {
+            spent: &spent,
+            session: &new_session,
+        },
+    )
+    .await?;
     crate::outbox::worker::wake();
-    sign_in_session(session, &provider, &login, &outcome).await?;
+    let prepared = prepared.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(new) = prepared {
+        new.adopt(session).await?;
+    }
     metrics::sign_in(name, "success", "ok");
     if outcome.first_sign_in {
         metrics::first_sign_in(name);
     }
     tracing::info!(user_id = %outcome.user_id, first_sign_in = outcome.first_sign_in, "sign-in finished");
     Ok(Redirect::to(&pending.return_to).into_response())
+}
+
+/// The state as the sign-in transaction records it: hashed, kept until the pending login
+/// would have expired (a replay after that fails the age check anyway).
+fn spent_state(pending: &PendingLogin, login_timeout_secs: u64) -> SpentState {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(format!("{}\0{}", pending.provider, pending.state));
+    let started = chrono::DateTime::from_timestamp(pending.started_at, 0).unwrap_or_default();
+    SpentState {
+        state_hash: hex::encode(hash),
+        expires_at: started + chrono::TimeDelta::seconds(login_timeout_secs as i64 + 60),
+    }
 }
 
 /// Enrich, then write profile, identity and outbox messages in one transaction.
@@ -139,6 +186,7 @@ async fn record_sign_in(
     provider: &Provider,
     login: &VerifiedLogin,
     client: &ClientInfo,
+    callback: Callback<'_>,
 ) -> Result<SignInOutcome, AppError> {
     let at = chrono::Utc::now();
     let mut enriched = signin::enrich(provider, login, at).await;
@@ -183,18 +231,22 @@ async fn record_sign_in(
             client,
         )
     };
-    Ok(store.record_sign_in(&record, &messages).await?)
+    match store
+        .record_sign_in_once(&record, &callback, &messages)
+        .await
+    {
+        Err(StoreError::StateUsed) => Err(AppError::LoginStateInvalid),
+        other => Ok(other?),
+    }
 }
 
-/// Put the user in the session. Its id is fresh since `take_pending_login` (no fixation); the
-/// session layer stores it with the response, and the session store links a new signed-in
-/// session to the profile (so erasure can end it) in the same write.
-async fn sign_in_session(
-    session: &Session,
+/// Who the session says is signed in (claims are untrusted text: bounded).
+fn signed_in_user(
     provider: &Provider,
     login: &VerifiedLogin,
     outcome: &SignInOutcome,
-) -> Result<(), AppError> {
+    at: chrono::DateTime<chrono::Utc>,
+) -> SignedInUser {
     let text = |key: &str| {
         login
             .claims
@@ -202,17 +254,17 @@ async fn sign_in_session(
             .and_then(|v| v.as_str())
             .map(|s| s.chars().take(320).collect::<String>())
     };
-    let user = SignedInUser {
+    SignedInUser {
         user_id: outcome.user_id.clone(),
         provider: provider.name().to_string(),
         issuer: login.issuer.clone(),
         subject: login.subject.clone(),
         email: text("email"),
         name: text("name"),
-        signed_in_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        signed_in_at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         first_sign_in: outcome.first_sign_in,
-    };
-    session.remove_value(session::PENDING_LOGINS).await?;
-    session.insert(session::SIGNED_IN_USER, user).await?;
-    Ok(())
+        validated_at: at.timestamp(),
+        sid: text("sid"),
+        tokens: None,
+    }
 }

@@ -1,23 +1,25 @@
 //! `GET /login` (the page with a button per provider) and `GET /login/{provider}` (begin a
-//! sign-in: remember state, nonce and PKCE verifier in the session, redirect to the provider).
+//! sign-in: state, nonce and PKCE verifier go into a sealed cookie of their own, nothing into a
+//! store; then a redirect to the provider).
 
 use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::header::SET_COOKIE;
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use tower_sessions::Session;
 
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::pending_login::PendingCookies;
 use crate::providers::Providers;
-use crate::session::{push_pending_login, PendingLogin};
+use crate::return_to;
+use crate::session::PendingLogin;
 use crate::state::AppState;
-use crate::{return_to, session};
 
 /// Longest `login_hint` / `anonymous_id` passed on.
 const MAX_HINT_LEN: usize = 256;
@@ -85,10 +87,10 @@ async fn login_page(
 async fn begin_login(
     State(settings): State<Arc<Settings>>,
     State(providers): State<Providers>,
+    State(pending): State<PendingCookies>,
     Path(name): Path<String>,
     Query(params): Query<LoginParams>,
     headers: HeaderMap,
-    session: Session,
 ) -> Result<Response, AppError> {
     let provider = providers
         .get(&name)
@@ -108,21 +110,22 @@ async fn begin_login(
     )?;
     let prompt = checked_prompt(params.prompt)?;
     let request = provider.authorization_request(login_hint.as_deref(), prompt.as_deref())?;
-    push_pending_login(
-        &session,
-        PendingLogin {
-            provider: name,
-            state: request.state,
-            nonce: request.nonce,
-            pkce_verifier: request.pkce_verifier,
-            return_to: target.to_string(),
-            started_at: chrono::Utc::now().timestamp(),
-            anonymous_id,
-        },
-    )
-    .await?;
+    let cookie = pending.set_cookie(&PendingLogin {
+        provider: name,
+        state: request.state,
+        nonce: request.nonce,
+        pkce_verifier: request.pkce_verifier,
+        return_to: target.to_string(),
+        started_at: chrono::Utc::now().timestamp(),
+        anonymous_id,
+        prompt,
+    });
     tracing::info!("sign-in started");
-    Ok(Redirect::to(request.url.as_str()).into_response())
+    Ok((
+        AppendHeaders([(SET_COOKIE, cookie)]),
+        Redirect::to(request.url.as_str()),
+    )
+        .into_response())
 }
 
 /// Optional short text from the query: bounded, no control characters.
@@ -187,6 +190,3 @@ pub(crate) fn allowed_origins(settings: &Settings) -> Vec<String> {
 pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
-
-/// Re-exported for the callback: the session helpers live in one place.
-pub use session::take_pending_login;

@@ -1,5 +1,7 @@
-//! `GET /logout` (a page with a sign-out button) and `POST /logout` (same-origin only: clears
-//! the session, then sends the browser to the provider's `end_session_endpoint` if it has one).
+//! `GET /logout` (a page with a sign-out button) and `POST /logout` (same-origin only: ends
+//! the session, then sends the browser to the provider's `end_session_endpoint` if it has one,
+//! with `id_token_hint` (the ID token kept sealed with the session) and
+//! `post_logout_redirect_uri`).
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::providers::Providers;
 use crate::routes::login::allowed_origins;
+use crate::sealed::Keys;
 use crate::state::AppState;
 use crate::{return_to, session};
 
@@ -46,6 +49,7 @@ async fn logout_page(Query(form): Query<LogoutForm>) -> Result<Html<String>, App
 async fn logout(
     State(settings): State<Arc<Settings>>,
     State(providers): State<Providers>,
+    State(keys): State<Keys>,
     headers: HeaderMap,
     session: Session,
     body: axum::body::Bytes,
@@ -64,21 +68,25 @@ async fn logout(
     )?;
     let user = session::signed_in_user(&session).await?;
     session.flush().await?;
-    let end_session = user
-        .as_ref()
-        .and_then(|u| providers.get(&u.provider))
-        .and_then(|p| {
-            let d = p.discovered().ok()?;
-            let mut url = d
-                .metadata
-                .additional_metadata()
-                .end_session_endpoint
-                .clone()?;
-            url.query_pairs_mut()
-                .append_pair("client_id", &p.settings.client_id)
-                .append_pair("post_logout_redirect_uri", target.as_str());
-            Some(url)
-        });
+    let end_session = user.as_ref().and_then(|u| {
+        let p = providers.get(&u.provider)?;
+        let d = p.discovered().ok()?;
+        let mut url = d
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
+        let mut query = url.query_pairs_mut();
+        // The ID token goes back to the provider it came from only; it is never logged.
+        if let Some(id_token) = u.open_tokens(&keys).and_then(|t| t.id_token) {
+            query.append_pair("id_token_hint", &id_token);
+        }
+        query
+            .append_pair("client_id", &p.settings.client_id)
+            .append_pair("post_logout_redirect_uri", target.as_str());
+        drop(query);
+        Some(url)
+    });
     tracing::info!(
         signed_in = user.is_some(),
         provider_logout = end_session.is_some(),
@@ -89,7 +97,7 @@ async fn logout(
 
 /// Cross-site request protection: the browser's `Origin` (or, lacking it, `Referer`) must be
 /// ours or an allowed return origin; `Sec-Fetch-Site: same-origin` also passes.
-fn check_same_origin(settings: &Settings, headers: &HeaderMap) -> Result<(), AppError> {
+pub(crate) fn check_same_origin(settings: &Settings, headers: &HeaderMap) -> Result<(), AppError> {
     let own = settings.server.public_url.origin().ascii_serialization();
     let allowed = allowed_origins(settings);
     let ok_origin = |origin: &str| origin == own || allowed.iter().any(|a| a == origin);

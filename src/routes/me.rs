@@ -20,9 +20,8 @@ use tower_sessions::Session;
 use crate::config::{parse_origin, Settings};
 
 use crate::error::AppError;
-use crate::session;
+use crate::routes::signed_in::{current_user, end_session};
 use crate::state::AppState;
-use crate::store::Store;
 
 pub fn router(settings: &Settings) -> Router<AppState> {
     let route = Router::new().route("/me", get(me));
@@ -45,13 +44,16 @@ pub fn router(settings: &Settings) -> Router<AppState> {
     )
 }
 
-async fn me(State(store): State<Store>, session: Session) -> Result<impl IntoResponse, AppError> {
-    let user = session::signed_in_user(&session)
+async fn me(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<impl IntoResponse, AppError> {
+    let user = current_user(&state, &session)
         .await?
         .ok_or(AppError::NotSignedIn)?;
-    let Some(profile) = store.get_user(&user.user_id).await? else {
+    let Some(profile) = state.store.get_user(&user.user_id).await? else {
         // The profile was erased while this session lived: end the session too.
-        session.flush().await?;
+        end_session(&session).await?;
         return Err(AppError::NotSignedIn);
     };
     Ok(Json(json!({

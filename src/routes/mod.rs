@@ -4,6 +4,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod avatars;
+pub mod backchannel;
 pub mod callback;
 pub mod health;
 pub mod identify;
@@ -11,6 +12,7 @@ pub mod login;
 pub mod logout;
 pub mod me;
 pub mod profile;
+pub mod signed_in;
 pub mod users;
 
 use axum::Router;
@@ -36,6 +38,7 @@ pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
         .merge(me::router(settings))
         .merge(logout::router())
         .merge(auth::router())
+        .merge(backchannel::router())
         .merge(health::router())
         .merge(if settings.server.metrics_listen.is_none() {
             health::metrics_router()

@@ -1,24 +1,29 @@
 //! `GET /` and `GET /profile`: the signed-in person's profile page (avatar, name, traits with
 //! where each came from, linked identities); `/login` for everyone else.
+//! `POST /profile/sign-out-everywhere` (same-origin only): ends every session of the profile,
+//! in every store and so on every replica.
 
 use askama::Template;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::session;
+use crate::routes::logout::check_same_origin;
+use crate::routes::signed_in::{current_user, end_session};
 use crate::state::AppState;
-use crate::store::Store;
+use crate::store::SessionsOf;
 use crate::traits::{format_time, TraitSet};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(profile_page))
         .route("/profile", get(profile_page))
+        .route("/profile/sign-out-everywhere", post(sign_out_everywhere))
 }
 
 struct TraitRow {
@@ -51,12 +56,15 @@ struct ProfilePage {
     identities: Vec<IdentityRow>,
 }
 
-async fn profile_page(State(store): State<Store>, session: Session) -> Result<Response, AppError> {
-    let Some(user) = session::signed_in_user(&session).await? else {
+async fn profile_page(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, AppError> {
+    let Some(user) = current_user(&state, &session).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let Some(profile) = store.get_user(&user.user_id).await? else {
-        session.flush().await?;
+    let Some(profile) = state.store.get_user(&user.user_id).await? else {
+        end_session(&session).await?;
         return Ok(Redirect::to("/login").into_response());
     };
     let traits = TraitSet::NAMES
@@ -121,6 +129,24 @@ async fn profile_page(State(store): State<Store>, session: Session) -> Result<Re
         identities,
     };
     Ok(Html(page.render().map_err(|e| AppError::Internal(e.into()))?).into_response())
+}
+
+/// End every session of the signed-in profile (this one too), then go to the sign-in page.
+async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+) -> Result<Response, AppError> {
+    check_same_origin(&state.settings, &headers)?;
+    if let Some(user) = current_user(&state, &session).await? {
+        let ended = state
+            .sessions
+            .end(&state.store, SessionsOf::User(&user.user_id))
+            .await?;
+        tracing::info!(user_id = %user.user_id, ended, "signed out everywhere");
+    }
+    end_session(&session).await?;
+    Ok(Redirect::to("/login").into_response())
 }
 
 /// A trait value as text: lists joined with commas.

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A uniqueness or reference rule was broken (duplicate message id, unknown user, lost lease).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The sign-in's `state` was used already: a replayed callback.
+    #[error("this sign-in state was already used")]
+    StateUsed,
     /// Anything else: a bug, a bad URL, a failed migration.
     #[error("database error: {0}")]
     Other(String),
@@ -72,6 +75,11 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 /// SQLite result codes (numeric, possibly extended) and PostgreSQL SQLSTATEs that mean
 /// "the server or disk cannot take this now" rather than "this request is wrong".
 pub(super) fn is_unavailable_code(code: &str) -> bool {
+    // PostgreSQL 55000 (all digits, so checked before SQLite's numbers): a database not
+    // accepting connections (`allow_connections false`, while it is dropped or restored).
+    if code == "55000" {
+        return true;
+    }
     if let Ok(n) = code.parse::<i32>() {
         // SQLITE_BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10, CORRUPT 11, FULL 13, CANTOPEN 14
         return matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 11 | 13 | 14);

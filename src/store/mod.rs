@@ -74,11 +74,12 @@ pub use dashboard::{OutboxEvent, ReceivedCall, RecentSignIn};
 pub use error::StoreError;
 pub use identify::{IdentifyCall, IdentifyOutcome};
 pub use model::{
-    Avatar, IdentityRecord, NewOutboxMessage, OutboxMessage, OutboxStatus, ProfileSummary, SignIn,
-    SignInOutcome, SinkStats, UserRecord,
+    Avatar, IdentityRecord, NewOutboxMessage, NewSession, OutboxMessage, OutboxStatus,
+    ProfileSummary, SessionRow, SessionsOf, SignIn, SignInOutcome, SinkStats, SpentState,
+    UserRecord,
 };
 pub use session::SessionStore;
-pub use sign_in::OutboxFn;
+pub use sign_in::{Callback, OutboxFn, SessionFn};
 
 /// The profile store. Cheap to clone: it holds a connection pool (and, on a SQLite file, the
 /// Identify API's own writer connection).

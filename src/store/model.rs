@@ -30,6 +30,51 @@ pub struct SignIn {
     pub avatar: Option<Avatar>,
 }
 
+/// A callback's `state`, spent by the sign-in transaction (`Store::record_sign_in_once`).
+#[derive(Debug, Clone)]
+pub struct SpentState {
+    /// A hash of the state (the state itself is a secret until used).
+    pub state_hash: String,
+    /// When the pending login would have expired; the record can go after that.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The signed-in session a sign-in transaction writes: its link to the user (so erasure,
+/// "sign out everywhere" and back-channel logout can find it) and, when sessions live in this
+/// database, the session record itself.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session_id: String,
+    pub record: Option<SessionRow>,
+    pub provider: String,
+    /// The ID token's `sub` and `sid` (back-channel logout names either).
+    pub subject: String,
+    pub sid: Option<String>,
+}
+
+/// A session record in tower-sessions' table (its MessagePack encoding).
+#[derive(Clone)]
+pub struct SessionRow {
+    pub data: Vec<u8>,
+    pub expiry_date: time::OffsetDateTime,
+}
+
+impl std::fmt::Debug for SessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRow")
+            .field("expiry_date", &self.expiry_date)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which sessions to end (`Store::end_sessions`).
+#[derive(Debug, Clone, Copy)]
+pub enum SessionsOf<'a> {
+    User(&'a str),
+    Sid { provider: &'a str, sid: &'a str },
+    Subject { provider: &'a str, subject: &'a str },
+}
+
 /// A re-hosted profile photo.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Avatar {

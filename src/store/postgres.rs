@@ -15,6 +15,8 @@ pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// tower-sessions-sqlx-store's default PostgreSQL schema and table.
 pub(super) const DELETE_USER_SESSIONS: &str = r#"delete from "tower_sessions"."session" where id in (select session_id from user_session where user_id = $1)"#;
+/// tower-sessions-sqlx-store's session table.
+pub(super) const SESSION_TABLE: &str = r#""tower_sessions"."session""#;
 /// A new session row; no row when the id is taken (the caller picks another).
 pub(super) const CREATE_SESSION: &str = r#"insert into "tower_sessions"."session" (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing"#;
 /// `CREATE_SESSION` and the session's link to its user (`$4`, at `$5`) in one statement; no

@@ -11,7 +11,7 @@ use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use chrono::Utc;
 
-use super::{ms, postgres, sqlite, users::LINK_SESSION, Pool, Store, StoreError};
+use super::{ms, postgres, sqlite, users::LINK_SESSION, Pool, SessionsOf, Store, StoreError};
 
 /// A `tower_sessions::SessionStore` on the same database as the profiles.
 #[derive(Debug, Clone)]
@@ -126,6 +126,76 @@ impl ExpiredDeletion for SessionStore {
             .await
             .map_err(|e| session_store::Error::Backend(e.to_string()))?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// End sessions: delete their rows here (database sessions) and their links; returns
+    /// their ids, so a session store elsewhere (Redis, memory) deletes them too. One
+    /// transaction.
+    pub async fn end_sessions(&self, which: SessionsOf<'_>) -> Result<Vec<String>, StoreError> {
+        let (condition, first, second) = match which {
+            SessionsOf::User(user_id) => ("user_id = $1", user_id, None),
+            SessionsOf::Sid { provider, sid } => {
+                ("provider = $1 and sid = $2", provider, Some(sid))
+            }
+            SessionsOf::Subject { provider, subject } => {
+                ("provider = $1 and subject = $2", provider, Some(subject))
+            }
+        };
+        let ids = on_pool!(self, pool, db => {
+            let mut tx = db::begin_write(pool).await?;
+            let rows = format!(
+                "delete from {} where id in (select session_id from user_session where {condition})",
+                db::SESSION_TABLE
+            );
+            let mut query = sqlx::query(&rows).bind(first);
+            if let Some(second) = second {
+                query = query.bind(second);
+            }
+            query.execute(&mut *tx).await?;
+            let links = format!("delete from user_session where {condition} returning session_id");
+            let mut query = sqlx::query_scalar(&links).bind(first);
+            if let Some(second) = second {
+                query = query.bind(second);
+            }
+            let ids: Vec<String> = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            ids
+        });
+        Ok(ids)
+    }
+
+    /// Record a back-channel logout token as used (`token_hash`: a hash of provider and
+    /// `jti`); `false` when it was used before (a replay).
+    pub async fn spend_logout_token(
+        &self,
+        token_hash: &str,
+        expires_at: chrono::DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = on_pool!(self, pool, _db => {
+            sqlx::query(
+                "insert into logout_token (token_hash, expires_at) values ($1, $2) \
+                 on conflict (token_hash) do nothing",
+            )
+            .bind(token_hash)
+            .bind(ms(expires_at))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Whether the profile still exists (a session of an erased profile is refused).
+    pub async fn profile_exists(&self, user_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i32> = on_pool!(self, pool, _db => {
+            sqlx::query_scalar("select 1 from profile where user_id = $1")
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
     }
 }
 

@@ -5,7 +5,10 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{ms, NewOutboxMessage, SignIn, SignInOutcome, Store, StoreError};
+use super::users::LINK_SESSION_FULL;
+use super::{
+    ms, NewOutboxMessage, NewSession, SignIn, SignInOutcome, SpentState, Store, StoreError,
+};
 
 /// Insert one outbox message on `$conn` (expanded inside `on_pool!`, so `$db` is the backend).
 macro_rules! insert_outbox_message {
@@ -31,6 +34,15 @@ const ATTEMPTS: u32 = 3;
 /// The outbox closure: builds the identify messages for a sign-in from its outcome.
 pub type OutboxFn<'a> = dyn Fn(&SignInOutcome) -> Vec<NewOutboxMessage> + Send + Sync + 'a;
 
+/// The session closure: builds the signed-in session for a sign-in from its outcome.
+pub type SessionFn<'a> = dyn Fn(&SignInOutcome) -> NewSession + Send + Sync + 'a;
+
+/// What a callback's sign-in transaction writes besides the profile and outbox.
+pub struct Callback<'a> {
+    pub spent: &'a SpentState,
+    pub session: &'a SessionFn<'a>,
+}
+
 impl Store {
     /// Record a verified sign-in in one transaction: find the identity by (issuer, subject);
     /// if it is new, link it to the profile with the same provider-verified email (only when
@@ -41,22 +53,45 @@ impl Store {
     ///
     /// `outbox` may be called more than once (a PostgreSQL transaction that lost a race is
     /// retried); only the messages of the committed attempt are stored.
-    #[tracing::instrument(skip_all, fields(provider = %s.provider))]
     pub async fn record_sign_in(
         &self,
         s: &SignIn,
         outbox: &OutboxFn<'_>,
     ) -> Result<SignInOutcome, StoreError> {
+        self.sign_in_attempts(s, None, outbox).await
+    }
+
+    /// [`Store::record_sign_in`] for a callback: in the same transaction it also spends the
+    /// callback's `state` (`StoreError::StateUsed`, and nothing written, when it was spent
+    /// before) and writes the signed-in session the callback builds (its link to the user, and
+    /// its record when sessions live in this database).
+    pub async fn record_sign_in_once(
+        &self,
+        s: &SignIn,
+        callback: &Callback<'_>,
+        outbox: &OutboxFn<'_>,
+    ) -> Result<SignInOutcome, StoreError> {
+        self.sign_in_attempts(s, Some(callback), outbox).await
+    }
+
+    #[tracing::instrument(skip_all, fields(provider = %s.provider))]
+    async fn sign_in_attempts(
+        &self,
+        s: &SignIn,
+        callback: Option<&Callback<'_>>,
+        outbox: &OutboxFn<'_>,
+    ) -> Result<SignInOutcome, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.try_sign_in(s, outbox).await;
+            let result = self.try_sign_in(s, callback, outbox).await;
             match result {
-                Ok(Some(outcome)) => return Ok(outcome),
-                Ok(None) if attempt < ATTEMPTS => {
+                Ok(Attempt::Done(outcome)) => return Ok(outcome),
+                Ok(Attempt::StateUsed) => return Err(StoreError::StateUsed),
+                Ok(Attempt::Raced) if attempt < ATTEMPTS => {
                     tracing::debug!(attempt, "identity created concurrently, retrying");
                 }
-                Ok(None) => {
+                Ok(Attempt::Raced) => {
                     return Err(StoreError::Conflict(
                         "identity was created concurrently too often; giving up".into(),
                     ))
@@ -73,16 +108,32 @@ impl Store {
         on_pool!(self, _pool, db => db::is_retryable(e))
     }
 
-    /// One attempt; `Ok(None)` when another transaction created this identity first.
+    /// One attempt.
     async fn try_sign_in(
         &self,
         s: &SignIn,
+        callback: Option<&Callback<'_>>,
         outbox: &OutboxFn<'_>,
-    ) -> Result<Option<SignInOutcome>, sqlx::Error> {
+    ) -> Result<Attempt, sqlx::Error> {
         let at = ms(s.at);
         let provider_created_at = s.provider_created_at.map(ms);
         on_pool!(self, pool, db => {
             let mut tx = db::begin_write(pool).await?;
+            if let Some(spent) = callback.map(|c| c.spent) {
+                // First, so a concurrent replay waits on this row and then finds it taken.
+                let inserted = sqlx::query(
+                    "insert into login_state (state_hash, expires_at) values ($1, $2) \
+                     on conflict (state_hash) do nothing",
+                )
+                .bind(&spent.state_hash)
+                .bind(ms(spent.expires_at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    return Ok(Attempt::StateUsed);
+                }
+            }
             // A returning identity is updated and found in one statement.
             let existing: Option<String> = sqlx::query_scalar(
                 "update identity set provider = $3, email = $4, email_verified = $5, \
@@ -164,7 +215,7 @@ impl Store {
                     .rows_affected();
                     if inserted == 0 {
                         // Lost the race for this identity: roll back (dropping `tx`) and retry.
-                        return Ok(None);
+                        return Ok(Attempt::Raced);
                     }
                     (user_id, !linked_by_email, linked_by_email)
                 }
@@ -228,10 +279,57 @@ impl Store {
             for m in outbox(&outcome) {
                 insert_outbox_message!(db, &mut *tx, m)?;
             }
+            if let Some(callback) = callback {
+                let session = (callback.session)(&outcome);
+                if let Some(row) = &session.record {
+                    // A fresh random 128-bit id: a taken one is a conflict, not a retry.
+                    let inserted = sqlx::query(db::CREATE_SESSION)
+                        .bind(&session.session_id)
+                        .bind(&row.data)
+                        .bind(row.expiry_date)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if inserted == 0 {
+                        return Err(sqlx::Error::Protocol("session id taken".into()));
+                    }
+                }
+                sqlx::query(LINK_SESSION_FULL)
+                    .bind(&session.session_id)
+                    .bind(&outcome.user_id)
+                    .bind(at)
+                    .bind(&session.provider)
+                    .bind(&session.subject)
+                    .bind(&session.sid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
-            Ok(Some(outcome))
+            Ok(Attempt::Done(outcome))
         })
     }
+
+    /// Forget spent sign-in states and logout tokens that could not be replayed anyway.
+    pub async fn prune_login_states(&self) -> Result<u64, StoreError> {
+        let now = ms(Utc::now());
+        let mut n = 0;
+        for table in ["login_state", "logout_token"] {
+            let sql = format!("delete from {table} where expires_at < $1");
+            n += on_pool!(self, pool, _db => {
+                sqlx::query(&sql).bind(now).execute(pool).await?.rows_affected()
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// How one sign-in transaction ended.
+enum Attempt {
+    Done(SignInOutcome),
+    /// Another transaction created this identity first: retry.
+    Raced,
+    /// The callback's state was spent before: a replay.
+    StateUsed,
 }
 
 /// `base` with every key of `update` set (objects only; anything else is replaced).

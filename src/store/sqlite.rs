@@ -18,6 +18,8 @@ pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// tower-sessions-sqlx-store's default SQLite table.
 pub(super) const DELETE_USER_SESSIONS: &str =
     "delete from tower_sessions where id in (select session_id from user_session where user_id = $1)";
+/// tower-sessions-sqlx-store's session table.
+pub(super) const SESSION_TABLE: &str = "tower_sessions";
 /// A new session row; no row when the id is taken (the caller picks another).
 pub(super) const CREATE_SESSION: &str =
     "insert into tower_sessions (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing";

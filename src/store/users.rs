@@ -10,6 +10,11 @@ pub(super) const LINK_SESSION: &str =
     "insert into user_session (session_id, user_id, created_at) values ($1, $2, $3) \
      on conflict (session_id) do update set user_id = excluded.user_id";
 
+/// [`LINK_SESSION`] with the session's provider (`$4`), subject (`$5`) and `sid` (`$6`).
+pub(super) const LINK_SESSION_FULL: &str =
+    "insert into user_session (session_id, user_id, created_at, provider, subject, sid) \
+     values ($1, $2, $3, $4, $5, $6)";
+
 impl Store {
     /// Remember that `session_id` (tower-sessions' id as a string) belongs to `user_id`, so
     /// `delete_user` can end it. An unknown user is a `Conflict`.

@@ -185,6 +185,11 @@ impl TestIdp {
         }
     }
 
+    /// The node process's id (the sign-in benchmark reads its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT` (no issuer path).
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -53,6 +53,12 @@ pub async fn spawn_replicas(n: usize, session_toml: &str, extra_toml: &str) -> R
     let db = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
     let mut stops = Vec::new();
+    // Replicas share the session key, as a deployment must (pending sign-ins are sealed cookies).
+    let secret = "secret = \"replicas-share-this-session-key-0123456789\"";
+    let session_toml = match session_toml.contains("[session]") {
+        true => session_toml.replace("[session]", &format!("[session]\n{secret}")),
+        false => format!("[session]\n{secret}\n{session_toml}"),
+    };
     for (i, listener) in listeners.into_iter().enumerate() {
         let toml = format!(
             "[server]\npublic_url = \"{public_url}\"\n[database]\nurl = \"{}\"\n{session_toml}\n[log]\nformat = \"pretty\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{CLIENT_SECRET}\"\n{extra_toml}\n",

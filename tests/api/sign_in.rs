@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    location, spawn_app, spawn_app_with, with_param, AppOptions, Kind, MS_TENANT,
+    browser, location, spawn_app, spawn_app_with, with_param, AppOptions, Kind, MS_TENANT,
 };
 
 async fn assert_error_page(response: reqwest::Response, status: StatusCode, title: &str) {
@@ -182,20 +182,68 @@ async fn return_to_attacks_are_refused_with_a_page() {
 }
 
 #[tokio::test]
-async fn a_tampered_state_is_refused_and_leaves_no_session() {
+async fn a_forged_callback_is_refused_and_does_not_break_the_real_one() {
     let app = spawn_app(Kind::Google).await;
     let callback = app.start_sign_in("login_hint=google-consumer").await;
-    let response = app
-        .client
-        .get(with_param(&callback, "state", "forged"))
-        .send()
+    for forged in ["forged", "x"] {
+        let response = app
+            .client
+            .get(with_param(&callback, "state", forged))
+            .send()
+            .await
+            .unwrap();
+        assert_error_page(response, StatusCode::BAD_REQUEST, "no longer valid").await;
+    }
+    assert_eq!(app.me().await.0, StatusCode::UNAUTHORIZED);
+    // The pending sign-in of this browser is untouched: its own callback still works.
+    let response = app.client.get(callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.me().await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn two_tabs_signing_in_at_once_both_succeed() {
+    let app = spawn_app(Kind::Google).await;
+    let first = app
+        .start_sign_in("login_hint=google-consumer&return_to=/one")
+        .await;
+    let second = app
+        .start_sign_in("login_hint=google-consumer&return_to=/two")
+        .await;
+    let (a, b) = tokio::join!(
+        app.client.get(&second).send(),
+        app.client.get(&first).send()
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.status(), b.status()),
+        (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER)
+    );
+    assert!(location(&a).ends_with("/two") && location(&b).ends_with("/one"));
+    assert_eq!(app.me().await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn anonymous_login_visits_leave_no_rows() {
+    let app = spawn_app(Kind::Google).await;
+    for _ in 0..5 {
+        let visitor = browser();
+        for path in ["/login", "/login/google?login_hint=google-consumer"] {
+            let response = visitor.get(app.url(path)).send().await.unwrap();
+            assert!(response.status().is_success() || response.status().is_redirection());
+        }
+    }
+    let db = app.config_path.with_file_name("bridge.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    assert_error_page(response, StatusCode::BAD_REQUEST, "no longer valid").await;
-    // The real callback no longer works either: the failed attempt cleared the session.
-    let response = app.client.get(callback).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(app.me().await.0, StatusCode::UNAUTHORIZED);
+    for table in ["tower_sessions", "user_session", "login_state", "profile"] {
+        let rows: i64 = sqlx::query_scalar(&format!("select count(*) from {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "{table}");
+    }
 }
 
 #[tokio::test]
@@ -374,36 +422,40 @@ async fn logout_requires_same_origin_and_clears_the_session() {
 }
 
 #[tokio::test]
-async fn session_cookie_is_http_only_lax_and_the_id_changes_at_sign_in() {
+async fn cookies_are_http_only_lax_and_the_session_id_changes_at_each_sign_in() {
     let app = spawn_app(Kind::Google).await;
     let login = app.get("/login/google?login_hint=google-consumer").await;
-    let before = login.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(
-        before.contains("HttpOnly") && before.contains("SameSite=Lax"),
-        "{before}"
-    );
-    let callback = {
-        // finish the flow with the same client
-        let mut next = location(&login);
-        loop {
-            if next.starts_with(&app.address) {
-                break next;
-            }
-            let target = url::Url::parse(&app.idp.base_url())
-                .unwrap()
-                .join(&next)
-                .unwrap();
-            next = location(&app.client.get(target).send().await.unwrap());
-        }
+    let pending = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/callback/google",
+        "Max-Age=660",
+    ] {
+        assert!(pending.contains(part), "{pending}");
+    }
+    let session_cookie = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("identify_bridge_session="))
+            .expect("a session cookie")
     };
-    let done = app.client.get(callback).send().await.unwrap();
-    let after = done.headers()["set-cookie"].to_str().unwrap().to_string();
+    let first = session_cookie(&app.sign_in("google-consumer", None).await);
+    assert!(
+        first.contains("HttpOnly") && first.contains("SameSite=Lax"),
+        "{first}"
+    );
+    let second = session_cookie(&app.sign_in("google-consumer", None).await);
     let id = |c: &str| c.split(';').next().unwrap().to_string();
     assert_ne!(
-        id(&before),
-        id(&after),
+        id(&first),
+        id(&second),
         "session id must be cycled at sign-in"
     );
+    assert_eq!(app.me().await.0, StatusCode::OK);
 }
 
 #[tokio::test]

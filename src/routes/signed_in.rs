@@ -1,0 +1,115 @@
+//! Who is signed in, checked: every route that acts for a signed-in person (`/me`, `/auth`, the
+//! profile page, sign out everywhere) asks [`current_user`]. A session past
+//! `session.max_lifetime_secs`, whose profile was erased, or that its provider no longer
+//! stands behind ([`crate::revalidate`], every `session.revalidate_secs`) is ended here and
+//! the request treated as anonymous: pages go to sign-in, JSON and `/auth` answer 401.
+
+use tower_sessions::session::Id;
+use tower_sessions::{Session, SessionStore};
+
+use crate::error::AppError;
+use crate::revalidate::{self, Verdict};
+use crate::session::{self, SignedInUser};
+use crate::state::AppState;
+
+/// After an unreachable provider, the next check waits at least this long (seconds).
+const RETRY_UNREACHABLE_SECS: i64 = 60;
+
+/// The signed-in user of this request, if the session is still good.
+pub async fn current_user(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<SignedInUser>, AppError> {
+    let Some(mut user) = session::signed_in_user(session).await? else {
+        return Ok(None);
+    };
+    let settings = &state.settings.session;
+    let now = chrono::Utc::now().timestamp();
+    let age = now - user.signed_in_unix();
+    if age < 0 || age as u64 > settings.max_lifetime_secs {
+        tracing::info!(user_id = %user.user_id, "session past its lifetime ended");
+        end_session(session).await?;
+        return Ok(None);
+    }
+    if !state.store.profile_exists(&user.user_id).await? {
+        tracing::info!(user_id = %user.user_id, "session of an erased profile ended");
+        end_session(session).await?;
+        return Ok(None);
+    }
+    let every = settings.revalidate_secs as i64;
+    if every > 0
+        && now - user.validated_at >= every
+        && !revalidated(state, session, &mut user, now).await?
+    {
+        end_session(session).await?;
+        return Ok(None);
+    }
+    Ok(Some(user))
+}
+
+/// Check the session with its provider; `false` when it must end. The session is saved with
+/// the time of the check (and refreshed tokens).
+async fn revalidated(
+    state: &AppState,
+    session: &Session,
+    user: &mut SignedInUser,
+    now: i64,
+) -> Result<bool, AppError> {
+    let Some(provider) = state.providers.get(&user.provider) else {
+        // A provider removed from the configuration cannot vouch for anyone.
+        tracing::info!(user_id = %user.user_id, provider = %user.provider, "session of a removed provider ended");
+        return Ok(false);
+    };
+    let keys = &state.pending_logins.keys;
+    let tokens = user.open_tokens(keys).unwrap_or_default();
+    match revalidate::check(&provider, &tokens, now).await {
+        Verdict::Valid(new_tokens) => {
+            crate::metrics::revalidation(provider.name(), "valid");
+            if let Some(tokens) = new_tokens {
+                user.seal_tokens(keys, &tokens);
+            }
+            user.validated_at = now;
+        }
+        Verdict::Ended(reason) => {
+            // Two requests of one browser may refresh at once; a rotated refresh token then
+            // fails for the slower one. The stored session shows whether the other succeeded.
+            if checked_elsewhere(state, session, user).await {
+                return Ok(true);
+            }
+            crate::metrics::revalidation(provider.name(), "ended");
+            tracing::info!(user_id = %user.user_id, %reason, "session ended by its provider");
+            return Ok(false);
+        }
+        Verdict::Unreachable(reason) => {
+            crate::metrics::revalidation(provider.name(), "unreachable");
+            tracing::warn!(user_id = %user.user_id, %reason, "session re-validation failed; the session goes on");
+            user.validated_at =
+                now - state.settings.session.revalidate_secs as i64 + RETRY_UNREACHABLE_SECS;
+        }
+    }
+    session
+        .insert(session::SIGNED_IN_USER, user.clone())
+        .await?;
+    Ok(true)
+}
+
+/// Whether the stored session was re-validated by another request since this one read it.
+async fn checked_elsewhere(state: &AppState, session: &Session, user: &SignedInUser) -> bool {
+    let Some(id): Option<Id> = session.id() else {
+        return false;
+    };
+    let Ok(Some(record)) = state.sessions.load(&id).await else {
+        return false;
+    };
+    record
+        .data
+        .get(session::SIGNED_IN_USER)
+        .and_then(|v| serde_json::from_value::<SignedInUser>(v.clone()).ok())
+        .is_some_and(|stored| stored.validated_at > user.validated_at)
+}
+
+/// End this request's session: the stored record goes, and the cookie with the response.
+pub async fn end_session(session: &Session) -> Result<(), AppError> {
+    session.flush().await?;
+    Ok(())
+}
