@@ -61,9 +61,8 @@ pub(super) fn session_secret(data_dir: &Path) -> anyhow::Result<String> {
     let read = |path: &Path| -> anyhow::Result<String> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        crate::sealed::Keys::parse(&text).map_err(|e| {
-            anyhow::anyhow!("{}: {e}; delete it to get a new key", path.display())
-        })?;
+        crate::sealed::Keys::parse(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}; delete it to get a new key", path.display()))?;
         Ok(text.trim().to_string())
     };
     if path.exists() {

@@ -37,6 +37,8 @@ pub struct IdpClient {
     /// e.g. `["authorization_code", "refresh_token"]` or `["client_credentials"]`.
     /// Empty means the server default (`authorization_code`, `refresh_token`).
     pub grant_types: Vec<String>,
+    /// Where the provider posts back-channel logout tokens (ID tokens then carry `sid`).
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl IdpClient {
@@ -47,7 +49,14 @@ impl IdpClient {
             client_secret: client_secret.to_owned(),
             redirect_uris: vec![redirect_uri.to_owned()],
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            backchannel_logout_uri: None,
         }
+    }
+
+    /// This client with a back-channel logout URI.
+    pub fn with_backchannel_logout(mut self, uri: &str) -> Self {
+        self.backchannel_logout_uri = Some(uri.to_owned());
+        self
     }
 
     /// A machine client that only uses the client-credentials grant.
@@ -57,6 +66,7 @@ impl IdpClient {
             client_secret: client_secret.to_owned(),
             redirect_uris: vec![],
             grant_types: vec!["client_credentials".into()],
+            backchannel_logout_uri: None,
         }
     }
 
@@ -68,6 +78,9 @@ impl IdpClient {
         });
         if !self.grant_types.is_empty() {
             v["grant_types"] = json!(self.grant_types);
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            v["backchannel_logout_uri"] = json!(uri);
         }
         v
     }
@@ -247,6 +260,29 @@ impl TestIdp {
 
     /// A JWT signed with the provider's current key (RS256, its `kid`), with `header`'s fields
     /// added to the header: for tokens the provider would not issue itself.
+    /// Stop the provider (it cannot be reached any more).
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Revoke every grant of the account `sub` at the provider; how many were revoked.
+    pub async fn revoke_grants(&self, sub: &str) -> u64 {
+        let v = self
+            .control_post("revoke-grants", json!({ "sub": sub }))
+            .await;
+        v["revoked"].as_u64().unwrap_or(0)
+    }
+
+    /// Have the provider post a back-channel logout token for `sub` (and `sid`) to the
+    /// client's `backchannel_logout_uri`; panics unless the client answered 200.
+    pub async fn send_backchannel_logout(&self, client_id: &str, sub: &str, sid: Option<&str>) {
+        self.control_post(
+            "backchannel-logout",
+            json!({ "client_id": client_id, "sub": sub, "sid": sid }),
+        )
+        .await;
+    }
+
     pub async fn sign(&self, header: Value, payload: &Value) -> String {
         let v = self
             .control_post("sign", json!({ "header": header, "payload": payload }))

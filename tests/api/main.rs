@@ -18,5 +18,6 @@ mod profiles;
 mod readiness;
 mod replicas;
 mod scale;
+mod sessions;
 mod sign_in;
 mod sink;

@@ -16,7 +16,9 @@ pub struct Replicas {
     pub addresses: Vec<String>,
     pub public_url: String,
     pub idp: TestIdp,
-    pub db: TestDatabase,
+    /// The database the replicas share (`None` on SQLite).
+    pub _db: Option<TestDatabase>,
+    pub database_url: String,
     stops: Vec<CancellationToken>,
     _dir: tempfile::TempDir,
 }
@@ -30,8 +32,29 @@ impl Drop for Replicas {
 }
 
 /// `n` replicas on one fresh PostgreSQL database; `public_url` is the first replica's address
-/// (the "load balancer"); `session_toml` chooses the session store.
+/// (the "load balancer"); `session_toml` chooses the session store. `extra_toml` is appended
+/// to the provider's table first (so leading keys are provider settings).
 pub async fn spawn_replicas(n: usize, session_toml: &str, extra_toml: &str) -> Replicas {
+    spawn_on(
+        n,
+        Some(TestDatabase::create().await),
+        session_toml,
+        extra_toml,
+    )
+    .await
+}
+
+/// One bridge on a fresh SQLite file, set up like [`spawn_replicas`].
+pub async fn spawn_on_sqlite(session_toml: &str, extra_toml: &str) -> Replicas {
+    spawn_on(1, None, session_toml, extra_toml).await
+}
+
+async fn spawn_on(
+    n: usize,
+    db: Option<TestDatabase>,
+    session_toml: &str,
+    extra_toml: &str,
+) -> Replicas {
     let mut listeners = Vec::new();
     for _ in 0..n {
         listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
@@ -50,8 +73,11 @@ pub async fn spawn_replicas(n: usize, session_toml: &str, extra_toml: &str) -> R
         )],
     )
     .await;
-    let db = TestDatabase::create().await;
     let dir = tempfile::tempdir().unwrap();
+    let database_url = match &db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("bridge.db").display()),
+    };
     let mut stops = Vec::new();
     // Replicas share the session key, as a deployment must (pending sign-ins are sealed cookies).
     let secret = "secret = \"replicas-share-this-session-key-0123456789\"";
@@ -62,7 +88,7 @@ pub async fn spawn_replicas(n: usize, session_toml: &str, extra_toml: &str) -> R
     for (i, listener) in listeners.into_iter().enumerate() {
         let toml = format!(
             "[server]\npublic_url = \"{public_url}\"\n[database]\nurl = \"{}\"\n{session_toml}\n[log]\nformat = \"pretty\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{CLIENT_SECRET}\"\n{extra_toml}\n",
-            db.url, idp.issuer
+            database_url, idp.issuer
         );
         let path = dir.path().join(format!("replica-{i}.toml"));
         std::fs::write(&path, toml).unwrap();
@@ -78,7 +104,8 @@ pub async fn spawn_replicas(n: usize, session_toml: &str, extra_toml: &str) -> R
         addresses,
         public_url,
         idp,
-        db,
+        _db: db,
+        database_url,
         stops,
         _dir: dir,
     }

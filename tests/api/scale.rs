@@ -55,7 +55,7 @@ async fn two_hundred_sign_ins_over_two_replicas_make_200_profiles_each_delivered
     for t in tasks {
         t.await.unwrap();
     }
-    let store = Store::connect(&r.db.url).await.unwrap();
+    let store = Store::connect(&r.database_url).await.unwrap();
     assert_eq!(store.profile_count().await.unwrap(), 200);
     let requests = sink.wait_for(200, Duration::from_secs(60)).await;
     // Let any duplicate show up before counting.

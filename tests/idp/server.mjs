@@ -85,6 +85,10 @@ function normalizeClient(c) {
     token_endpoint_auth_method: c.token_endpoint_auth_method || 'client_secret_basic',
   };
   if (c.post_logout_redirect_uris) out.post_logout_redirect_uris = c.post_logout_redirect_uris;
+  if (c.backchannel_logout_uri) {
+    out.backchannel_logout_uri = c.backchannel_logout_uri;
+    out.backchannel_logout_session_required = c.backchannel_logout_session_required !== false;
+  }
   return out;
 }
 
@@ -313,6 +317,12 @@ function makeProvider(jwk) {
       phone: ['phone_number', 'phone_number_verified'],
     },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    // The bridges under test listen on 127.0.0.1: drop oidc-provider's SSRF guard (it refuses
+    // special-use addresses) for its outgoing requests (back-channel logout tokens).
+    fetch: (url, options) => {
+      const { dispatcher: _guard, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
     cookies: {
       keys: cookieKeys,
       long: { httpOnly: true, sameSite: 'lax', secure: false },
@@ -328,6 +338,7 @@ function makeProvider(jwk) {
       introspection: { enabled: true },
       revocation: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
       claimsParameter: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -384,6 +395,14 @@ function makeProvider(jwk) {
     }
   });
 
+  // Remember each account's grants, so /__control/revoke-grants can revoke them.
+  for (const event of ['access_token.saved', 'refresh_token.saved']) {
+    provider.on(event, (token) => {
+      if (!token.accountId || !token.grantId) return;
+      if (!grantsByAccount.has(token.accountId)) grantsByAccount.set(token.accountId, new Set());
+      grantsByAccount.get(token.accountId).add(token.grantId);
+    });
+  }
   provider.on('server_error', (_ctx, err) => console.error('idp server_error:', err));
   provider.on('authorization.error', (_ctx, err) => console.error('idp authorization.error:', err.message, err.error_description ?? ''));
   provider.on('grant.error', (_ctx, err) => console.error('idp grant.error:', err.message, err.error_description ?? ''));
@@ -396,6 +415,7 @@ function makeProvider(jwk) {
 // ---------------------------------------------------------------------------------------------
 
 let current; // { provider, callback, kid, jwk }
+const grantsByAccount = new Map(); // accountId -> Set(grantId)
 
 function activate(jwk) {
   const provider = makeProvider(jwk);
@@ -479,6 +499,43 @@ async function handleControl(req, res, path) {
       return sendJson(res, 400, { error: 'invalid_client_metadata', detail: err.message });
     }
     return sendJson(res, 200, { client_id: client.client_id, clients: clients.map((c) => c.client_id) });
+  }
+  if (path === '/__control/revoke-grants' && req.method === 'POST') {
+    // Revoke every grant of an account, as an admin would at a real provider: its access and
+    // refresh tokens stop working (refresh answers invalid_grant, userinfo 401).
+    let body;
+    try {
+      body = JSON.parse(await readAll(req));
+    } catch (err) {
+      return sendJson(res, 400, { error: 'invalid_json', detail: err.message });
+    }
+    const { provider } = current;
+    const grants = [...(grantsByAccount.get(String(body.sub)) || [])];
+    for (const grantId of grants) {
+      await provider.AccessToken.revokeByGrantId(grantId);
+      await provider.RefreshToken.revokeByGrantId(grantId);
+      await provider.Grant.adapter.destroy(grantId);
+    }
+    grantsByAccount.delete(String(body.sub));
+    return sendJson(res, 200, { revoked: grants.length });
+  }
+  if (path === '/__control/backchannel-logout' && req.method === 'POST') {
+    // Send a back-channel logout token, as the provider does when the person logs out there:
+    // oidc-provider's own Client#backchannelLogout (to the client's backchannel_logout_uri).
+    let body;
+    try {
+      body = JSON.parse(await readAll(req));
+    } catch (err) {
+      return sendJson(res, 400, { error: 'invalid_json', detail: err.message });
+    }
+    const client = await current.provider.Client.find(String(body.client_id));
+    if (!client) return sendJson(res, 404, { error: 'unknown_client' });
+    try {
+      await client.backchannelLogout(String(body.sub), body.sid ? String(body.sid) : undefined);
+      return sendJson(res, 200, { sent: true });
+    } catch (err) {
+      return sendJson(res, 502, { error: 'delivery_failed', detail: `${err.message}${err.cause ? `: ${err.cause.message ?? err.cause}` : ''}` });
+    }
   }
   if (path === '/__control/mode' && req.method === 'GET') {
     return sendJson(res, 200, { mode });

@@ -1,0 +1,442 @@
+//! Sessions that stay true to the provider, through the real oidc-provider: re-validation
+//! (refresh tokens, userinfo), back-channel logout, lifetimes, sign out everywhere, erasure;
+//! on SQLite, PostgreSQL with database sessions and PostgreSQL with Redis sessions, two
+//! replicas where it matters (a sign-in begun on the first replica, the session used on the
+//! last).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{location, CLIENT_SECRET};
+use crate::idp::{b64url_decode, b64url_encode, IdpClient};
+use crate::replicas::{browser, spawn_on_sqlite, spawn_replicas, Replicas};
+
+/// The test provider's `google-consumer` account.
+const SUB: &str = "110248495921238986420";
+const ADMIN_KEY: &str = "admin-key-for-session-tests";
+/// Provider scopes that make the test provider issue a refresh token (with `prompt=consent`).
+const OFFLINE: &str = "scopes = [\"openid\", \"profile\", \"email\", \"offline_access\"]\n";
+
+#[derive(Clone, Copy, Debug)]
+enum Stores {
+    Sqlite,
+    PgDatabase,
+    PgRedis,
+}
+
+/// The bridge on `stores`, with `session` lines in `[session]` and `provider` lines in the
+/// provider's table; the admin API open to [`ADMIN_KEY`].
+async fn bridge(stores: Stores, session: &str, provider: &str) -> Replicas {
+    let extra = format!(
+        "{provider}[admin]\napi_key_hashes = [\"{}\"]\n",
+        hex::encode(Sha256::digest(ADMIN_KEY.as_bytes()))
+    );
+    match stores {
+        Stores::Sqlite => spawn_on_sqlite(&format!("[session]\n{session}"), &extra).await,
+        Stores::PgDatabase => {
+            let toml = format!("[session]\nstore = \"database\"\n{session}");
+            spawn_replicas(2, &toml, &extra).await
+        }
+        Stores::PgRedis => {
+            let toml = format!(
+                "[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\n{session}"
+            );
+            spawn_replicas(2, &toml, &extra).await
+        }
+    }
+}
+
+/// Sign `client` in as `hint` (begun on the first replica, finished on the last).
+async fn sign_in(r: &Replicas, client: &reqwest::Client, hint: &str) {
+    let last = r.addresses.len() - 1;
+    let callback = r.start_on(client, 0, last, hint).await;
+    let done = client.get(callback).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+}
+
+/// The status of `path` on the last replica.
+async fn status(r: &Replicas, client: &reqwest::Client, path: &str) -> StatusCode {
+    let last = r.addresses.last().unwrap();
+    client
+        .get(format!("{last}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Ask `path` on the last replica until it answers `want` (at most 20 s).
+async fn wait_for(r: &Replicas, client: &reqwest::Client, path: &str, want: StatusCode) {
+    for _ in 0..200 {
+        if status(r, client, path).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{path} never answered {want}");
+}
+
+async fn user_id(r: &Replicas, client: &reqwest::Client) -> String {
+    let last = r.addresses.last().unwrap();
+    let me: Value = client
+        .get(format!("{last}/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["user_id"].as_str().expect("signed in").to_string()
+}
+
+/// Past `session.revalidate_secs = 1`: the next request re-validates.
+async fn past_the_revalidation_interval() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
+// ------------------------------------------------------------------ re-validation
+
+async fn a_revoked_grant_ends_the_session(stores: Stores, provider: &str, hint: &str) {
+    let r = bridge(stores, "revalidate_secs = 1\n", provider).await;
+    let client = browser();
+    sign_in(&r, &client, hint).await;
+    past_the_revalidation_interval().await;
+    assert_eq!(
+        status(&r, &client, "/auth").await,
+        StatusCode::NO_CONTENT,
+        "a re-validation the provider accepts keeps the session"
+    );
+    assert!(r.idp.revoke_grants(SUB).await > 0);
+    wait_for(&r, &client, "/auth", StatusCode::UNAUTHORIZED).await;
+    assert_eq!(status(&r, &client, "/me").await, StatusCode::UNAUTHORIZED);
+    let page = client
+        .get(format!("{}/profile", r.addresses.last().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&page), "/login");
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_signs_out_on_sqlite() {
+    a_revoked_grant_ends_the_session(Stores::Sqlite, OFFLINE, "google-consumer&prompt=consent")
+        .await;
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_signs_out_on_every_replica_with_database_sessions() {
+    a_revoked_grant_ends_the_session(
+        Stores::PgDatabase,
+        OFFLINE,
+        "google-consumer&prompt=consent",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_signs_out_on_every_replica_with_redis_sessions() {
+    a_revoked_grant_ends_the_session(Stores::PgRedis, OFFLINE, "google-consumer&prompt=consent")
+        .await;
+}
+
+#[tokio::test]
+async fn without_a_refresh_token_a_revoked_access_token_signs_out_through_userinfo() {
+    a_revoked_grant_ends_the_session(Stores::Sqlite, "", "google-consumer").await;
+}
+
+#[tokio::test]
+async fn the_provider_down_during_revalidation_keeps_people_signed_in() {
+    let mut r = bridge(Stores::PgDatabase, "revalidate_secs = 1\n", OFFLINE).await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer&prompt=consent").await;
+    r.idp.stop().await;
+    past_the_revalidation_interval().await;
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+    assert_eq!(status(&r, &client, "/me").await, StatusCode::OK);
+    let metrics = client
+        .get(format!("{}/metrics", r.addresses.last().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("identify_bridge_session_revalidations_total{provider=\"google\",outcome=\"unreachable\"}"),
+        "{metrics}"
+    );
+}
+
+// ------------------------------------------------------------------ back-channel logout
+
+/// Register the first replica's back-channel logout URI with the test provider.
+async fn with_backchannel_logout(r: &Replicas) {
+    let client = IdpClient::web(
+        "google",
+        CLIENT_SECRET,
+        &format!("{}/callback/google", r.public_url),
+    )
+    .with_backchannel_logout(&format!("{}/backchannel-logout/google", r.addresses[0]));
+    r.idp.add_client(client).await;
+}
+
+/// The `sid` the bridge stored for `subject`'s session (from the ID token).
+async fn stored_sid(r: &Replicas, subject: &str) -> Option<String> {
+    let sql = "select sid from user_session where subject = $1";
+    if r.database_url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&r.database_url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(subject)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&r.database_url).await.unwrap();
+        sqlx::query_scalar(sql)
+            .bind(subject)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    }
+}
+
+async fn a_backchannel_logout_ends_the_session_everywhere(stores: Stores) {
+    let r = bridge(stores, "", "").await;
+    with_backchannel_logout(&r).await;
+    let (alice, bob) = (browser(), browser());
+    sign_in(&r, &alice, "google-consumer").await;
+    sign_in(&r, &bob, "someone-else").await;
+    let sid = stored_sid(&r, SUB).await;
+    assert!(sid.is_some(), "the ID token's sid is kept with the session");
+    // The provider posts to the first replica; the session is used on the last.
+    r.idp
+        .send_backchannel_logout("google", SUB, sid.as_deref())
+        .await;
+    assert_eq!(status(&r, &alice, "/auth").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&r, &alice, "/me").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&r, &bob, "/auth").await, StatusCode::NO_CONTENT);
+    // By subject alone (no sid), too.
+    sign_in(&r, &alice, "google-consumer").await;
+    r.idp.send_backchannel_logout("google", SUB, None).await;
+    assert_eq!(status(&r, &alice, "/auth").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&r, &bob, "/auth").await, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_backchannel_logout_ends_the_session_on_sqlite() {
+    a_backchannel_logout_ends_the_session_everywhere(Stores::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_backchannel_logout_received_by_one_replica_ends_the_session_on_another_with_database_sessions(
+) {
+    a_backchannel_logout_ends_the_session_everywhere(Stores::PgDatabase).await;
+}
+
+#[tokio::test]
+async fn a_backchannel_logout_received_by_one_replica_ends_the_session_on_another_with_redis_sessions(
+) {
+    a_backchannel_logout_ends_the_session_everywhere(Stores::PgRedis).await;
+}
+
+#[tokio::test]
+async fn forged_replayed_expired_and_nonce_carrying_logout_tokens_are_refused_and_end_nothing() {
+    let r = bridge(Stores::PgDatabase, "", "").await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = || {
+        json!({
+            "iss": r.idp.issuer,
+            "aud": "google",
+            "iat": now,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            "sub": SUB,
+        })
+    };
+    let with = |key: &str, value: Value| {
+        let mut c = claims();
+        c[key] = value;
+        c
+    };
+    let header = json!({"typ": "logout+jwt"});
+    let post = |token: String| {
+        let url = format!("{}/backchannel-logout/google", r.addresses[0]);
+        let client = reqwest::Client::new();
+        async move {
+            client
+                .post(url)
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A valid token with its payload changed: the signature no longer matches.
+    let signed = r.idp.sign(header.clone(), &claims()).await;
+    let mut parts: Vec<String> = signed.split('.').map(str::to_string).collect();
+    let mut payload: Value = serde_json::from_slice(&b64url_decode(&parts[1])).unwrap();
+    payload["sub"] = json!("someone-else");
+    parts[1] = b64url_encode(payload.to_string().as_bytes());
+    let forged = parts.join(".");
+    let mut refused = vec![("forged", forged)];
+    for (what, token_claims) in [
+        ("issued an hour ago", with("iat", json!(now - 3600))),
+        ("expired", with("exp", json!(now - 3600))),
+        ("carrying a nonce", with("nonce", json!("n-1"))),
+        ("for another audience", with("aud", json!("someone-else"))),
+        ("without the event", with("events", json!({}))),
+    ] {
+        refused.push((what, r.idp.sign(header.clone(), &token_claims).await));
+    }
+    refused.push(("not a JWT", "junk".to_string()));
+    for (what, token) in refused {
+        let response = post(token).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{what}: {body}");
+        assert_eq!(
+            status(&r, &client, "/auth").await,
+            StatusCode::NO_CONTENT,
+            "a {what} token ends nothing"
+        );
+    }
+    let good = r.idp.sign(header.clone(), &claims()).await;
+    assert_eq!(post(good.clone()).await.status(), StatusCode::OK);
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::UNAUTHORIZED);
+    sign_in(&r, &client, "google-consumer").await;
+    let replay = post(good).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "a replayed token");
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+}
+
+// ------------------------------------------------------------------ ending sessions
+
+async fn an_erased_user_is_refused_everywhere(stores: Stores) {
+    let r = bridge(stores, "", "").await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer").await;
+    let id = user_id(&r, &client).await;
+    let erased = reqwest::Client::new()
+        .delete(format!("{}/api/users/{id}", r.addresses[0]))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), StatusCode::NO_CONTENT);
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&r, &client, "/me").await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_erased_users_database_sessions_are_refused_by_auth_and_me() {
+    an_erased_user_is_refused_everywhere(Stores::PgDatabase).await;
+}
+
+#[tokio::test]
+async fn an_erased_users_redis_sessions_are_refused_by_auth_and_me() {
+    an_erased_user_is_refused_everywhere(Stores::PgRedis).await;
+}
+
+async fn sign_out_everywhere(stores: Stores) {
+    let r = bridge(stores, "", "").await;
+    let (laptop, phone, other) = (browser(), browser(), browser());
+    sign_in(&r, &laptop, "google-consumer").await;
+    sign_in(&r, &phone, "google-consumer").await;
+    sign_in(&r, &other, "someone-else").await;
+    let last = r.addresses.last().unwrap();
+    let done = laptop
+        .post(format!("{last}/profile/sign-out-everywhere"))
+        .header("origin", r.public_url.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&done), "/login");
+    for browser in [&laptop, &phone] {
+        assert_eq!(status(&r, browser, "/auth").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(status(&r, &other, "/auth").await, StatusCode::NO_CONTENT);
+
+    // The same through the admin API.
+    sign_in(&r, &laptop, "google-consumer").await;
+    sign_in(&r, &phone, "google-consumer").await;
+    let id = user_id(&r, &laptop).await;
+    let ended: Value = reqwest::Client::new()
+        .delete(format!("{}/api/users/{id}/sessions", r.addresses[0]))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ended["data"]["sessions_ended"], 2, "{ended}");
+    for browser in [&laptop, &phone] {
+        assert_eq!(status(&r, browser, "/auth").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(status(&r, &other, "/auth").await, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session_of_the_profile_only_on_sqlite() {
+    sign_out_everywhere(Stores::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session_of_the_profile_only_with_redis_sessions() {
+    sign_out_everywhere(Stores::PgRedis).await;
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_needs_a_same_origin_request() {
+    let r = bridge(Stores::Sqlite, "", "").await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer").await;
+    let refused = client
+        .post(format!("{}/profile/sign-out-everywhere", r.addresses[0]))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_session_ends_after_its_maximum_lifetime_however_active() {
+    let r = bridge(Stores::Sqlite, "max_lifetime_secs = 1\n", "").await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer").await;
+    wait_for(&r, &client, "/auth", StatusCode::UNAUTHORIZED).await;
+    assert_eq!(status(&r, &client, "/me").await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_sends_the_id_token_hint_and_post_logout_redirect_uri() {
+    let r = bridge(Stores::Sqlite, "", "").await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer").await;
+    let out = client
+        .post(format!("{}/logout", r.addresses[0]))
+        .header("origin", r.public_url.as_str())
+        .form(&[("return_to", "/login")])
+        .send()
+        .await
+        .unwrap();
+    let target = url::Url::parse(&location(&out)).unwrap();
+    let query: std::collections::HashMap<_, _> = target.query_pairs().into_owned().collect();
+    let hint = query.get("id_token_hint").expect("id_token_hint sent");
+    let claims = crate::idp::jwt_payload(hint);
+    assert_eq!(claims["sub"], SUB);
+    assert_eq!(claims["aud"], "google");
+    assert_eq!(
+        query.get("post_logout_redirect_uri").map(String::as_str),
+        Some(format!("{}/login", r.public_url).as_str())
+    );
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::UNAUTHORIZED);
+}
