@@ -1,10 +1,11 @@
 //! The whole product in a real browser: headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, installed by .ci/run) driven over WebDriver. Opens /login, chooses the
 //! development provider, types a persona, lands on the profile page and checks the traits
-//! shown; saves screenshots of the profile page and the dashboard under target/screenshots/.
-//! Every page on the way is audited with axe-core (WCAG 2.1 A and AA rules: labels, contrast,
-//! names, landmarks, keyboard focus), the engine behind Lighthouse's accessibility score,
-//! installed from tests/idp's lock file.
+//! shown. Then every page (sign-in, the development provider's form, profile, dashboard, the
+//! user page, sign-out, an error page) is opened at 390 and 1280 px wide, audited with axe-core
+//! (WCAG 2.1 A and AA rules: labels, contrast, names, landmarks, keyboard focus; the engine
+//! behind Lighthouse's accessibility score, installed from tests/idp's lock file), checked for
+//! sideways scrolling and for words broken mid-way, and saved as target/screenshots/NAME-WIDTH.png.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -78,6 +79,51 @@ async fn axe_violations(browser: &fantoccini::Client) -> Vec<serde_json::Value> 
     violations.as_array().cloned().unwrap_or_default()
 }
 
+/// `{overflow, broken}`: whether the page scrolls sideways, and the words (outside code, where
+/// identifiers may wrap anywhere) whose letters the layout put on more than one line.
+async fn layout_problems(browser: &fantoccini::Client) -> serde_json::Value {
+    browser
+        .execute(
+            r#"const root = document.documentElement;
+            const broken = [];
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {
+              acceptNode: (node) => node.parentElement.closest('code, pre, svg, script, style, .visually-hidden')
+                ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT,
+            });
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+              const text = node.textContent;
+              const words = /\S{2,}/g;
+              for (let m = words.exec(text); m; m = words.exec(text)) {
+                const range = document.createRange();
+                range.setStart(node, m.index);
+                range.setEnd(node, m.index + m[0].length);
+                const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+                if (tops.size < 2) continue;
+                // Where the word wraps: after a hyphen, slash, dot or @ is a normal break;
+                // between two letters or digits it is a word broken mid-way.
+                let previousTop = null;
+                for (let i = 0; i < m[0].length; i++) {
+                  const letter = document.createRange();
+                  letter.setStart(node, m.index + i);
+                  letter.setEnd(node, m.index + i + 1);
+                  const rect = letter.getBoundingClientRect();
+                  const top = Math.round(rect.top);
+                  if (previousTop !== null && top > previousTop + 2
+                      && /[\p{L}\p{N}]/u.test(m[0][i - 1]) && /[\p{L}\p{N}]/u.test(m[0][i])) {
+                    broken.push(m[0]);
+                    break;
+                  }
+                  previousTop = top;
+                }
+              }
+            }
+            return { overflow: root.scrollWidth > root.clientWidth, broken, width: window.innerWidth };"#,
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() {
     // fantoccini's TLS stack enables two rustls providers; choose one (WebDriver here is http).
@@ -136,6 +182,7 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         .await
         .unwrap();
     audit(&browser, "the development provider's sign-in form").await;
+    let authorize_url = browser.current_url().await.unwrap().to_string();
     let field = |id: &'static str| browser.find(Locator::Id(id));
     field("f-name")
         .await
@@ -229,11 +276,72 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         .unwrap();
     let caught = axe_violations(&browser).await;
     assert!(caught.iter().any(|v| v["id"] == "image-alt"), "{caught:?}");
-    std::fs::write(
-        screenshots.join("dashboard.png"),
-        browser.screenshot().await.unwrap(),
-    )
-    .unwrap();
+
+    // Every page at a phone's width and a laptop's.
+    let user_link = browser
+        .find(Locator::Css("a[href^='/admin/users/']"))
+        .await
+        .expect("the dashboard links its users")
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let pages = [
+        ("login", format!("{url}/login")),
+        ("dev-provider", authorize_url),
+        ("profile", format!("{url}/")),
+        ("dashboard", format!("{url}/admin")),
+        ("user", format!("{url}{user_link}")),
+        ("logout", format!("{url}/logout")),
+        ("error", format!("{url}/no-such-page")),
+    ];
+    for width in [390u32, 1280] {
+        browser.set_window_size(width, 1000).await.unwrap();
+        for (name, page_url) in &pages {
+            browser.goto(page_url).await.unwrap();
+            let label = format!("{name} at {width} px");
+            audit(&browser, &label).await;
+            let layout = layout_problems(&browser).await;
+            assert_eq!(
+                layout["width"], width,
+                "{label}: the viewport is not that wide"
+            );
+            assert_eq!(
+                layout["overflow"], false,
+                "{label} scrolls sideways: {layout}"
+            );
+            assert_eq!(
+                layout["broken"],
+                serde_json::json!([]),
+                "{label}: words broken mid-way"
+            );
+            std::fs::write(
+                screenshots.join(format!("{name}-{width}.png")),
+                browser.screenshot().await.unwrap(),
+            )
+            .unwrap();
+            if *name == "dashboard" {
+                let chart = browser.find(Locator::Css(".chart-figure")).await.unwrap();
+                std::fs::write(
+                    screenshots.join(format!("dashboard-chart-{width}.png")),
+                    chart.screenshot().await.unwrap(),
+                )
+                .unwrap();
+            }
+        }
+    }
+    // The checks can fail: a long word in a narrow box breaks.
+    browser
+        .execute(
+            "const p = document.createElement('p'); p.style.width = '3em'; \
+             p.style.overflowWrap = 'anywhere'; p.textContent = 'Unbreakablewordhere'; \
+             document.querySelector('main').appendChild(p);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let layout = layout_problems(&browser).await;
+    assert_ne!(layout["broken"], serde_json::json!([]), "{layout}");
 
     browser.close().await.unwrap();
     stop.cancel();

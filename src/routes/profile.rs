@@ -26,11 +26,36 @@ pub fn router() -> Router<AppState> {
         .route("/profile/sign-out-everywhere", post(sign_out_everywhere))
 }
 
-struct TraitRow {
-    name: &'static str,
-    value: String,
-    source: String,
-    verified: bool,
+/// One trait as the profile and the admin user page show it: its value and provenance.
+pub(crate) struct TraitRow {
+    pub name: &'static str,
+    pub value: String,
+    pub source: String,
+    pub verified: bool,
+}
+
+/// The profile's traits in the specification's order, with where each came from.
+pub(crate) fn trait_rows(profile: &crate::store::UserRecord) -> Vec<TraitRow> {
+    TraitSet::NAMES
+        .iter()
+        .filter_map(|name| {
+            let value = profile.traits.get(*name)?;
+            let provenance = profile.provenance.get(*name);
+            Some(TraitRow {
+                name,
+                value: display_value(value),
+                source: provenance
+                    .and_then(|p| p.get("source"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                verified: provenance
+                    .and_then(|p| p.get("verified"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            })
+        })
+        .collect()
 }
 
 struct IdentityRow {
@@ -67,26 +92,7 @@ async fn profile_page(
         end_session(&session).await?;
         return Ok(Redirect::to("/login").into_response());
     };
-    let traits = TraitSet::NAMES
-        .iter()
-        .filter_map(|name| {
-            let value = profile.traits.get(*name)?;
-            let provenance = profile.provenance.get(*name);
-            Some(TraitRow {
-                name,
-                value: display_value(value),
-                source: provenance
-                    .and_then(|p| p.get("source"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                verified: provenance
-                    .and_then(|p| p.get("verified"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            })
-        })
-        .collect();
+    let traits = trait_rows(&profile);
     let text = |name: &str| {
         profile
             .traits

@@ -21,6 +21,8 @@ pub struct OutboxEvent {
     pub sink: String,
     pub status: String,
     pub at: DateTime<Utc>,
+    /// When the message was enqueued (the sign-in): `at - created_at` is a delivery's latency.
+    pub created_at: DateTime<Utc>,
 }
 
 impl Store {
@@ -46,7 +48,8 @@ impl Store {
     ) -> Result<Vec<OutboxEvent>, StoreError> {
         let rows = on_pool!(self, pool, db => {
             sqlx::query_as(
-                "select sink, status, coalesce(delivered_at, created_at) as at from outbox_message \
+                "select sink, status, coalesce(delivered_at, created_at) as at, created_at \
+                 from outbox_message \
                  where status in ('delivered', 'dead') and coalesce(delivered_at, created_at) >= $1 \
                  order by at desc limit $2",
             )
@@ -75,6 +78,27 @@ impl Store {
                 "select user_id, traits, received_at from identify_call \
                  order by received_at desc, call_id limit $1",
             )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
+
+impl Store {
+    /// The identify calls received for one user, newest first.
+    pub async fn identify_calls_for_user(
+        &self,
+        user_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ReceivedCall>, StoreError> {
+        let rows = on_pool!(self, pool, db => {
+            sqlx::query_as(
+                "select user_id, traits, received_at from identify_call where user_id = $1 \
+                 order by received_at desc, call_id limit $2",
+            )
+            .bind(user_id)
             .bind(limit)
             .fetch_all(pool)
             .await?

@@ -2,6 +2,7 @@
 
 mod avatars;
 mod cli;
+mod dashboard;
 mod dev_mode;
 mod helpers;
 mod identify;
