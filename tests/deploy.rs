@@ -7,30 +7,24 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use identify_bridge::config::{SessionStoreKind, Settings};
+use serde_json::Value;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn compose() -> serde_yaml::Value {
+/// docker-compose.yml as JSON values, its `<<` merge keys expanded.
+fn compose() -> Value {
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
-    let mut value: serde_yaml::Value =
-        serde_yaml::from_str(&text).expect("docker-compose.yml is YAML");
-    value.apply_merge().unwrap();
-    value
+    serde_saphyr::from_str(&text).expect("docker-compose.yml is YAML")
 }
 
-fn env_of(service: &serde_yaml::Value) -> Vec<(String, String)> {
+fn env_of(service: &Value) -> Vec<(String, String)> {
     service["environment"]
-        .as_mapping()
+        .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().unwrap().to_string(),
-                v.as_str().unwrap().to_string(),
-            )
-        })
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -38,10 +32,10 @@ fn env_of(service: &serde_yaml::Value) -> Vec<(String, String)> {
 fn compose_runs_two_replicas_behind_a_proxy_with_postgres_redis_and_a_provider() {
     let compose = compose();
     let services: BTreeSet<String> = compose["services"]
-        .as_mapping()
+        .as_object()
         .unwrap()
         .keys()
-        .map(|k| k.as_str().unwrap().to_string())
+        .cloned()
         .collect();
     for expected in ["postgres", "redis", "idp", "bridge-1", "bridge-2", "proxy"] {
         assert!(

@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -101,13 +100,6 @@ struct Attempt {
     error: Option<String>,
 }
 
-/// The header parameters `jsonwebtoken` does not check for us.
-#[derive(Deserialize)]
-struct ExtraHeader {
-    crit: Option<Value>,
-    typ: Option<String>,
-}
-
 impl JwksVerifier {
     pub fn new(issuer: &str, audience: &str, leeway: u64, http: reqwest::Client) -> Self {
         JwksVerifier {
@@ -126,7 +118,7 @@ impl JwksVerifier {
         if !ALGORITHMS.contains(&header.alg) {
             return Err(TokenError::Algorithm);
         }
-        check_header(token)?;
+        check_header(&header)?;
         let set = match self.current() {
             Some(set) => set,
             None => self.fetch(false).await?,
@@ -255,18 +247,12 @@ impl JwksVerifier {
 
 /// Refuse what RFC 7515 says a verifier must not accept: any `crit` parameter (we understand
 /// no header extension, §4.1.11), and a `typ` that says this is not an access token.
-fn check_header(token: &str) -> Result<(), TokenError> {
-    let encoded = token.split('.').next().unwrap_or_default();
-    let header: ExtraHeader = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(encoded)
-        .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .ok_or(TokenError::Malformed)?;
+fn check_header(header: &Header) -> Result<(), TokenError> {
     if header.crit.is_some() {
         return Err(TokenError::Critical);
     }
-    match header.typ {
-        Some(typ) if !TYPES.iter().any(|t| t.eq_ignore_ascii_case(&typ)) => Err(TokenError::Type),
+    match &header.typ {
+        Some(typ) if !TYPES.iter().any(|t| t.eq_ignore_ascii_case(typ)) => Err(TokenError::Type),
         _ => Ok(()),
     }
 }
