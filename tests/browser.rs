@@ -11,8 +11,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
-use identify_bridge::config::Settings;
-use identify_bridge::startup::Application;
+
+#[path = "api/harness.rs"]
+mod harness;
+use harness::{try_poll, AppBuilder};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -33,16 +35,14 @@ async fn start_chromedriver() -> (tokio::process::Child, u16) {
         .expect(
             "chromedriver is needed for the browser test: apt-get install chromium chromium-driver",
         );
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let listening = try_poll(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
-            .is_ok()
-        {
-            return (child, port);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("chromedriver did not start");
+            .ok()
+    })
+    .await;
+    assert!(listening.is_some(), "chromedriver did not start");
+    (child, port)
 }
 
 /// Run axe-core on the page the browser shows; panics listing any violation.
@@ -128,25 +128,8 @@ async fn layout_problems(browser: &fantoccini::Client) -> serde_json::Value {
 async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() {
     // fantoccini's TLS stack enables two rustls providers; choose one (WebDriver here is http).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let data = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/test-signing-key.pem"
-        ),
-        data.path().join("dev-idp-signing-key.pem"),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let base = Settings::load_with_env(None, Vec::new()).unwrap();
-    let (settings, dev) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
-    let app = Application::build_full(settings, listener, Some(dev))
-        .await
-        .unwrap();
-    let stop = app.stop_token();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let url = format!("http://{addr}");
+    let app = AppBuilder::new().dev_provider().start().await;
+    let url = app.address.clone();
 
     let (_driver, port) = start_chromedriver().await;
     let mut caps = serde_json::Map::new();
@@ -344,5 +327,4 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
     assert_ne!(layout["broken"], serde_json::json!([]), "{layout}");
 
     browser.close().await.unwrap();
-    stop.cancel();
 }

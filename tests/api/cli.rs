@@ -289,10 +289,7 @@ async fn serve_logs_each_failure_once_at_its_level_and_never_the_favicon() {
         ),
     )
     .await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = crate::harness::client_builder(false).build().unwrap();
     let get = |path: &str| client.get(format!("{}{path}", served.url)).send();
 
     let favicon = get("/favicon.ico").await.unwrap();

@@ -6,33 +6,25 @@
 use std::time::Duration;
 
 use identify_bridge::config::Settings;
-use identify_bridge::startup::Application;
 use reqwest::StatusCode;
 
+use crate::harness::{client, poll, try_poll, AppBuilder};
 use crate::helpers::location;
 
 #[tokio::test]
 async fn a_dev_sign_in_creates_a_profile_and_its_identify_call_reaches_the_built_in_api() {
-    let base = Settings::load_with_env(None, Vec::new()).unwrap();
-    sign_in_and_see_it_delivered(base).await;
+    sign_in_and_see_it_delivered("").await;
 }
 
 #[tokio::test]
 async fn an_own_identify_api_section_keeps_the_local_sink_delivering() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bridge.toml");
     // Someone's own key, and only keys required: before, the local sink's calls were refused
     // (HTTP 401, invalid API key) and every sign-in became a dead letter.
-    std::fs::write(
-        &config,
-        format!(
-            "[identify_api]\nrequire = [\"key\"]\napi_key_hashes = [\"{}\"]\n",
-            sha256_hex("my-own-key")
-        ),
-    )
-    .unwrap();
-    let base = Settings::load_with_env(Some(&config), Vec::new()).unwrap();
-    sign_in_and_see_it_delivered(base).await;
+    sign_in_and_see_it_delivered(&format!(
+        "[identify_api]\nrequire = [\"key\"]\napi_key_hashes = [\"{}\"]\n",
+        sha256_hex("my-own-key")
+    ))
+    .await;
 }
 
 #[test]
@@ -63,51 +55,16 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-/// Sign in through `dev` (on `base` settings) and see the identify call arrive at the built-in
-/// API, the development notice on the pages, and the dashboard list it.
-async fn sign_in_and_see_it_delivered(base: Settings) {
-    let data = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/test-signing-key.pem"
-        ),
-        data.path().join("dev-idp-signing-key.pem"),
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (settings, dev) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
-    assert!(settings
-        .database
-        .url
-        .expose()
-        .contains(&data.path().display().to_string()));
-    let app = Application::build_full(settings, listener, Some(dev))
-        .await
-        .unwrap();
-    let store = app.store().clone();
-    let stop = app.stop_token();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let url = format!("http://{addr}");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    for _ in 0..100 {
-        if client
-            .get(format!("{url}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            == StatusCode::OK
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Sign in through `dev` (configured with `toml`) and see the identify call arrive at the
+/// built-in API, the development notice on the pages, and the dashboard list it.
+async fn sign_in_and_see_it_delivered(toml: &str) {
+    let app = AppBuilder::new().toml(toml).dev_provider().start().await;
+    assert!(
+        app.data_dir().join("dev/identify-bridge.db").exists(),
+        "dev keeps its database in the data directory"
+    );
+    let (url, store) = (app.address.clone(), app.store.clone());
+    let client = client();
 
     // Every page says it is development mode: sign-in, an error page, and (below) the profile.
     for path in ["/login", "/no-such-page"] {
@@ -177,19 +134,16 @@ async fn sign_in_and_see_it_delivered(base: Settings) {
     );
 
     // The identify call arrives at the built-in Identify API through the outbox.
-    let mut received = Vec::new();
-    for _ in 0..100 {
-        received = store.identify_calls(&user_id).await.unwrap();
-        if !received.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if received.is_empty() {
+    let delivered = try_poll(Duration::from_secs(10), || async {
+        let calls = store.identify_calls(&user_id).await.unwrap();
+        (!calls.is_empty()).then_some(calls)
+    })
+    .await;
+    let Some(received) = delivered else {
         let dead = store.list_dead(10).await.unwrap();
         let pending = store.messages_for_user(&user_id).await.unwrap();
         panic!("not delivered; dead: {dead:?}; messages: {pending:?}");
-    }
+    };
     assert_eq!(received.len(), 1, "one identify call for one sign-in");
     let (_, traits, context) = &received[0];
     assert_eq!(traits["email"], me["email"]);
@@ -200,15 +154,15 @@ async fn sign_in_and_see_it_delivered(base: Settings) {
     assert_eq!(context.as_ref().unwrap()["provider"], "dev");
     // The API commits the call before the sink's answer reaches the worker, so the outbox row is
     // marked delivered a moment after the call is visible: wait for that too.
-    let mut stats = Vec::new();
-    for _ in 0..100 {
-        stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
-        if stats[0].delivered == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stats[0].delivered, 1, "{stats:?}");
+    let stats = poll(
+        "the outbox row delivered",
+        Duration::from_secs(5),
+        || async {
+            let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
+            (stats[0].delivered == 1).then_some(stats)
+        },
+    )
+    .await;
     assert_eq!(stats[0].pending, 0, "{stats:?}");
 
     let dashboard = client
@@ -224,7 +178,6 @@ async fn sign_in_and_see_it_delivered(base: Settings) {
         "the dashboard lists the call and the sign-in"
     );
     assert!(dashboard.contains("Identify calls received by the API"));
-    stop.cancel();
 }
 
 /// `identify-bridge dev` as a child process on a random port; the banner read from stderr.
@@ -275,15 +228,18 @@ impl DevProcess {
             url: url.unwrap(),
             curl: curl.unwrap(),
         };
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            let ready = client.get(format!("{}/readyz", dev.url)).send().await;
-            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return dev;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("dev at {} never became ready", dev.url);
+        let client = client();
+        let ready = format!("{}/readyz", dev.url);
+        poll(
+            "dev answers /readyz 200",
+            Duration::from_secs(10),
+            || async {
+                let response = client.get(&ready).send().await.ok()?;
+                (response.status() == StatusCode::OK).then_some(())
+            },
+        )
+        .await;
+        dev
     }
 
     async fn stop(mut self) {

@@ -1,16 +1,12 @@
-//! `spawn_app`: each test gets its own bridge on a random port, its own test OpenID provider
-//! and a client that keeps cookies and does not follow redirects.
+//! `spawn_app`: each test gets its own bridge on a random port (started by
+//! [`AppBuilder`](crate::harness::AppBuilder)), its own test OpenID provider and a client that
+//! keeps cookies and does not follow redirects.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
-use identify_bridge::config::Settings;
-use identify_bridge::startup::Application;
-use reqwest::redirect::Policy;
 use reqwest::StatusCode;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::harness::{AppBuilder, RunningApp};
 use crate::idp::{IdpClient, TestIdp};
 
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
@@ -79,8 +75,7 @@ pub struct TestApp {
     pub store: identify_bridge::store::Store,
     /// The configuration file the app was built from.
     pub config_path: std::path::PathBuf,
-    stop: CancellationToken,
-    _data: tempfile::TempDir,
+    _app: RunningApp,
 }
 
 /// Options for [`spawn_app_with`].
@@ -116,6 +111,7 @@ pub async fn spawn_app(kind: Kind) -> TestApp {
     .await
 }
 
+/// The bridge with one provider of `options.kind` at its own test IdP, through [`AppBuilder`].
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -129,12 +125,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         vec![IdpClient::web(kind.name(), CLIENT_SECRET, &redirect)],
     )
     .await;
-    let data = tempfile::tempdir().expect("temp dir");
     let toml = format!(
         r#"
 [server]
-listen = "127.0.0.1:{port}"
-public_url = "{address}"
 allowed_return_origins = ["https://app.example.com"]
 provider_timeout_secs = 5
 {metrics_listen}
@@ -142,21 +135,10 @@ provider_timeout_secs = 5
 [session]
 login_timeout_secs = {timeout}
 
-[database]
-url = "{db}"
-
-[log]
-format = "pretty"
-level = "warn"
-
 {provider}
 {extra}
 "#,
         timeout = options.login_timeout_secs,
-        db = options
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", data.path().join("bridge.db").display())),
         provider = kind.toml(&idp),
         // `{idp_issuer}` in the extra TOML is the test IdP's issuer (e.g. for `[identify_api]`).
         extra = options.extra_toml.replace("{idp_issuer}", &idp.issuer),
@@ -166,41 +148,20 @@ level = "warn"
             .map(|a| format!("metrics_listen = \"{a}\""))
             .unwrap_or_default(),
     );
-    let config_path = data.path().join("bridge.toml");
-    std::fs::write(&config_path, toml).unwrap();
-    let settings = Settings::load_with_env(Some(&config_path), Vec::new())
-        .expect("test configuration is valid");
-    identify_bridge::telemetry::init(
-        settings.log.format,
-        &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),
-    );
-    let app = Application::build_with_listener(settings, listener)
-        .await
-        .expect("app builds");
-    assert!(
-        app.providers().wait_ready(Duration::from_secs(15)).await,
-        "provider discovery failed"
-    );
-    let stop = app.stop_token();
-    let store = app.store().clone();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let client = browser();
+    let mut builder = AppBuilder::new().listener(listener).toml(&toml);
+    if let Some(url) = &options.database_url {
+        builder = builder.database(url);
+    }
+    let app = builder.start().await;
     TestApp {
         address,
         port,
-        client,
+        client: browser(),
         idp,
         kind,
-        store,
-        config_path,
-        stop,
-        _data: data,
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.stop.cancel();
+        store: app.store.clone(),
+        config_path: app.config_path.clone(),
+        _app: app,
     }
 }
 
@@ -215,14 +176,7 @@ pub fn location(response: &reqwest::Response) -> String {
         .to_string()
 }
 
-/// A client that acts like a browser: its own cookie jar, redirects left to the test.
-pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
+pub use crate::harness::client as browser;
 
 impl TestApp {
     /// The same app seen from another browser (its own cookie jar).

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use reqwest::redirect::Policy;
 use serde_json::Value;
 use url::Url;
 
@@ -17,13 +16,7 @@ fn web_client() -> IdpClient {
     IdpClient::web(CLIENT_ID, CLIENT_SECRET, REDIRECT_URI)
 }
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .build()
-        .unwrap()
-}
+use crate::harness::client as browser;
 
 fn auth_url(idp_disco: &Value, login_hint: &str, state: &str, nonce: &str) -> Url {
     let mut url = Url::parse(idp_disco["authorization_endpoint"].as_str().unwrap()).unwrap();

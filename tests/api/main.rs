@@ -4,6 +4,7 @@ mod avatars;
 mod cli;
 mod dashboard;
 mod dev_mode;
+mod harness;
 mod helpers;
 mod identify;
 mod identify_tokens;

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use identify_bridge::config::Settings;
 use identify_bridge::providers::oidc::ExtraClaims;
-use identify_bridge::startup::Application;
 use openidconnect::core::{
     CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
     CoreRsaPrivateSigningKey,
@@ -23,6 +21,7 @@ use openidconnect::{
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::harness::{client, AppBuilder, RunningApp};
 use crate::helpers::location;
 
 const KEY: &str = include_str!("../fixtures/test-signing-key.pem");
@@ -134,14 +133,7 @@ struct Setup {
     app: String,
     client: reqwest::Client,
     fake: Fake,
-    stop: tokio_util::sync::CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    _running: RunningApp,
 }
 
 async fn setup(tenant: &str, allowed_tenants: &[&str]) -> Setup {
@@ -162,18 +154,12 @@ async fn setup(tenant: &str, allowed_tenants: &[&str]) -> Setup {
         .with_state(fake.clone());
     tokio::spawn(async move { axum::serve(fake_listener, router).await.unwrap() });
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = format!("http://{}", listener.local_addr().unwrap());
-    let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         r#"
 [server]
-public_url = "{app}"
 provider_timeout_secs = 1
 [session]
 store = "memory"
-[database]
-url = "sqlite://{db}"
 [[providers]]
 name = "ms"
 kind = "microsoft"
@@ -183,35 +169,15 @@ authority = "{base}"
 client_id = "{CLIENT_ID}"
 client_secret = "secret"
 "#,
-        db = dir.path().join("b.db").display(),
         allowed = allowed_tenants,
         base = fake.base,
     );
-    let path = dir.path().join("b.toml");
-    std::fs::write(&path, toml).unwrap();
-    let settings = Settings::load_with_env(Some(&path), Vec::new()).unwrap();
-    let application = Application::build_with_listener(settings, listener)
-        .await
-        .unwrap();
-    assert!(
-        application
-            .providers()
-            .wait_ready(std::time::Duration::from_secs(10))
-            .await
-    );
-    let stop = application.stop_token();
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
+    let running = AppBuilder::new().toml(&toml).start().await;
     Setup {
-        app,
-        client,
+        app: running.address.clone(),
+        client: client(),
         fake,
-        stop,
-        _dir: dir,
+        _running: running,
     }
 }
 

@@ -1,13 +1,9 @@
 //! Several replicas behind one public URL, sharing PostgreSQL (and Redis for sessions): a
 //! sign-in started on one finishes on another.
 
-use std::time::Duration;
-
-use identify_bridge::config::Settings;
-use identify_bridge::startup::Application;
 use reqwest::StatusCode;
-use tokio_util::sync::CancellationToken;
 
+use crate::harness::{AppBuilder, RunningApp};
 use crate::helpers::{location, CLIENT_SECRET};
 use crate::idp::{IdpClient, TestIdp};
 use crate::pg::TestDatabase;
@@ -19,16 +15,9 @@ pub struct Replicas {
     /// The database the replicas share (`None` on SQLite).
     pub _db: Option<TestDatabase>,
     pub database_url: String,
-    stops: Vec<CancellationToken>,
+    /// Stopped when dropped.
+    _apps: Vec<RunningApp>,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Replicas {
-    fn drop(&mut self) {
-        for s in &self.stops {
-            s.cancel();
-        }
-    }
 }
 
 /// `n` replicas on one fresh PostgreSQL database; `public_url` is the first replica's address
@@ -78,27 +67,26 @@ async fn spawn_on(
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.path().join("bridge.db").display()),
     };
-    let mut stops = Vec::new();
+    let mut apps = Vec::new();
     // Replicas share the session key, as a deployment must (pending sign-ins are sealed cookies).
     let secret = "secret = \"replicas-share-this-session-key-0123456789\"";
     let session_toml = match session_toml.contains("[session]") {
         true => session_toml.replace("[session]", &format!("[session]\n{secret}")),
         false => format!("[session]\n{secret}\n{session_toml}"),
     };
-    for (i, listener) in listeners.into_iter().enumerate() {
+    for listener in listeners {
         let toml = format!(
-            "[server]\npublic_url = \"{public_url}\"\n[database]\nurl = \"{}\"\n{session_toml}\n[log]\nformat = \"pretty\"\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{CLIENT_SECRET}\"\n{extra_toml}\n",
-            database_url, idp.issuer
+            "{session_toml}\n[rate_limit]\nlogin_per_minute = 0\n[[providers]]\nname = \"google\"\nkind = \"google\"\nissuer = \"{}\"\nclient_id = \"google\"\nclient_secret = \"{CLIENT_SECRET}\"\n{extra_toml}\n",
+            idp.issuer
         );
-        let path = dir.path().join(format!("replica-{i}.toml"));
-        std::fs::write(&path, toml).unwrap();
-        let settings = Settings::load_with_env(Some(&path), Vec::new()).unwrap();
-        let app = Application::build_with_listener(settings, listener)
-            .await
-            .unwrap();
-        assert!(app.providers().wait_ready(Duration::from_secs(15)).await);
-        stops.push(app.stop_token());
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let app = AppBuilder::new()
+            .listener(listener)
+            .public_url(&public_url)
+            .database(&database_url)
+            .toml(&toml)
+            .start()
+            .await;
+        apps.push(app);
     }
     Replicas {
         addresses,
@@ -106,18 +94,12 @@ async fn spawn_on(
         idp,
         _db: db,
         database_url,
-        stops,
+        _apps: apps,
         _dir: dir,
     }
 }
 
-pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
+pub use crate::harness::client as browser;
 
 impl Replicas {
     /// Start at `/login/google` on replica `start`, follow the IdP, and return the callback

@@ -260,10 +260,7 @@ async fn a_replayed_callback_is_refused() {
 async fn a_callback_in_another_browser_is_refused() {
     let app = spawn_app(Kind::Google).await;
     let callback = app.start_sign_in("login_hint=google-consumer").await;
-    let stranger = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let stranger = crate::harness::client_builder(false).build().unwrap();
     let response = stranger.get(&callback).send().await.unwrap();
     assert_error_page(response, StatusCode::BAD_REQUEST, "no longer valid").await;
 }
