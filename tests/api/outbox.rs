@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::harness::poll;
 use crate::helpers::{spawn_app_with, AppOptions, Kind};
 use crate::idp::{jwt_payload, IdpClient, TestIdp};
 use crate::sink::{Reply, TestSink};
@@ -54,8 +55,13 @@ async fn a_sign_in_reaches_the_seed_sink_as_the_spec_sample() {
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("accept"), Some("application/json"));
     assert!(is_uuid(r.header("idempotency-key")));
-    // Exactly one call per sign-in.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Exactly one call per sign-in: once the outbox row is delivered nothing sends it again,
+    // and the sink records a request before it answers.
+    poll("the outbox row delivered", WAIT, || async {
+        let stats = app.store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        (stats[0].delivered == 1).then_some(())
+    })
+    .await;
     assert_eq!(sink.requests().len(), 1);
 }
 

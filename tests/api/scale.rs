@@ -9,6 +9,7 @@ use identify_bridge::store::{OutboxStatus, Store};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::harness::poll;
 use crate::helpers::{location, spawn_app_with, AppOptions};
 use crate::outbox_faults::{new_message, sink_settings};
 use crate::pg::TestDatabase;
@@ -58,8 +59,17 @@ async fn two_hundred_sign_ins_over_two_replicas_make_200_profiles_each_delivered
     let store = Store::connect(&r.database_url).await.unwrap();
     assert_eq!(store.profile_count().await.unwrap(), 200);
     let requests = sink.wait_for(200, Duration::from_secs(60)).await;
-    // Let any duplicate show up before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Count once every row is delivered: nothing sends a delivered row again, and the sink
+    // records a request before it answers, so any duplicate is already in.
+    poll(
+        "all 200 rows delivered",
+        Duration::from_secs(30),
+        || async {
+            let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
+            (stats[0].delivered == 200).then_some(())
+        },
+    )
+    .await;
     let counts = count_by_key(&sink.requests());
     assert_eq!(
         counts.len(),
@@ -189,11 +199,14 @@ async fn login_rate_limits_answer_429_and_recover() {
     assert!(limited.text().await.unwrap().contains("Too many requests"));
     // Other routes are not limited.
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1100 * retry_after)).await;
-    assert_eq!(
-        app.get("/login/google").await.status(),
-        StatusCode::SEE_OTHER
-    );
+    poll(
+        "the login limit recovers",
+        Duration::from_secs(3 * retry_after),
+        || async {
+            (app.get("/login/google").await.status() == StatusCode::SEE_OTHER).then_some(())
+        },
+    )
+    .await;
 }
 
 fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {

@@ -273,6 +273,8 @@ async fn an_expired_login_is_refused() {
     })
     .await;
     let callback = app.start_sign_in("login_hint=google-consumer").await;
+    // Time itself must pass here, not an event: the callback is single-use, so it cannot be
+    // polled until it is refused.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let response = app.client.get(callback).send().await.unwrap();
     assert_error_page(response, StatusCode::BAD_REQUEST, "took too long").await;
