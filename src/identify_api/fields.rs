@@ -2,11 +2,31 @@
 //! string lengths. Each refusal names the field (`traits.plan`, `context.device.id`).
 
 use serde_json::{Map, Value};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::error::ApiError;
 use super::settings::IdentifyApiSettings;
 
-/// A non-empty identifier of at most `max` characters without control characters.
+/// Unicode's `Bidi_Control` characters (a fixed set of twelve). In an identifier they make it
+/// display as something it is not (`user\u{202E}nimda` shows as `useradmin`).
+const BIDI_CONTROLS: [char; 12] = [
+    '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+];
+
+/// A character that shows nothing: white space, a format character (zero-width space and
+/// joiners, the byte-order mark, soft hyphen, tags), and the other default-ignorable ones
+/// that are not format characters (variation selectors, Hangul fillers, the grapheme joiner).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.general_category() == GeneralCategory::Format
+        || matches!(c,
+            '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+            | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FFA0}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// A non-empty identifier of at most `max` characters, without control or bidirectional
+/// control characters, not starting with a byte-order mark, with something visible in it.
 pub(super) fn check_id(field: &str, id: &str, max: usize) -> Result<(), ApiError> {
     if id.trim().is_empty() {
         return Err(ApiError::invalid(format!("`{field}` must not be empty")));
@@ -19,6 +39,22 @@ pub(super) fn check_id(field: &str, id: &str, max: usize) -> Result<(), ApiError
     if id.chars().any(char::is_control) {
         return Err(ApiError::invalid(format!(
             "`{field}` must not contain control characters"
+        )));
+    }
+    if id.chars().any(|c| BIDI_CONTROLS.contains(&c)) {
+        return Err(ApiError::invalid(format!(
+            "`{field}` must not contain bidirectional control characters (such as U+202E): \
+             they make it display as something else"
+        )));
+    }
+    if id.starts_with('\u{FEFF}') {
+        return Err(ApiError::invalid(format!(
+            "`{field}` must not start with a byte-order mark (U+FEFF)"
+        )));
+    }
+    if id.chars().all(is_invisible) {
+        return Err(ApiError::invalid(format!(
+            "`{field}` must contain a visible character, not only invisible ones (such as U+200B)"
         )));
     }
     Ok(())
@@ -154,5 +190,42 @@ pub(super) fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_id;
+
+    #[test]
+    fn identifiers_that_display_as_something_else_or_as_nothing_are_refused() {
+        let refused = [
+            ("user\u{202E}nimda", "bidirectional"),
+            ("\u{2067}u1", "bidirectional"),
+            ("u1\u{200F}", "bidirectional"),
+            ("\u{FEFF}user123", "byte-order mark"),
+            ("\u{200B}", "visible"),
+            ("\u{200B}\u{200D}\u{2060}", "visible"),
+            ("\u{3164}\u{FE0F}", "visible"),
+            (" \u{00AD} ", "visible"),
+        ];
+        for (id, names) in refused {
+            let error = check_id("user_id", id, 256).expect_err(id);
+            let message = error.message;
+            assert!(
+                message.contains("`user_id`") && message.contains(names),
+                "{id:?}: {message}"
+            );
+        }
+        for id in [
+            "user123",
+            "ana\u{200D}maria",
+            "مستخدم",
+            "ユーザー",
+            "a\u{FE0F}",
+            "👩\u{200D}💻",
+        ] {
+            assert!(check_id("user_id", id, 256).is_ok(), "{id:?}");
+        }
     }
 }

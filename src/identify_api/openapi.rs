@@ -35,7 +35,8 @@ pub enum TraitValue {
 /// One identify call. Unknown fields are refused; `null` for an optional field means absent.
 #[derive(Serialize, ToSchema)]
 pub struct IdentifyRequest {
-    /// The unique identifier of the user: 1 to 256 characters, no control characters.
+    /// The unique identifier of the user: 1 to 256 characters, no control or bidirectional
+    /// control characters, no leading byte-order mark, at least one visible character.
     #[schema(example = "user123", min_length = 1, max_length = 256)]
     pub user_id: String,
     /// Traits to set on the profile (at most 100; names up to 128 characters, strings up to

@@ -419,6 +419,18 @@ async fn bad_requests_are_refused_naming_the_header_or_field() {
         (json!({"user_id": 42}), "`user_id` must be a string"),
         (json!({"user_id": ""}), "`user_id` must not be empty"),
         (
+            json!({"user_id": "user\u{202E}nimda"}),
+            "`user_id` must not contain bidirectional control",
+        ),
+        (
+            json!({"user_id": "\u{200B}"}),
+            "`user_id` must contain a visible character",
+        ),
+        (
+            json!({"user_id": "\u{FEFF}user123"}),
+            "`user_id` must not start with a byte-order mark",
+        ),
+        (
             json!({"user_id": "u".repeat(257)}),
             "`user_id` is longer than 256",
         ),
