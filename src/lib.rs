@@ -2,6 +2,7 @@
 //! and durable identify calls.
 
 pub mod admin_auth;
+pub mod auth_throttle;
 pub mod client_ip;
 pub mod config;
 pub mod dev;

@@ -19,7 +19,8 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// Every route of the service. `/login/*` and `/callback/*` are rate-limited per client IP.
+/// Every route of the service. `/login/*` and `/callback/*` are rate-limited per client IP;
+/// the key-guarded routes (Identify API, admin API, dashboard) throttle failed authentication.
 pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
     let mut sign_in = Router::new()
         .merge(login::router())
@@ -45,10 +46,20 @@ pub fn router(settings: &crate::config::Settings) -> Router<AppState> {
         } else {
             Router::new()
         })
-        .merge(identify::router())
+        .merge(key_guarded())
         .merge(assets::router())
         .merge(avatars::router())
-        .merge(users::router())
         .merge(profile::router())
+}
+
+/// The routes that take a key, behind [`crate::auth_throttle`].
+fn key_guarded() -> Router<AppState> {
+    let throttle = crate::auth_throttle::AuthThrottle::default();
+    Router::new()
+        .merge(identify::router())
+        .merge(users::router())
         .merge(admin::router())
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::auth_throttle::throttle(throttle.clone(), req, next)
+        }))
 }

@@ -1,5 +1,6 @@
 //! Integration tests against real HTTP servers (one test binary: `cargo test --test api`).
 
+mod auth_throttle;
 mod avatars;
 mod cli;
 mod dashboard;
