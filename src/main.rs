@@ -38,8 +38,15 @@ impl ConfigArg {
 enum Command {
     /// Run the service.
     Serve(ConfigArg),
-    /// Validate a configuration and print it resolved, secrets redacted.
-    CheckConfig(ConfigArg),
+    /// Validate a configuration for `serve` and print it resolved, secrets redacted, with each
+    /// provider's effective issuer and the redirect URI to register.
+    CheckConfig {
+        /// Print the configuration's JSON Schema instead (generated from the code).
+        #[arg(long)]
+        schema: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Try it all on one machine: a development OpenID provider, SQLite under --data-dir, the
     /// built-in Identify API as the sink, an open dashboard. For development only.
     Dev {
@@ -176,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(config) => {
             let settings = config.load()?;
+            settings.check_for_serve()?;
             telemetry::init(settings.log.format, &settings.log.level);
             let app = Application::build(settings).await?;
             tracing::info!(address = %app.local_addr(), "identify-bridge listening");
@@ -204,9 +212,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = Application::build_full(settings, listener, Some(dev)).await?;
             app.run_until_stopped(shutdown_signal()).await?;
         }
-        Command::CheckConfig(config) => {
+        Command::CheckConfig { schema: true, .. } => {
+            out(&serde_json::to_string_pretty(&Settings::schema())?);
+        }
+        Command::CheckConfig { config, .. } => {
             let settings = config.load()?;
-            out(&settings.to_redacted_json());
+            settings.check_for_serve()?;
+            out(&identify_bridge::providers::resolved_json(&settings));
             for p in &settings.providers {
                 let public = &settings.server.public_url;
                 eprintln!(
@@ -240,7 +252,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (claims, graph, okta_user) = split_claims(value)?;
             let mapping = p.trait_mapping();
             let mapped = traits::map_traits(&traits::MappingInput {
-                kind: p.kind,
+                kind: p.kind(),
                 claims: &claims,
                 graph: graph.as_ref(),
                 okta_user: okta_user.as_ref(),
@@ -250,7 +262,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let preview = serde_json::json!({
                 "traits": mapped.traits.to_map(),
                 "provenance": mapped.provenance,
-                "account_created_at": traits::account_created_at(p.kind, &claims, graph.as_ref(), okta_user.as_ref()).map(traits::format_time),
+                "account_created_at": traits::account_created_at(p.kind(), &claims, graph.as_ref(), okta_user.as_ref()).map(traits::format_time),
             });
             out(&serde_json::to_string_pretty(&preview)?);
         }

@@ -10,9 +10,8 @@ use tower_sessions::Session;
 
 use crate::sealed::Keys;
 use crate::store::SessionRow;
+pub use crate::store::{record_user_id, SIGNED_IN_USER};
 
-/// Key of the signed-in user.
-pub const SIGNED_IN_USER: &str = "signed_in_user";
 /// Key by which the callback tells the session store that the sign-in transaction already
 /// wrote this session, under the id it holds: the store adopts the id instead of writing again.
 /// Never stored (the store takes it out).
@@ -170,12 +169,6 @@ fn user_value(user: &SignedInUser) -> serde_json::Value {
 pub fn take_written_id(record: &mut Record) -> Option<Id> {
     let value = record.data.remove(WRITTEN_AS)?;
     value.as_str()?.parse().ok()
-}
-
-/// The signed-in user's id in a stored session record, if any (the session stores use it to
-/// link a new signed-in session to its user, so erasure can end it).
-pub fn record_user_id(record: &Record) -> Option<&str> {
-    record.data.get(SIGNED_IN_USER)?.get("user_id")?.as_str()
 }
 
 /// The signed-in user in this session, as stored (no lifetime or provider checks: use

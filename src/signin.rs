@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::config::ProviderKind;
+use crate::config::{KindSettings, ProviderKind};
 use crate::providers::graph::{self, GraphProfile};
 use crate::providers::oidc::VerifiedLogin;
 use crate::providers::okta;
@@ -32,15 +32,15 @@ pub async fn enrich(
     signed_in_at: DateTime<Utc>,
 ) -> Enriched {
     let settings = &provider.settings;
-    let graph = if settings.kind == ProviderKind::Microsoft && settings.graph {
-        let base = settings
-            .graph_url
-            .clone()
-            .unwrap_or_else(|| url::Url::parse(graph::DEFAULT_BASE_URL).expect("static URL"));
+    let graph_url = match &settings.kind {
+        KindSettings::Microsoft(ms) if ms.graph => Some(&ms.graph_url),
+        _ => None,
+    };
+    let graph = if let Some(base) = graph_url {
         let started = std::time::Instant::now();
         let graph = graph::fetch_graph(
             provider.http(),
-            &base,
+            base,
             login.access_token.secret(),
             provider.timeout(),
         )
@@ -64,14 +64,13 @@ pub async fn enrich(
     } else {
         None
     };
-    let okta_user = if settings.kind == ProviderKind::Okta && settings.users_api {
-        okta_user(provider, login).await
-    } else {
-        None
+    let okta_user = match &settings.kind {
+        KindSettings::Okta(okta) if okta.users_api => okta_user(provider, login).await,
+        _ => None,
     };
     let mapping = settings.trait_mapping();
     let mapped = traits::map_traits(&MappingInput {
-        kind: settings.kind,
+        kind: settings.kind(),
         claims: &login.claims,
         graph: graph.as_ref(),
         okta_user: okta_user.as_ref(),
@@ -79,14 +78,16 @@ pub async fn enrich(
         signed_in_at,
     });
     let provider_created_at = traits::account_created_at(
-        settings.kind,
+        settings.kind(),
         &login.claims,
         graph.as_ref(),
         okta_user.as_ref(),
     );
+    let trust_email_verified =
+        matches!(&settings.kind, KindSettings::Oidc(o) if o.trust_email_verified);
     let verified_email = authoritative_email(
-        settings.kind,
-        settings.trust_email_verified,
+        settings.kind(),
+        trust_email_verified,
         &login.claims,
         graph.as_ref(),
     );
@@ -130,7 +131,10 @@ pub fn rehost_photo(
 
 /// The user's record from the Okta Users API, or `None` (logged and counted) when it fails.
 async fn okta_user(provider: &Provider, login: &VerifiedLogin) -> Option<Map<String, Value>> {
-    let domain = provider.settings.domain.as_deref().unwrap_or_default();
+    let KindSettings::Okta(settings) = &provider.settings.kind else {
+        return None;
+    };
+    let domain = settings.domain.as_ref()?;
     let url = match okta::users_me_url(domain) {
         Ok(url) => url,
         Err(e) => {

@@ -80,15 +80,7 @@ fn each_replica_configuration_loads_with_the_compose_environment() {
             idp_config["issuer_path"].as_str().unwrap()
         );
         let provider = &settings.providers[0];
-        assert_eq!(
-            provider
-                .issuer
-                .as_ref()
-                .unwrap()
-                .as_str()
-                .trim_end_matches('/'),
-            issuer
-        );
+        assert_eq!(identify_bridge::providers::issuer_of(provider), issuer);
         let client = &idp_config["clients"][0];
         assert_eq!(client["client_id"], provider.client_id.as_str());
         assert_eq!(client["client_secret"], provider.secret().unwrap().expose());

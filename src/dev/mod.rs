@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::{
-    LogFormat, OneOrMany, ProviderKind, ProviderSettings, Secret, Settings, SinkFormat,
+    KindSettings, LogFormat, OidcSettings, ProviderSettings, Secret, Settings, SinkFormat,
     SinkSettings, SinkTokenSettings,
 };
 use crate::dev_idp::DevIdp;
@@ -109,7 +109,6 @@ pub fn prepare(
         0,
         ProviderSettings {
             name: PROVIDER_NAME.into(),
-            kind: ProviderKind::Oidc,
             display_name: Some("Development provider".into()),
             client_id: BRIDGE_CLIENT_ID.into(),
             client_secret: Some(Secret::new(bridge_secret)),
@@ -117,18 +116,15 @@ pub fn prepare(
             scopes: ["openid", "profile", "email", "address", "phone"]
                 .map(String::from)
                 .to_vec(),
-            token_auth_method: Default::default(),
-            issuer: Some(issuer.clone()),
-            tenant: None,
-            allowed_tenants: Vec::new(),
-            authority: None,
-            graph: false,
-            graph_url: None,
-            domain: None,
-            authorization_server: None,
-            users_api: false,
-            trust_email_verified: false,
-            traits: std::collections::BTreeMap::<String, OneOrMany>::new(),
+            token_auth_method: None,
+            private_key_file: None,
+            private_key_id: None,
+            certificate_file: None,
+            traits: Default::default(),
+            kind: KindSettings::Oidc(OidcSettings {
+                issuer: issuer.clone(),
+                trust_email_verified: false,
+            }),
         },
     );
     if base.sinks.is_empty() {
@@ -184,7 +180,7 @@ fn configure_identify_api(
         }
         Some(own)
             if own.as_str().trim_end_matches('/') == issuer.as_str().trim_end_matches('/') => {}
-        Some(own) if api.requires(crate::identify_api::Credential::Token) => anyhow::bail!(
+        Some(own) if api.requires(crate::config::Credential::Token) => anyhow::bail!(
             "identify_api.token_issuer is {own}, so the local sink (whose tokens come from the \
              development provider at {issuer}) could not deliver: leave token_issuer out in \
              `dev`, or configure [[sinks]] of your own"

@@ -15,49 +15,13 @@ use url::Url;
 
 use super::account::{Account, TypedAccount};
 use super::personas::Persona;
+use super::request::{AuthParams, ValidRequest};
 use super::store::{random_secret, CodeGrant, CODE_TTL};
 use super::views::{message_page, SignInPage};
-use super::{Client, DevIdp, USER_SCOPES};
+use super::{DevIdp, USER_SCOPES};
 
 /// Longest `state` / `nonce` accepted.
 const MAX_OPAQUE_CHARS: usize = 512;
-
-/// The authorization request, from the query string or the form's hidden fields.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AuthParams {
-    #[serde(default)]
-    pub client_id: String,
-    #[serde(default)]
-    pub redirect_uri: String,
-    #[serde(default)]
-    pub response_type: String,
-    #[serde(default)]
-    pub scope: String,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub nonce: String,
-    #[serde(default)]
-    pub code_challenge: String,
-    #[serde(default)]
-    pub code_challenge_method: String,
-}
-
-impl AuthParams {
-    /// Name/value pairs for the hidden fields.
-    pub fn hidden_fields(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("client_id", self.client_id.clone()),
-            ("redirect_uri", self.redirect_uri.clone()),
-            ("response_type", self.response_type.clone()),
-            ("scope", self.scope.clone()),
-            ("state", self.state.clone()),
-            ("nonce", self.nonce.clone()),
-            ("code_challenge", self.code_challenge.clone()),
-            ("code_challenge_method", self.code_challenge_method.clone()),
-        ]
-    }
-}
 
 /// What the sign-in form posts: the request again, which button, and the chosen person.
 #[derive(Debug, Deserialize)]
@@ -70,15 +34,6 @@ pub struct SignInForm {
     persona: String,
     #[serde(flatten)]
     typed: TypedAccount,
-}
-
-/// A request that passed every check.
-pub struct ValidRequest {
-    pub client: Client,
-    pub redirect_uri: Url,
-    /// Requested scopes this provider knows, space-separated.
-    pub scope: String,
-    pub params: AuthParams,
 }
 
 /// Why a request is refused, and how the person learns about it.

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use subtle::ConstantTimeEq;
 
-use super::token::OAuthError;
+use super::oauth::OAuthError;
 use super::{Client, DevIdp};
 
 /// The client's id and secret from HTTP Basic (form-urlencoded, RFC 6749 §2.3.1) or the body;

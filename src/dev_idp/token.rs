@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::client_auth::authenticate_client;
+use super::oauth::{no_store, OAuthError};
 use super::store::{random_secret, CodeGrant, TokenGrant, ACCESS_TOKEN_TTL};
 use super::{Client, DevIdp, SERVICE_SCOPES};
 use crate::providers::oidc::ExtraClaims;
@@ -32,45 +33,6 @@ type DevIdToken = IdToken<
     CoreJweContentEncryptionAlgorithm,
     CoreJwsSigningAlgorithm,
 >;
-
-/// An RFC 6749 §5.2 error response.
-#[derive(Debug)]
-pub struct OAuthError {
-    status: StatusCode,
-    error: &'static str,
-    description: String,
-}
-
-impl OAuthError {
-    pub(super) fn new(error: &'static str, description: impl Into<String>) -> Self {
-        let status = match error {
-            "invalid_client" => StatusCode::UNAUTHORIZED,
-            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        OAuthError {
-            status,
-            error,
-            description: description.into(),
-        }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        tracing::warn!(error = self.error, description = %self.description, "development provider refused a token request");
-        let body = json!({ "error": self.error, "error_description": self.description });
-        let mut response = no_store((self.status, Json(body)).into_response());
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Basic realm="dev-idp""#),
-            );
-        }
-        response
-    }
-}
 
 /// `POST /token`.
 #[tracing::instrument(name = "dev_idp_token", skip_all)]
@@ -253,12 +215,4 @@ fn grant_client_credentials(
         "expires_in": ACCESS_TOKEN_TTL.as_secs(),
         "scope": scope,
     }))
-}
-
-/// Token responses carry secrets: RFC 6749 §5.1 asks for both headers.
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
 }

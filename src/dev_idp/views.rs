@@ -6,8 +6,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::account::{TypedAccount, MAX_EMAIL_CHARS, MAX_FIELD_CHARS, MAX_PHONE_CHARS};
-use super::authorize::ValidRequest;
 use super::personas::PERSONAS;
+use super::request::ValidRequest;
 
 #[derive(Template)]
 #[template(path = "dev_idp_authorize.html")]

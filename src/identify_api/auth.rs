@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::jwks::{Claims, JwksVerifier, TokenError};
-use super::settings::{Credential, IdentifyApiSettings};
+use crate::config::{Credential, IdentifyApiSettings};
 
 /// An authenticated caller; `id` keys rate limits and idempotency (`key:<hash prefix>` or
 /// `sub:<token subject>`). Never the key itself.

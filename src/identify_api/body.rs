@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::fields::{check_id, check_nested, check_traits, clip, kind};
-use super::settings::IdentifyApiSettings;
 use super::timestamp::parse_created_at;
+use crate::config::IdentifyApiSettings;
 
 /// The top-level fields of an identify object.
 const FIELDS: [&str; 6] = [

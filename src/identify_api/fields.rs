@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::error::ApiError;
-use super::settings::IdentifyApiSettings;
+use crate::config::IdentifyApiSettings;
 
 /// Unicode's `Bidi_Control` characters (a fixed set of twelve). In an identifier they make it
 /// display as something it is not (`user\u{202E}nimda` shows as `useradmin`).

@@ -11,7 +11,6 @@ mod error;
 mod fields;
 mod jwks;
 pub mod openapi;
-mod settings;
 mod timestamp;
 mod writer;
 
@@ -28,10 +27,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::{json, Value};
 
 pub use error::ApiError;
-pub use settings::{Credential, IdentifyApiSettings};
+
 pub use timestamp::parse_created_at;
 
-use crate::config::Settings;
+use crate::config::{IdentifyApiSettings, Settings};
 use crate::store::{IdentifyCall, Store};
 use body::{IdentifyItem, Payload};
 use writer::{Recorded, Writer};

@@ -18,8 +18,8 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::settings::Credential;
 use super::IdentifyApi;
+use crate::config::Credential;
 
 /// A trait value: string, number, boolean, or a list of strings. `null` is also accepted in a
 /// request and removes the trait.

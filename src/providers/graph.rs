@@ -14,8 +14,8 @@ use url::Url;
 
 use super::fetch::{self, FetchError};
 
-/// The default Graph base URL; the fetcher joins `me` and `organization` onto it.
-pub const DEFAULT_BASE_URL: &str = "https://graph.microsoft.com/v1.0/";
+/// The scope Graph's `/me` needs.
+pub const SCOPE: &str = "User.Read";
 
 /// The `/me` fields read for enrichment (`$select`; most are not returned by default).
 pub const ME_SELECT: &str = "id,displayName,givenName,surname,mail,userPrincipalName,jobTitle,companyName,department,officeLocation,mobilePhone,businessPhones,city,state,country,usageLocation,preferredLanguage,createdDateTime";

@@ -8,12 +8,20 @@
 
 use uuid::Uuid;
 
-/// The login host.
-pub const AUTHORITY: &str = "https://login.microsoftonline.com";
+use crate::config::MicrosoftSettings;
+
 /// The tenant of personal Microsoft accounts (MSA).
 pub const CONSUMER_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 /// The placeholder in multi-tenant discovery documents.
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// The configured issuer: `{authority}/{tenant}/v2.0`, or the override.
+pub fn issuer(settings: &MicrosoftSettings) -> String {
+    match &settings.issuer {
+        Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
+        None => discovery_base(settings.authority.as_str(), &settings.tenant),
+    }
+}
 
 /// The discovery base (issuer-like URL) for a tenant: `{authority}/{tenant}/v2.0`.
 pub fn discovery_base(authority: &str, tenant: &str) -> String {
@@ -35,7 +43,7 @@ pub enum TenantError {
 pub fn check_tenant(
     tid: Option<&str>,
     configured_tenant: &str,
-    allowed_tenants: &[String],
+    allowed_tenants: &[Uuid],
 ) -> Result<String, TenantError> {
     let tid = tid
         .and_then(|t| Uuid::parse_str(t).ok())
@@ -44,7 +52,10 @@ pub fn check_tenant(
     if configured_tenant.eq_ignore_ascii_case("organizations") && tid == CONSUMER_TENANT {
         return Err(TenantError::ConsumerNotAllowed);
     }
-    if !allowed_tenants.is_empty() && !allowed_tenants.iter().any(|a| a.eq_ignore_ascii_case(&tid))
+    if !allowed_tenants.is_empty()
+        && !allowed_tenants
+            .iter()
+            .any(|a| a.hyphenated().to_string() == tid)
     {
         return Err(TenantError::NotAllowed(tid));
     }
@@ -93,7 +104,11 @@ mod tests {
         );
         assert!(check_tenant(Some(CONSUMER_TENANT), "common", &[]).is_ok());
         assert_eq!(
-            check_tenant(Some(WORK), "common", &[CONSUMER_TENANT.into()]),
+            check_tenant(
+                Some(WORK),
+                "common",
+                &[Uuid::parse_str(CONSUMER_TENANT).unwrap()]
+            ),
             Err(TenantError::NotAllowed(WORK.into()))
         );
     }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::{ProviderKind, ProviderSettings, Settings};
+use crate::config::{KindSettings, ProviderKind, ProviderSettings, Settings};
 
 /// Discovery fields the core metadata type leaves out.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -174,30 +174,7 @@ impl Provider {
         http: reqwest::Client,
         timeout: Duration,
     ) -> Provider {
-        let discovery_base = match settings.kind {
-            ProviderKind::Microsoft => match &settings.issuer {
-                Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
-                None => microsoft::discovery_base(
-                    settings
-                        .authority
-                        .as_ref()
-                        .map(|u| u.as_str())
-                        .unwrap_or(microsoft::AUTHORITY),
-                    settings.tenant.as_deref().unwrap_or("common"),
-                ),
-            },
-            _ => match &settings.issuer {
-                Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
-                None => match settings.kind {
-                    ProviderKind::Google => google::ISSUER.to_string(),
-                    ProviderKind::Okta => okta::issuer(
-                        settings.domain.as_deref().unwrap_or_default(),
-                        settings.authorization_server.as_deref(),
-                    ),
-                    _ => String::new(),
-                },
-            },
-        };
+        let discovery_base = issuer_of(&settings);
         let redirect_url = callback_url(public_url, &settings.name);
         Provider {
             settings,
@@ -285,7 +262,7 @@ impl Provider {
         let issuer_template = issuer
             .contains(microsoft::TENANT_PLACEHOLDER)
             .then(|| issuer.clone());
-        if issuer_template.is_some() && self.settings.kind != ProviderKind::Microsoft {
+        if issuer_template.is_some() && self.settings.kind() != ProviderKind::Microsoft {
             return Err(ProviderError::InvalidResponse(
                 Stage::Discovery,
                 "templated issuers are only accepted from Microsoft".into(),
@@ -293,7 +270,7 @@ impl Provider {
         }
         // For every provider but Microsoft (whose domain-named tenants resolve to a GUID
         // issuer), the issuer must be the URL we asked (OIDC Discovery §4.3).
-        if self.settings.kind != ProviderKind::Microsoft
+        if self.settings.kind() != ProviderKind::Microsoft
             && issuer.trim_end_matches('/') != self.discovery_base.trim_end_matches('/')
         {
             return Err(ProviderError::InvalidResponse(
@@ -445,6 +422,66 @@ impl Provider {
         tracing::warn!(provider = %self.name(), error = %e, "provider check failed");
         *self.last_error.write().expect("provider lock poisoned") = Some(e);
     }
+}
+
+/// The issuer a provider is configured with, as its kind builds it: the URL discovery is read
+/// from (`{issuer}/.well-known/openid-configuration`).
+pub fn issuer_of(settings: &ProviderSettings) -> String {
+    match &settings.kind {
+        KindSettings::Google(google) => google::issuer(google),
+        KindSettings::Microsoft(ms) => microsoft::issuer(ms),
+        KindSettings::Okta(okta) => okta::issuer(okta),
+        KindSettings::Oidc(oidc) => oidc.issuer.as_str().trim_end_matches('/').to_string(),
+    }
+}
+
+/// The configuration as `check-config` prints it: secrets redacted, each provider's `issuer`
+/// the effective one (built from its kind's keys when not set) and its `redirect_uri`.
+pub fn resolved_json(settings: &Settings) -> String {
+    let mut value = serde_json::to_value(settings).unwrap_or_default();
+    if let Some(list) = value.get_mut("providers").and_then(|p| p.as_array_mut()) {
+        for (entry, provider) in list.iter_mut().zip(&settings.providers) {
+            if let Some(entry) = entry.as_object_mut() {
+                entry.insert("issuer".into(), issuer_of(provider).into());
+                entry.insert(
+                    "redirect_uri".into(),
+                    callback_url(&settings.server.public_url, &provider.name)
+                        .to_string()
+                        .into(),
+                );
+            }
+        }
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+}
+
+/// The button label: `display_name`, else the kind's name (the provider's name for `oidc`).
+pub fn label(settings: &ProviderSettings) -> String {
+    if let Some(label) = &settings.display_name {
+        return label.clone();
+    }
+    match settings.kind() {
+        ProviderKind::Google => "Google".into(),
+        ProviderKind::Microsoft => "Microsoft".into(),
+        ProviderKind::Okta => "Okta".into(),
+        ProviderKind::Oidc => settings.name.clone(),
+    }
+}
+
+/// The scopes to request: the configured ones and what the kind's options add.
+pub fn scopes(settings: &ProviderSettings) -> Vec<String> {
+    let mut scopes = settings.scopes.clone();
+    let extra = match &settings.kind {
+        KindSettings::Microsoft(ms) if ms.graph => Some(graph::SCOPE),
+        KindSettings::Okta(okta) if okta.users_api => Some(okta::USERS_SCOPE),
+        _ => None,
+    };
+    if let Some(extra) = extra {
+        if !scopes.iter().any(|s| s == extra) {
+            scopes.push(extra.into());
+        }
+    }
+    scopes
 }
 
 /// `{public_url}/callback/{name}`, the redirect URI to register with the provider.

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::{issuer_url, microsoft, Discovered, Metadata, Provider, ProviderError, Stage};
-use crate::config::{ProviderKind, TokenAuthMethod};
+use crate::config::{KindSettings, TokenAuthMethod};
 
 /// Every claim the token carries beyond the standard ones, kept as JSON.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -105,9 +105,11 @@ impl Provider {
                 .map(|s| ClientSecret::new(s.expose().to_string())),
         )
         .set_redirect_uri(RedirectUrl::from_url(self.redirect_url.clone()));
-        match self.settings.token_auth_method {
-            TokenAuthMethod::ClientSecretBasic => client.set_auth_type(AuthType::BasicAuth),
+        match token_auth_method(self.settings.token_auth_method, metadata) {
             TokenAuthMethod::ClientSecretPost => client.set_auth_type(AuthType::RequestBody),
+            TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::PrivateKeyJwt => {
+                client.set_auth_type(AuthType::BasicAuth)
+            }
         }
     }
 
@@ -128,7 +130,7 @@ impl Provider {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
-        for scope in self.settings.effective_scopes() {
+        for scope in super::scopes(&self.settings) {
             if scope != "openid" {
                 request = request.add_scope(Scope::new(scope));
             }
@@ -247,7 +249,7 @@ impl Provider {
             merge_userinfo(&mut merged, userinfo);
         }
         let account_key = match self.settings.kind {
-            ProviderKind::Microsoft => claims
+            KindSettings::Microsoft(_) => claims
                 .additional_claims()
                 .0
                 .get("oid")
@@ -291,11 +293,7 @@ impl Provider {
                     .0
                     .get("tid")
                     .and_then(Value::as_str);
-                let tid = microsoft::check_tenant(
-                    tid,
-                    self.settings.tenant.as_deref().unwrap_or(""),
-                    &self.settings.allowed_tenants,
-                )?;
+                let tid = self.check_tenant(tid)?;
                 microsoft::expected_issuer(template, &tid)
             }
             None => d.metadata.issuer().as_str().to_string(),
@@ -369,13 +367,19 @@ impl Provider {
                 .0
                 .get("tid")
                 .and_then(Value::as_str);
-            microsoft::check_tenant(
-                tid,
-                self.settings.tenant.as_deref().unwrap_or(""),
-                &self.settings.allowed_tenants,
-            )?;
+            self.check_tenant(tid)?;
         }
         Ok(claims.clone())
+    }
+
+    /// Microsoft's tenant policy for a token's `tid` (other kinds have no templated issuer).
+    fn check_tenant(&self, tid: Option<&str>) -> Result<String, microsoft::TenantError> {
+        match &self.settings.kind {
+            KindSettings::Microsoft(ms) => {
+                microsoft::check_tenant(tid, &ms.tenant, &ms.allowed_tenants)
+            }
+            _ => Err(microsoft::TenantError::MissingTid),
+        }
     }
 
     /// GET userinfo with the access token; its `sub` must be the ID token's.
@@ -428,6 +432,28 @@ impl Provider {
             Some(sub) if sub == subject => Ok(claims),
             _ => Err(ProviderError::SubjectMismatch),
         }
+    }
+}
+
+/// The token endpoint's client authentication: the configured one, else from discovery
+/// (`client_secret_basic` when listed or when the list is absent, its default per OpenID
+/// Discovery; else `client_secret_post`).
+pub fn token_auth_method(
+    configured: Option<TokenAuthMethod>,
+    metadata: &Metadata,
+) -> TokenAuthMethod {
+    use openidconnect::core::CoreClientAuthMethod;
+    if let Some(method) = configured {
+        return method;
+    }
+    match metadata.token_endpoint_auth_methods_supported() {
+        Some(methods)
+            if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
+        {
+            TokenAuthMethod::ClientSecretPost
+        }
+        _ => TokenAuthMethod::ClientSecretBasic,
     }
 }
 

@@ -13,31 +13,34 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::fetch::{self, FetchError};
+use crate::config::{OktaDomain, OktaSettings};
 
 /// How the Users API is named in errors.
 const SERVICE: &str = "the Okta Users API";
 
-/// The org's base URL for a `domain` (a host, or a full URL for custom/test setups).
-fn org_url(domain: &str) -> String {
-    if domain.contains("://") {
-        domain.trim_end_matches('/').to_string()
-    } else {
-        format!("https://{}", domain.trim_end_matches('/'))
-    }
-}
+/// The Okta scope that lets a user read their own Users API record.
+pub const USERS_SCOPE: &str = "okta.users.read.self";
 
-/// The issuer for an Okta `domain` and optional authorization server id.
-pub fn issuer(domain: &str, authorization_server: Option<&str>) -> String {
-    let base = org_url(domain);
-    match authorization_server {
+/// The configured issuer: the org (`https://{domain}`), a custom authorization server
+/// (`https://{domain}/oauth2/{id}`), or the override.
+pub fn issuer(settings: &OktaSettings) -> String {
+    if let Some(issuer) = &settings.issuer {
+        return issuer.as_str().trim_end_matches('/').to_string();
+    }
+    let base = settings
+        .domain
+        .as_ref()
+        .map(|d| d.base().to_string())
+        .unwrap_or_default();
+    match settings.authorization_server.as_deref() {
         Some(id) if !id.is_empty() => format!("{base}/oauth2/{id}"),
         _ => base,
     }
 }
 
 /// `https://{domain}/api/v1/users/me`.
-pub fn users_me_url(domain: &str) -> Result<Url, url::ParseError> {
-    Url::parse(&format!("{}/api/v1/users/me", org_url(domain)))
+pub fn users_me_url(domain: &OktaDomain) -> Result<Url, url::ParseError> {
+    Url::parse(&format!("{}/api/v1/users/me", domain.base()))
 }
 
 /// The signed-in user's Okta record (`id`, `status`, `created`, `statusChanged`, `profile`…),
@@ -62,26 +65,40 @@ pub async fn fetch_user(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn okta(domain: &str, server: Option<&str>) -> OktaSettings {
+        OktaSettings {
+            domain: Some(OktaDomain::try_from(domain.to_string()).unwrap()),
+            authorization_server: server.map(str::to_string),
+            users_api: false,
+            issuer: None,
+        }
+    }
+
     #[test]
     fn org_and_custom_authorization_servers() {
         assert_eq!(
-            super::issuer("acme.okta.com", None),
+            issuer(&okta("acme.okta.com", None)),
             "https://acme.okta.com"
         );
         assert_eq!(
-            super::issuer("acme.okta.com", Some("default")),
+            issuer(&okta("acme.okta.com", Some("default"))),
             "https://acme.okta.com/oauth2/default"
         );
         assert_eq!(
-            super::issuer("http://127.0.0.1:9/", Some("x")),
+            issuer(&okta("http://127.0.0.1:9/", Some("x"))),
             "http://127.0.0.1:9/oauth2/x"
         );
+        let domain = |d: &str| OktaDomain::try_from(d.to_string()).unwrap();
         assert_eq!(
-            super::users_me_url("acme.okta.com").unwrap().as_str(),
+            users_me_url(&domain("acme.okta.com")).unwrap().as_str(),
             "https://acme.okta.com/api/v1/users/me"
         );
         assert_eq!(
-            super::users_me_url("http://127.0.0.1:9/").unwrap().as_str(),
+            users_me_url(&domain("http://127.0.0.1:9/"))
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9/api/v1/users/me"
         );
     }

@@ -70,8 +70,8 @@ async fn login_page(
     let buttons = providers
         .iter()
         .map(|p| ProviderButton {
-            label: p.settings.label(),
-            kind: p.settings.kind.as_str(),
+            label: crate::providers::label(&p.settings),
+            kind: p.settings.kind().as_str(),
             href: format!("/login/{}{}", p.name(), query),
             ready: p.is_ready(),
         })
@@ -179,12 +179,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 pub(crate) fn allowed_origins(settings: &Settings) -> Vec<String> {
-    settings
-        .server
-        .allowed_return_origins
-        .iter()
-        .filter_map(|o| crate::config::parse_origin(o).ok())
-        .collect()
+    settings.server.return_origins()
 }
 
 pub(crate) fn urlencode(s: &str) -> String {

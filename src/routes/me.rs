@@ -17,7 +17,7 @@ use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_sessions::Session;
 
-use crate::config::{parse_origin, Settings};
+use crate::config::Settings;
 
 use crate::error::AppError;
 use crate::routes::signed_in::{current_user, end_session};
@@ -29,8 +29,7 @@ pub fn router(settings: &Settings) -> Router<AppState> {
         .server
         .allowed_return_origins
         .iter()
-        .filter_map(|o| parse_origin(o).ok())
-        .filter_map(|o| HeaderValue::from_str(&o).ok())
+        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
         .collect();
     if origins.is_empty() {
         return route;

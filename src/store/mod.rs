@@ -78,7 +78,7 @@ pub use model::{
     ProfileSummary, SessionRow, SessionsOf, SignIn, SignInOutcome, SinkStats, SpentState,
     UserRecord,
 };
-pub use session::SessionStore;
+pub use session::{record_user_id, SessionStore, SIGNED_IN_USER};
 pub use sign_in::{Callback, OutboxFn, SessionFn};
 
 /// The profile store. Cheap to clone: it holds a connection pool (and, on a SQLite file, the

@@ -45,6 +45,16 @@ impl SessionStore {
     }
 }
 
+/// Key of the signed-in user in a session record (the record's layout is shared with
+/// `session.rs`, which writes it; kept here so the store reads it without importing sessions).
+pub const SIGNED_IN_USER: &str = "signed_in_user";
+
+/// The signed-in user's id in a stored session record, if any (the session stores use it to
+/// link a new signed-in session to its user, so erasure can end it).
+pub fn record_user_id(record: &Record) -> Option<&str> {
+    record.data.get(SIGNED_IN_USER)?.get("user_id")?.as_str()
+}
+
 #[async_trait]
 impl tower_sessions::SessionStore for SessionStore {
     /// One `insert … on conflict do nothing` per attempt, a fresh id when the id is taken.
@@ -53,7 +63,7 @@ impl tower_sessions::SessionStore for SessionStore {
     /// `save` and `load`. A signed-in session (sign-in cycles the id, so its record is
     /// created) is linked to its user in the same write, so `delete_user` can end it.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let user_id = crate::session::record_user_id(record).map(str::to_string);
+        let user_id = record_user_id(record).map(str::to_string);
         loop {
             let data = rmp_serde::to_vec(&*record)
                 .map_err(|e| session_store::Error::Encode(e.to_string()))?;

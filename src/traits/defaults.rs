@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::mapping::lookup;
+use super::pointer::lookup;
 use super::sanitize::{self, MAX_TEXT_CHARS, MAX_URL_CHARS};
 use super::{email, MappingInput, MSA_TENANT_ID};
 use crate::config::ProviderKind;

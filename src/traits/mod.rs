@@ -17,6 +17,7 @@ pub mod email;
 pub mod geo;
 mod mapping;
 pub mod phone;
+mod pointer;
 pub mod role;
 pub mod sanitize;
 mod set;
@@ -34,7 +35,7 @@ use serde_json::{Map, Value};
 use crate::config::ProviderKind;
 use crate::providers::graph::GraphProfile;
 
-pub use mapping::{validate_mapping, TraitMapping};
+pub use mapping::TraitMapping;
 pub use set::TraitSet;
 
 /// Where one trait's value came from.

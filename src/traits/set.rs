@@ -120,33 +120,7 @@ trait_fields!(
 
 impl TraitSet {
     /// The 25 trait names, in the spec's order (§1.3).
-    pub const NAMES: [&'static str; 25] = [
-        "enrichment_first_name",
-        "enrichment_last_name",
-        "enrichment_full_name",
-        "enrichment_avatar",
-        "enrichment_email_provider",
-        "enrichment_phone",
-        "enrichment_city",
-        "enrichment_state",
-        "enrichment_state_code",
-        "enrichment_time_zone",
-        "enrichment_location",
-        "enrichment_country",
-        "enrichment_country_code",
-        "enrichment_employment_domain",
-        "enrichment_employment_name",
-        "enrichment_employment_role",
-        "enrichment_employment_seniority",
-        "enrichment_employment_sub_role",
-        "enrichment_employment_title",
-        "enrichment_facebook_handle",
-        "enrichment_github_handle",
-        "enrichment_linkedin_handle",
-        "enrichment_twitter_handle",
-        "enrichment_inactive_at",
-        "enrichment_active_at",
-    ];
+    pub const NAMES: [&'static str; 25] = crate::config::TRAIT_NAMES;
 
     /// True when `name` is one of the 25 trait names.
     pub fn is_known(name: &str) -> bool {

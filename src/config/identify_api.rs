@@ -1,10 +1,11 @@
 //! `[identify_api]`: who may call `POST /api/identify`, and the limits on what they send.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// What a caller must present. Both by default, as the specification lists both headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Credential {
     /// `Authorization: Bearer <JWT>` with the `telemetry_apis` scope.
@@ -14,7 +15,7 @@ pub enum Credential {
 }
 
 /// The `[identify_api]` section. Absent: the endpoint answers 503 "not configured".
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentifyApiSettings {
     /// Which credentials a call must carry: `["token", "key"]` (default), `["token"]` or `["key"]`.

@@ -1,0 +1,268 @@
+//! The typed settings tree: the TOML file, then `IDENTIFY_BRIDGE__…` variables, checked against
+//! the JSON Schema generated from these types, typed, then validated with messages naming the
+//! key (`providers[0] (google).client_secret`).
+//!
+//! Every key has one environment name: the path in upper case joined by `__`, under the prefix
+//! `IDENTIFY_BRIDGE__` (`server.listen` → `IDENTIFY_BRIDGE__SERVER__LISTEN`). Providers and
+//! sinks are lists in TOML, so in the environment they are addressed by name:
+//! `IDENTIFY_BRIDGE__PROVIDERS__{NAME}__{KEY}` (name upper-cased, `-` written as `_`); a name
+//! that is not in the file adds one.
+//!
+//! - `load`: layering, the key check against the schema, typing errors with their key.
+//! - `validate`: the rules the types cannot express.
+//! - `server` (`[server]`, `[rate_limit]`, `[admin]`, `[accounts]`), `runtime` (`[session]`,
+//!   `[database]`, `[log]`), `providers` (`[[providers]]`, tagged by `kind`), `sinks`
+//!   (`[[sinks]]`), `identify_api` (`[identify_api]`).
+//! - `secret`, `trait_names`, `suggest`: what the others share.
+//!
+//! Configuration imports nothing from the features it configures.
+
+mod identify_api;
+mod load;
+mod providers;
+mod runtime;
+mod secret;
+mod server;
+mod sinks;
+mod suggest;
+mod trait_names;
+mod validate;
+
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use identify_api::{Credential, IdentifyApiSettings};
+pub use providers::{
+    GoogleSettings, KindSettings, MicrosoftSettings, OidcSettings, OktaDomain, OktaSettings,
+    Pointers, ProviderKind, ProviderSettings, TokenAuthMethod,
+};
+pub use runtime::{DatabaseSettings, LogFormat, LogSettings, SessionSettings, SessionStoreKind};
+pub use secret::Secret;
+pub use server::{AccountSettings, AdminSettings, Origin, RateLimitSettings, ServerSettings};
+pub use sinks::{SinkFormat, SinkSettings, SinkTokenSettings, TimestampRule};
+pub use trait_names::{is_trait_name, TRAIT_NAMES};
+
+use load::Seg;
+
+/// Environment prefix for every key.
+pub const ENV_PREFIX: &str = "IDENTIFY_BRIDGE__";
+
+/// The whole configuration, after validation.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "identify-bridge configuration")]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub session: SessionSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub accounts: AccountSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+    /// `[[providers]]`: where people sign in.
+    #[serde(default)]
+    pub providers: Vec<ProviderSettings>,
+    /// `[[sinks]]`: where identify calls go.
+    #[serde(default)]
+    pub sinks: Vec<SinkSettings>,
+    /// `[identify_api]`: serve `POST /api/identify`; absent means "not configured" (503).
+    #[serde(default)]
+    pub identify_api: Option<IdentifyApiSettings>,
+}
+
+/// A configuration error: one line naming the key, what is wrong, and where the value came
+/// from when a variable set it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {}", self.text())]
+pub struct ConfigError {
+    key: Option<String>,
+    what: String,
+    origin: Option<String>,
+}
+
+impl ConfigError {
+    /// An error about the key `key` (in display form: `providers[0] (google).client_secret`).
+    pub fn at(key: impl Into<String>, what: impl Into<String>) -> Self {
+        ConfigError {
+            key: Some(key.into()),
+            what: what.into(),
+            origin: None,
+        }
+    }
+    /// An error about no one key (an unreadable file).
+    pub fn plain(what: impl Into<String>) -> Self {
+        ConfigError {
+            key: None,
+            what: what.into(),
+            origin: None,
+        }
+    }
+    /// The key the error is about, if any.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+    fn text(&self) -> String {
+        let origin = self
+            .origin
+            .as_ref()
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default();
+        match &self.key {
+            Some(key) => format!("`{key}`: {}{origin}", self.what),
+            None => format!("{}{origin}", self.what),
+        }
+    }
+}
+
+impl Settings {
+    /// Load from an optional TOML file, then the environment, then validate.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::plain(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+        }
+        let schema = Self::schema();
+        let layers = load::layers(file, &env, &schema)?;
+        let walker = load::Walker::new(&schema);
+        let annotate = |mut error: ConfigError, path: Option<&[Seg]>| {
+            error.origin = origin_note(&layers, error.key.as_deref(), path);
+            error
+        };
+        if let Err(problem) = walker.check(&layers.value) {
+            let key = load::key_text(&layers.value, &problem.path);
+            let from_env = layers.from_env.get(&problem.path);
+            let mut what = problem.what;
+            if let Some(near) = &problem.nearest {
+                let near_key = load::key_text(&layers.value, near);
+                what = match from_env {
+                    Some(_) => format!(
+                        "did you mean `{near_key}` ({})? {what}",
+                        load::env_var_for(&layers.value, near)
+                    ),
+                    None => format!("did you mean `{near_key}`? {what}"),
+                };
+            }
+            return Err(annotate(ConfigError::at(key, what), Some(&problem.path)));
+        }
+        let mut settings = match load::deserialize(&layers.value) {
+            Ok(settings) => settings,
+            Err((path, message)) => {
+                let (path, message) = refine_typing_error(&walker, &layers.value, path, message);
+                let key = load::key_text(&layers.value, &path);
+                return Err(annotate(ConfigError::at(key, message), Some(&path)));
+            }
+        };
+        settings
+            .resolve_secret_files()
+            .and_then(|()| settings.validate())
+            .map_err(|e| annotate(e, None))?;
+        Ok(settings)
+    }
+
+    /// The rules of `serve` beyond [`Settings::validate`]: `admin.open` turns admin
+    /// authentication off, which is for `identify-bridge dev` only.
+    pub fn check_for_serve(&self) -> Result<(), ConfigError> {
+        if self.admin.open {
+            return Err(ConfigError::at(
+                "admin.open",
+                "turns admin authentication off; it is for `identify-bridge dev` only. \
+                 Remove it and set admin.api_key_hashes instead",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The JSON Schema of the configuration file, generated from these types
+    /// (`check-config --schema`).
+    pub fn schema() -> Value {
+        schemars::schema_for!(Settings).to_value()
+    }
+
+    /// The resolved configuration as JSON, secrets redacted (`check-config`).
+    pub fn to_redacted_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+    }
+
+    /// Every key the configuration has (`server.listen`, `providers.tenant`, …).
+    pub fn all_keys() -> Vec<String> {
+        let schema = Self::schema();
+        load::Walker::new(&schema).all_keys()
+    }
+}
+
+/// Where a wrong value came from, when a variable set it, or which variable would set a
+/// missing key of an entry the environment made.
+fn origin_note(layers: &load::Layers, key: Option<&str>, path: Option<&[Seg]>) -> Option<String> {
+    if let Some(var) = path.and_then(|p| layers.from_env.get(p)) {
+        return Some(format!("from {var}"));
+    }
+    let key = key?;
+    layers
+        .from_env
+        .iter()
+        .find(|(p, _)| load::key_text(&layers.value, p) == key)
+        .map(|(_, var)| format!("from {var}"))
+}
+
+/// A typing error with the key it is about: `missing field` names the key; errors in a
+/// provider's kind keys (read through a flattened enum) are located by reading them again.
+fn refine_typing_error(
+    walker: &load::Walker,
+    root: &Value,
+    mut path: Vec<Seg>,
+    mut message: String,
+) -> (Vec<Seg>, String) {
+    if let [Seg::Key(section), Seg::Index(i)] = path.as_slice() {
+        if section == "providers" {
+            let entry = &root["providers"][*i];
+            let kind = entry
+                .get("kind")
+                .and_then(|k| serde_json::from_value::<ProviderKind>(k.clone()).ok());
+            if let Some(kind) = kind {
+                if let Some((inner, inner_message)) = load::locate_kind_error(walker, entry, kind) {
+                    path.extend(inner);
+                    message = inner_message;
+                    if let Some(field) = load::split_missing(&message) {
+                        path.push(Seg::Key(field.to_string()));
+                        message = format!("missing: required for kind = \"{}\"", kind.as_str());
+                    }
+                    return (path, message);
+                }
+            }
+        }
+    }
+    if let Some(field) = load::split_missing(&message) {
+        path.push(Seg::Key(field.to_string()));
+        message = "missing: required".into();
+    }
+    (path, message)
+}
+
+#[cfg(test)]
+mod tests;

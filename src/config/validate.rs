@@ -1,0 +1,385 @@
+//! The rules the types cannot express, each with a message naming the key.
+
+use std::collections::HashSet;
+
+use super::secret::resolve_secret;
+use super::trait_names::{is_trait_name, nearest_trait_name, TRAIT_NAMES};
+use super::{
+    ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat,
+    TokenAuthMethod,
+};
+
+fn err(key: impl Into<String>, what: impl Into<String>) -> ConfigError {
+    ConfigError::at(key, what)
+}
+
+/// `providers[0] (google)`: how messages name a provider.
+pub(super) fn provider_key(index: usize, provider: &ProviderSettings) -> String {
+    format!("providers[{index}] ({})", provider.name)
+}
+
+impl Settings {
+    pub(super) fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        for (i, p) in self.providers.iter_mut().enumerate() {
+            let key = format!("providers[{i}] ({}).client_secret", p.name);
+            resolve_secret(&mut p.client_secret, p.client_secret_file.as_deref(), &key)?;
+        }
+        let session = &mut self.session;
+        resolve_secret(
+            &mut session.secret,
+            session.secret_file.as_deref(),
+            "session.secret",
+        )?;
+        for (i, sink) in self.sinks.iter_mut().enumerate() {
+            let key = format!("sinks[{i}] ({})", sink.name);
+            resolve_secret(
+                &mut sink.api_key,
+                sink.api_key_file.as_deref(),
+                &format!("{key}.api_key"),
+            )?;
+            resolve_secret(
+                &mut sink.bearer_token,
+                sink.bearer_token_file.as_deref(),
+                &format!("{key}.bearer_token"),
+            )?;
+            if let Some(token) = sink.token.as_mut() {
+                resolve_secret(
+                    &mut token.client_secret,
+                    token.client_secret_file.as_deref(),
+                    &format!("{key}.token.client_secret"),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Check every rule the types cannot express; the message names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let public = &self.server.public_url;
+        if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
+            return Err(err(
+                "server.public_url",
+                "must be an http(s) URL with a host",
+            ));
+        }
+        if public.query().is_some() || public.fragment().is_some() {
+            return Err(err(
+                "server.public_url",
+                "must not have a query or fragment",
+            ));
+        }
+        if self.session.cookie_name.is_empty()
+            || !self
+                .session
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(err(
+                "session.cookie_name",
+                "use letters, digits, `-` and `_`",
+            ));
+        }
+        if self.session.store == SessionStoreKind::Redis && self.session.redis_url.is_none() {
+            return Err(err(
+                "session.redis_url",
+                "required when session.store = \"redis\"",
+            ));
+        }
+        for (key, value) in [
+            (
+                "session.login_timeout_secs",
+                self.session.login_timeout_secs,
+            ),
+            (
+                "server.provider_check_secs",
+                self.server.provider_check_secs,
+            ),
+            (
+                "server.provider_timeout_secs",
+                self.server.provider_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                return Err(err(key, "must be at least 1"));
+            }
+        }
+        let db = self.database.url.expose();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(err(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        self.validate_sinks()?;
+        for (i, h) in self.admin.api_key_hashes.iter().enumerate() {
+            if !is_sha256_hex(h) {
+                return Err(err(
+                    format!("admin.api_key_hashes[{i}]"),
+                    "must be 64 hex digits (a SHA-256)",
+                ));
+            }
+        }
+        if let Some(api) = &self.identify_api {
+            api.validate().map_err(|(key, what)| err(key, what))?;
+        }
+        self.validate_providers()
+    }
+
+    fn validate_providers(&self) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            if p.name.is_empty()
+                || p.name.len() > 64
+                || !p
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(err(
+                    format!("providers[{i}].name"),
+                    format!("{:?} must be 1 to 64 letters, digits, `-` or `_`", p.name),
+                ));
+            }
+            let key = provider_key(i, p);
+            if !seen.insert(p.name.to_ascii_lowercase()) {
+                return Err(err(format!("{key}.name"), "another provider has this name"));
+            }
+            if p.client_id.trim().is_empty() {
+                return Err(err(format!("{key}.client_id"), "must not be empty"));
+            }
+            validate_client_auth(&key, p)?;
+            if !p.scopes.iter().any(|s| s == "openid") {
+                return Err(err(format!("{key}.scopes"), "must include \"openid\""));
+            }
+            validate_kind(&key, &p.kind)?;
+            validate_trait_mapping(&format!("{key}.traits"), p)?;
+        }
+        Ok(())
+    }
+
+    fn validate_sinks(&self) -> Result<(), ConfigError> {
+        let mut seen = HashSet::new();
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if sink.name.is_empty()
+                || sink.name.len() > 64
+                || !sink
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(err(
+                    format!("sinks[{i}].name"),
+                    "must be 1 to 64 letters, digits, `-` or `_`",
+                ));
+            }
+            let key = format!("sinks[{i}] ({})", sink.name);
+            if !seen.insert(sink.name.clone()) {
+                return Err(err(format!("{key}.name"), "another sink has this name"));
+            }
+            if !matches!(sink.url.scheme(), "http" | "https") {
+                return Err(err(format!("{key}.url"), "must be an http(s) URL"));
+            }
+            if sink.bearer_token.is_some() && sink.token.is_some() {
+                return Err(err(
+                    format!("{key}.token"),
+                    "set either bearer_token or [sinks.token], not both",
+                ));
+            }
+            if let Some(token) = &sink.token {
+                if token.client_secret.is_none() {
+                    return Err(err(format!("{key}.token.client_secret"), "missing"));
+                }
+            }
+            if sink.format == SinkFormat::Segment && sink.api_key.is_none() {
+                return Err(err(
+                    format!("{key}.api_key"),
+                    "the Segment write key is required",
+                ));
+            }
+            if sink.batch_size == 0 || sink.batch_size > 1000 {
+                return Err(err(
+                    format!("{key}.batch_size"),
+                    "must be between 1 and 1000",
+                ));
+            }
+            if sink.timeout_secs == 0 {
+                return Err(err(format!("{key}.timeout_secs"), "must be at least 1"));
+            }
+            for (field, names) in [
+                ("exclude_traits", &sink.exclude_traits),
+                ("hash_traits", &sink.hash_traits),
+            ] {
+                for (j, name) in names.iter().enumerate() {
+                    if !is_trait_name(name) && name != "email" && name != "name" {
+                        return Err(err(
+                            format!("{key}.{field}[{j}]"),
+                            unknown_trait(name, &["email", "name"]),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// "unknown trait …; did you mean …? known traits: (all of them)".
+fn unknown_trait(name: &str, extra: &[&str]) -> String {
+    let hint = nearest_trait_name(name)
+        .map(|n| format!("did you mean {n:?}? "))
+        .unwrap_or_default();
+    let known: Vec<&str> = extra.iter().copied().chain(TRAIT_NAMES).collect();
+    format!(
+        "unknown trait {name:?}; {hint}known traits: {}",
+        known.join(", ")
+    )
+}
+
+fn validate_client_auth(key: &str, p: &ProviderSettings) -> Result<(), ConfigError> {
+    let private_key = p.token_auth_method == Some(TokenAuthMethod::PrivateKeyJwt);
+    if private_key {
+        if p.private_key_file.is_none() {
+            return Err(err(
+                format!("{key}.private_key_file"),
+                "required with token_auth_method = \"private_key_jwt\"",
+            ));
+        }
+        if p.client_secret.is_some() {
+            return Err(err(
+                format!("{key}.client_secret"),
+                "not used with token_auth_method = \"private_key_jwt\": remove it",
+            ));
+        }
+        return Ok(());
+    }
+    for (field, set) in [
+        ("private_key_file", p.private_key_file.is_some()),
+        ("private_key_id", p.private_key_id.is_some()),
+        ("certificate_file", p.certificate_file.is_some()),
+    ] {
+        if set {
+            return Err(err(
+                format!("{key}.{field}"),
+                "only used with token_auth_method = \"private_key_jwt\"",
+            ));
+        }
+    }
+    if p.client_secret.as_ref().is_none_or(|s| s.is_blank()) {
+        return Err(err(
+            format!("{key}.client_secret"),
+            "missing: set client_secret, client_secret_file or the environment variable",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_kind(key: &str, kind: &KindSettings) -> Result<(), ConfigError> {
+    let http_url = |field: &str, url: &url::Url| {
+        if matches!(url.scheme(), "http" | "https") {
+            Ok(())
+        } else {
+            Err(err(format!("{key}.{field}"), "must be an http(s) URL"))
+        }
+    };
+    match kind {
+        KindSettings::Google(google) => {
+            if let Some(issuer) = &google.issuer {
+                http_url("issuer", issuer)?;
+            }
+        }
+        KindSettings::Oidc(oidc) => http_url("issuer", &oidc.issuer)?,
+        KindSettings::Microsoft(ms) => {
+            let tenant = ms.tenant.as_str();
+            if tenant.is_empty()
+                || !tenant
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+            {
+                return Err(err(
+                    format!("{key}.tenant"),
+                    "common, organizations, consumers, a tenant id or a domain",
+                ));
+            }
+            http_url("authority", &ms.authority)?;
+            http_url("graph_url", &ms.graph_url)?;
+            if let Some(issuer) = &ms.issuer {
+                http_url("issuer", issuer)?;
+            }
+        }
+        KindSettings::Okta(okta) => {
+            if let Some(issuer) = &okta.issuer {
+                http_url("issuer", issuer)?;
+            } else if okta.domain.is_none() {
+                return Err(err(
+                    format!("{key}.domain"),
+                    "missing: required for kind = \"okta\" (or set issuer)",
+                ));
+            }
+            if okta.users_api {
+                if okta.domain.is_none() {
+                    return Err(err(
+                        format!("{key}.domain"),
+                        "required with users_api = true",
+                    ));
+                }
+                if okta
+                    .authorization_server
+                    .as_deref()
+                    .is_some_and(|a| !a.is_empty())
+                {
+                    return Err(err(
+                        format!("{key}.users_api"),
+                        "needs the org authorization server (remove `authorization_server`): \
+                         custom authorization servers cannot grant okta.users.read.self",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `[providers.traits]`: known trait names and RFC 6901 pointers.
+fn validate_trait_mapping(key: &str, p: &ProviderSettings) -> Result<(), ConfigError> {
+    for (name, pointers) in &p.traits {
+        if !is_trait_name(name) {
+            return Err(err(format!("{key}.{name}"), unknown_trait(name, &[])));
+        }
+        if pointers.0.is_empty() {
+            return Err(err(format!("{key}.{name}"), "no claim path given"));
+        }
+        for pointer in &pointers.0 {
+            if !is_json_pointer(pointer) {
+                return Err(err(
+                    format!("{key}.{name}"),
+                    format!(
+                        "`{pointer}` is not a JSON Pointer (RFC 6901): it must be empty or start \
+                         with '/', and '~' must be followed by 0 or 1"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_json_pointer(pointer: &str) -> bool {
+    if !(pointer.is_empty() || pointer.starts_with('/')) {
+        return false;
+    }
+    let mut chars = pointer.chars();
+    while let Some(c) = chars.next() {
+        if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
+            return false;
+        }
+    }
+    true
+}
