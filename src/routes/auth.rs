@@ -9,7 +9,7 @@ use axum::Router;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::routes::signed_in::current_user;
+use crate::routes::signed_in::{current_user, end_session};
 use crate::state::AppState;
 
 pub const USER_ID_HEADER: &str = "x-identify-user-id";
@@ -23,6 +23,11 @@ async fn auth(State(state): State<AppState>, session: Session) -> Result<Respons
     let user = current_user(&state, &session)
         .await?
         .ok_or(AppError::NotSignedIn)?;
+    if !state.store.profile_exists(&user.user_id).await? {
+        // The profile was erased while this session lived: end the session too.
+        end_session(&session).await?;
+        return Err(AppError::NotSignedIn);
+    }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&user.user_id) {

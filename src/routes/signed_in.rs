@@ -1,8 +1,10 @@
 //! Who is signed in, checked: every route that acts for a signed-in person (`/me`, `/auth`, the
 //! profile page, sign out everywhere) asks [`current_user`]. A session past
-//! `session.max_lifetime_secs`, whose profile was erased, or that its provider no longer
-//! stands behind ([`crate::revalidate`], every `session.revalidate_secs`) is ended here and
-//! the request treated as anonymous: pages go to sign-in, JSON and `/auth` answer 401.
+//! `session.max_lifetime_secs`, or that its provider no longer stands behind
+//! ([`crate::revalidate`], every `session.revalidate_secs`) is ended here and the request
+//! treated as anonymous: pages go to sign-in, JSON and `/auth` answer 401. (Whether the
+//! profile still exists is each route's check: `/me` and the profile page read it anyway,
+//! `/auth` asks [`crate::store::Store::profile_exists`].)
 
 use tower_sessions::session::Id;
 use tower_sessions::{Session, SessionStore};
@@ -28,11 +30,6 @@ pub async fn current_user(
     let age = now - user.signed_in_unix();
     if age < 0 || age as u64 > settings.max_lifetime_secs {
         tracing::info!(user_id = %user.user_id, "session past its lifetime ended");
-        end_session(session).await?;
-        return Ok(None);
-    }
-    if !state.store.profile_exists(&user.user_id).await? {
-        tracing::info!(user_id = %user.user_id, "session of an erased profile ended");
         end_session(session).await?;
         return Ok(None);
     }

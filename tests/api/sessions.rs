@@ -342,6 +342,22 @@ async fn an_erased_users_redis_sessions_are_refused_by_auth_and_me() {
     an_erased_user_is_refused_everywhere(Stores::PgRedis).await;
 }
 
+#[tokio::test]
+async fn a_session_whose_profile_is_gone_is_refused_even_when_it_outlived_the_erasure() {
+    let r = bridge(Stores::PgRedis, "", "").await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer").await;
+    let id = user_id(&r, &client).await;
+    // The profile goes from the database alone: the Redis session is left behind.
+    let store = identify_bridge::store::Store::connect(&r.database_url)
+        .await
+        .unwrap();
+    assert!(store.delete_user(&id).await.unwrap());
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status(&r, &client, "/me").await, StatusCode::UNAUTHORIZED);
+    store.close().await;
+}
+
 async fn sign_out_everywhere(stores: Stores) {
     let r = bridge(stores, "", "").await;
     let (laptop, phone, other) = (browser(), browser(), browser());
