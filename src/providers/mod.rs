@@ -7,6 +7,7 @@ pub mod graph;
 pub mod microsoft;
 pub mod oidc;
 pub mod okta;
+mod ring_jwk;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};

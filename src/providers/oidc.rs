@@ -308,7 +308,8 @@ impl Provider {
                     .unwrap_or_default(),
             ),
             issuer_url(&expected_issuer).map_err(|e| VerifyError::Invalid(e.to_string()))?,
-            d.metadata.jwks().clone(),
+            // Signatures checked by ring (see ring_jwk.rs); the verifier is the library's.
+            super::ring_jwk::key_set(d.metadata.jwks()),
         )
         .set_issue_time_verifier_fn(|iat| {
             let now = Utc::now();
