@@ -119,7 +119,9 @@ impl JsonWebKey for RingJwk {
         signature: &[u8],
     ) -> Result<(), SignatureVerificationError> {
         let (Some(rsa), Some(algorithm)) = (&self.rsa, Self::ring_algorithm(signature_alg)) else {
-            return self.core.verify_signature(signature_alg, message, signature);
+            return self
+                .core
+                .verify_signature(signature_alg, message, signature);
         };
         // The library's key checks, as `CoreJsonWebKey::verify_signature` makes them.
         let invalid = |what: &str| Err(SignatureVerificationError::InvalidKey(what.to_string()));
@@ -183,8 +185,13 @@ mod tests {
             let core = signer(KEY).as_verification_key();
             let ring = ring_key(KEY);
             assert!(core.verify_signature(&alg, message, &signature).is_ok());
-            assert!(ring.verify_signature(&alg, message, &signature).is_ok(), "{alg:?}");
-            assert!(ring.verify_signature(&alg, b"header.other", &signature).is_err());
+            assert!(
+                ring.verify_signature(&alg, message, &signature).is_ok(),
+                "{alg:?}"
+            );
+            assert!(ring
+                .verify_signature(&alg, b"header.other", &signature)
+                .is_err());
             assert!(ring_key(ATTACKER)
                 .verify_signature(&alg, message, &signature)
                 .is_err());
