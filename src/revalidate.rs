@@ -53,7 +53,9 @@ async fn refresh(
         Err(e) => return Verdict::Unreachable(format!("no token endpoint: {e}")),
     };
     let started = std::time::Instant::now();
-    let response = request.request_async(provider.http()).await;
+    let response = request
+        .request_async(&crate::providers::Traced(provider.http()))
+        .await;
     crate::metrics::provider_call(provider.name(), "refresh", started.elapsed().as_secs_f64());
     match response {
         Ok(response) => Verdict::Valid(Some(SessionTokens {
@@ -97,6 +99,7 @@ async fn userinfo(provider: &Provider, access_token: &str) -> Verdict {
         .get(endpoint.url().clone())
         .bearer_auth(access_token)
         .header(reqwest::header::ACCEPT, "application/json")
+        .headers(crate::telemetry::trace_headers())
         .send()
         .await;
     crate::metrics::provider_call(provider.name(), "userinfo", started.elapsed().as_secs_f64());

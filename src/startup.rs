@@ -176,7 +176,9 @@ impl Application {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
                         // The path only: query strings carry codes and states.
-                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                        let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+                        crate::telemetry::continue_trace(&span, req.headers());
+                        span
                     })
                     // Failures are logged once, at their level, by `error::render_errors` (and
                     // `/readyz` by itself); the layer's own ERROR line would repeat each one.

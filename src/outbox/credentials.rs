@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2::basic::BasicClient;
+use tracing::Instrument;
 use oauth2::{ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenResponse, TokenUrl};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -190,7 +191,8 @@ impl TokenSource {
             }
         }
         let response = request
-            .request_async(&self.http)
+            .request_async(&crate::providers::Traced(&self.http))
+            .instrument(tracing::info_span!("sink_token"))
             .await
             .map_err(|e| self.error(describe(&e)))?;
         let ttl = response.expires_in().unwrap_or(DEFAULT_TTL);

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
+use tracing::Instrument;
 
 use super::credentials::Credentials;
 use super::format;
@@ -72,8 +73,29 @@ impl Sender {
         &self.credentials
     }
 
-    /// Send `messages` as one request (one message unless the format batches).
+    /// Send `messages` as one request (one message unless the format batches): one delivery
+    /// attempt, traced as a root span of its own (the worker's loop is not a request).
     pub async fn send(&self, messages: &[IdentifyMessage]) -> Outcome {
+        let span = tracing::info_span!(
+            parent: None,
+            "deliver",
+            sink = %self.sink.name,
+            messages = messages.len(),
+            outcome = tracing::field::Empty
+        );
+        let outcome = self.send_once(messages).instrument(span.clone()).await;
+        span.record(
+            "outcome",
+            match &outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Retry { .. } => "retry",
+                Outcome::Dead(_) => "dead",
+            },
+        );
+        outcome
+    }
+
+    async fn send_once(&self, messages: &[IdentifyMessage]) -> Outcome {
         let body = format::body(&self.sink, messages);
         let key = format::idempotency_key(messages);
         let mut refreshed = false;
@@ -88,7 +110,9 @@ impl Sender {
                 }
             };
             let request = format::apply_headers(
-                self.http.post(self.sink.url.clone()),
+                self.http
+                    .post(self.sink.url.clone())
+                    .headers(crate::telemetry::trace_headers()),
                 &self.sink,
                 token.as_ref().map(|t| t.expose()),
                 key,

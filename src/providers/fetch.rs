@@ -100,6 +100,7 @@ impl<'a> Call<'a> {
         }
     }
 
+    #[tracing::instrument(name = "provider_call", skip_all, fields(stage = self.service, endpoint = self.endpoint))]
     async fn get(&self, url: Url, accept: &str, max_bytes: usize) -> Result<Bytes, FetchError> {
         let (service, endpoint) = (self.service, self.endpoint);
         let classify = |e: reqwest::Error| {
@@ -125,6 +126,7 @@ impl<'a> Call<'a> {
                 .get(url)
                 .bearer_auth(self.token)
                 .header(reqwest::header::ACCEPT, accept)
+                .headers(crate::telemetry::trace_headers())
                 .send()
                 .await
                 .map_err(classify)?;

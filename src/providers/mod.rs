@@ -304,6 +304,7 @@ impl Provider {
     }
 
     /// GET a JSON document from the provider: 2xx only, at most [`MAX_DOCUMENT_BYTES`].
+    #[tracing::instrument(name = "provider_call", skip_all, fields(provider = %self.name(), stage = ?stage))]
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         url: &str,
@@ -314,6 +315,7 @@ impl Provider {
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
+            .headers(crate::telemetry::trace_headers())
             .send()
             .await
             .map_err(|e| transport_error(stage, &e))?;
@@ -557,6 +559,22 @@ impl Providers {
 }
 
 /// The HTTP client for provider calls: bounded time, no redirects (SSRF), rustls.
+/// The HTTP client for openidconnect/oauth2 requests (token, refresh, client credentials), with
+/// the current span's `traceparent` on each: `.request_async(&Traced(http))`.
+pub(crate) struct Traced<'a>(pub &'a reqwest::Client);
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for Traced<'_> {
+    type Error = <reqwest::Client as openidconnect::AsyncHttpClient<'c>>::Error;
+    type Future = <reqwest::Client as openidconnect::AsyncHttpClient<'c>>::Future;
+
+    fn call(&'c self, mut request: openidconnect::HttpRequest) -> Self::Future {
+        request
+            .headers_mut()
+            .extend(crate::telemetry::trace_headers());
+        self.0.call(request)
+    }
+}
+
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)

@@ -14,6 +14,7 @@ use openidconnect::{
     RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -196,7 +197,8 @@ impl Provider {
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| ProviderError::InvalidResponse(Stage::Token, e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
-            .request_async(self.http())
+            .request_async(&super::Traced(self.http()))
+            .instrument(tracing::info_span!("provider_call", provider = %self.name(), stage = "token"))
             .await
             .map_err(token_error);
         crate::metrics::provider_call(self.name(), "token", started.elapsed().as_secs_f64());
@@ -243,6 +245,7 @@ impl Provider {
             let started = std::time::Instant::now();
             let userinfo = self
                 .fetch_userinfo(endpoint.url(), &access_token, &subject)
+                .instrument(tracing::info_span!("provider_call", provider = %self.name(), stage = "userinfo"))
                 .await;
             crate::metrics::provider_call(self.name(), "userinfo", started.elapsed().as_secs_f64());
             let userinfo = userinfo?;
@@ -395,6 +398,7 @@ impl Provider {
             .get(endpoint.clone())
             .bearer_auth(access_token.secret())
             .header(reqwest::header::ACCEPT, "application/json")
+            .headers(crate::telemetry::trace_headers())
             .send()
             .await
             .map_err(|e| super::transport_error(Stage::Userinfo, &e))?;
