@@ -184,10 +184,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(config) => {
             let settings = config.load()?;
             settings.check_for_serve()?;
-            telemetry::init(settings.log.format, &settings.log.level);
+            let traces = telemetry::init_with_traces(
+                settings.log.format,
+                &settings.log.level,
+                &settings.telemetry,
+            )?;
             let app = Application::build(settings).await?;
             tracing::info!(address = %app.local_addr(), "identify-bridge listening");
-            app.run_until_stopped(shutdown_signal()).await?;
+            let result = app.run_until_stopped(shutdown_signal()).await;
+            if let Some(traces) = traces {
+                traces.shutdown().await;
+            }
+            result?;
         }
         Command::Dev {
             listen,
@@ -207,10 +215,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let listen = listener.local_addr()?;
             let (settings, dev) = identify_bridge::dev::prepare(config.load()?, listen, &data_dir)?;
-            telemetry::init(settings.log.format, &settings.log.level);
+            let traces = telemetry::init_with_traces(
+                settings.log.format,
+                &settings.log.level,
+                &settings.telemetry,
+            )?;
             eprintln!("{}", identify_bridge::dev::banner(&settings, &dev));
             let app = Application::build_full(settings, listener, Some(dev)).await?;
-            app.run_until_stopped(shutdown_signal()).await?;
+            let result = app.run_until_stopped(shutdown_signal()).await;
+            if let Some(traces) = traces {
+                traces.shutdown().await;
+            }
+            result?;
         }
         Command::CheckConfig { schema: true, .. } => {
             out(&serde_json::to_string_pretty(&Settings::schema())?);

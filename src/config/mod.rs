@@ -12,7 +12,7 @@
 //! - `validate`: the rules the types cannot express.
 //! - `server` (`[server]`, `[rate_limit]`, `[admin]`, `[accounts]`), `runtime` (`[session]`,
 //!   `[database]`, `[log]`), `providers` (`[[providers]]`, tagged by `kind`), `sinks`
-//!   (`[[sinks]]`), `identify_api` (`[identify_api]`).
+//!   (`[[sinks]]`), `identify_api` (`[identify_api]`), `telemetry` (`[telemetry]`).
 //! - `secret`, `trait_names`, `suggest`: what the others share.
 //!
 //! Configuration imports nothing from the features it configures.
@@ -25,6 +25,7 @@ mod secret;
 mod server;
 mod sinks;
 mod suggest;
+mod telemetry;
 mod trait_names;
 mod validate;
 
@@ -43,6 +44,7 @@ pub use runtime::{DatabaseSettings, LogFormat, LogSettings, SessionSettings, Ses
 pub use secret::Secret;
 pub use server::{AccountSettings, AdminSettings, Origin, RateLimitSettings, ServerSettings};
 pub use sinks::{SinkFormat, SinkSettings, SinkTokenSettings, TimestampRule};
+pub use telemetry::TelemetrySettings;
 pub use trait_names::{is_trait_name, TRAIT_NAMES};
 
 use load::Seg;
@@ -78,6 +80,9 @@ pub struct Settings {
     /// `[identify_api]`: serve `POST /api/identify`; absent means "not configured" (503).
     #[serde(default)]
     pub identify_api: Option<IdentifyApiSettings>,
+    /// `[telemetry]`: traces over OTLP; off unless `otlp_endpoint` is set.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
 }
 
 /// A configuration error: one line naming the key, what is wrong, and where the value came

@@ -126,6 +126,9 @@ impl Settings {
         if let Some(api) = &self.identify_api {
             api.validate().map_err(|(key, what)| err(key, what))?;
         }
+        self.telemetry
+            .validate()
+            .map_err(|(key, what)| err(key, what))?;
         self.validate_providers()
     }
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2::basic::BasicClient;
-use tracing::Instrument;
 use oauth2::{ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenResponse, TokenUrl};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::{Secret, SinkSettings, SinkTokenSettings};
 

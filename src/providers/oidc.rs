@@ -14,8 +14,8 @@ use openidconnect::{
     RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use url::Url;
 
 use super::{issuer_url, microsoft, Discovered, Metadata, Provider, ProviderError, Stage};
@@ -198,7 +198,9 @@ impl Provider {
             .map_err(|e| ProviderError::InvalidResponse(Stage::Token, e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
             .request_async(&super::Traced(self.http()))
-            .instrument(tracing::info_span!("provider_call", provider = %self.name(), stage = "token"))
+            .instrument(
+                tracing::info_span!("provider_call", provider = %self.name(), stage = "token"),
+            )
             .await
             .map_err(token_error);
         crate::metrics::provider_call(self.name(), "token", started.elapsed().as_secs_f64());

@@ -181,14 +181,14 @@ async fn sign_in_and_see_it_delivered(toml: &str) {
 }
 
 /// `identify-bridge dev` as a child process on a random port; the banner read from stderr.
-struct DevProcess {
+pub(crate) struct DevProcess {
     child: tokio::process::Child,
-    url: String,
-    curl: String,
+    pub url: String,
+    pub curl: String,
 }
 
 impl DevProcess {
-    async fn start(data_dir: &std::path::Path, config: Option<&std::path::Path>) -> DevProcess {
+    pub async fn start(data_dir: &std::path::Path, config: Option<&std::path::Path>) -> DevProcess {
         use tokio::io::AsyncBufReadExt;
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_identify-bridge"));
         command
@@ -242,7 +242,7 @@ impl DevProcess {
         dev
     }
 
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         self.child.kill().await.unwrap();
     }
 }

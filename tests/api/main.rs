@@ -24,3 +24,4 @@ mod scale;
 mod sessions;
 mod sign_in;
 mod sink;
+mod traces;
