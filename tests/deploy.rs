@@ -125,3 +125,101 @@ fn the_dockerfile_is_multi_stage_and_runs_as_non_root() {
         }
     }
 }
+
+/// One YAML document of deploy/kubernetes/, as JSON values.
+fn manifest(name: &str) -> Value {
+    let text = std::fs::read_to_string(root().join("deploy/kubernetes").join(name)).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{name} is not YAML: {e}"))
+}
+
+#[test]
+fn the_kubernetes_configuration_uses_only_keys_that_exist_and_reads_secrets_from_files() {
+    // scripts/validate-kubernetes checks the manifests against Kubernetes' schemas; this checks
+    // them against the bridge: the ConfigMap's bridge.toml loads and validates (unknown keys
+    // are errors), with each `*_file` pointing at a stand-in for the mounted Secret.
+    let config = manifest("configmap.yaml");
+    let toml = config["data"]["bridge.toml"].as_str().unwrap();
+    let deployment = manifest("deployment.yaml");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    let secrets_at = mounts.iter().find(|m| m["name"] == "secrets").unwrap()["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let config_at = mounts.iter().find(|m| m["name"] == "config").unwrap()["mountPath"]
+        .as_str()
+        .unwrap();
+    assert!(
+        container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str() == Some(&format!("{config_at}/bridge.toml"))),
+        "the container reads the ConfigMap's file"
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for line in toml.lines().filter(|l| l.contains("_file")) {
+        let path = line.split('"').nth(1).unwrap();
+        assert!(
+            path.starts_with(&secrets_at),
+            "{path} is not in the mounted Secret"
+        );
+        let name = path.rsplit('/').next().unwrap();
+        let value = match name {
+            "database-url" => "postgres://bridge:secret@postgres:5432/identify_bridge",
+            "redis-url" => "redis://redis:6379/0",
+            _ => "a-client-secret",
+        };
+        std::fs::write(secrets.path().join(name), value).unwrap();
+        files.push(name.to_string());
+    }
+    for expected in ["database-url", "redis-url"] {
+        assert!(
+            files.iter().any(|f| f == expected),
+            "{expected} comes from a file"
+        );
+    }
+    let local = toml.replace(&secrets_at, &secrets.path().display().to_string());
+    let path = secrets.path().join("bridge.toml");
+    std::fs::write(&path, local).unwrap();
+    let settings = Settings::load_with_env(Some(&path), Vec::new())
+        .unwrap_or_else(|e| panic!("the ConfigMap's bridge.toml: {e}"));
+    assert!(settings.database.url.expose().starts_with("postgres://"));
+    assert_eq!(settings.session.store, SessionStoreKind::Redis);
+    assert!(settings.session.redis_url.is_some());
+
+    // Two replicas, probed where the bridge answers, on the port it listens on.
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let port = container["ports"][0]["containerPort"].as_u64().unwrap();
+    assert_eq!(u64::from(settings.server.listen.port()), port);
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(container["resources"]["requests"]["cpu"].is_string());
+    assert!(container["resources"]["requests"]["memory"].is_string());
+    // The PodDisruptionBudget and the Service select the Deployment's pods.
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(
+        manifest("poddisruptionbudget.yaml")["spec"]["selector"]["matchLabels"],
+        *labels
+    );
+    let service = manifest("service.yaml");
+    assert_eq!(service["spec"]["selector"], *labels);
+    // The optional ServiceMonitor scrapes the Service's named port.
+    let monitor = manifest("servicemonitor/servicemonitor.yaml");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    // Every resource kustomize lists exists.
+    let kustomization = manifest("kustomization.yaml");
+    for file in kustomization["resources"].as_array().unwrap() {
+        let file = file.as_str().unwrap();
+        assert!(
+            root().join("deploy/kubernetes").join(file).is_file(),
+            "{file}"
+        );
+    }
+}

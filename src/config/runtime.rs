@@ -31,6 +31,8 @@ pub struct SessionSettings {
     pub login_timeout_secs: u64,
     /// `redis://host:6379/0`, for `store = "redis"`.
     pub redis_url: Option<Secret>,
+    /// A file holding `redis_url` (a mounted secret: the URL may carry a password).
+    pub redis_url_file: Option<PathBuf>,
     /// Keys sealing pending sign-ins and tokens at rest: one or more, whitespace separated
     /// (one per line in `secret_file`), at least 32 characters each; the first seals, all open.
     pub secret: Option<Secret>,
@@ -50,6 +52,7 @@ impl Default for SessionSettings {
             idle_timeout_secs: 8 * 3600,
             login_timeout_secs: 600,
             redis_url: None,
+            redis_url_file: None,
             secret: None,
             secret_file: None,
             max_lifetime_secs: 7 * 24 * 3600,
@@ -89,12 +92,15 @@ pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` (embedded default) or `postgres://user@host/db`.
     #[schemars(extend("default" = "sqlite://data/identify-bridge.db"))]
     pub url: Secret,
+    /// A file holding `url` (a mounted secret: the URL carries the password).
+    pub url_file: Option<PathBuf>,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
             url: Secret::new("sqlite://data/identify-bridge.db"),
+            url_file: None,
         }
     }
 }

@@ -30,6 +30,20 @@ impl Settings {
             session.secret_file.as_deref(),
             "session.secret",
         )?;
+        resolve_secret(
+            &mut session.redis_url,
+            session.redis_url_file.as_deref(),
+            "session.redis_url",
+        )?;
+        // `database.url` always has a value (the SQLite default): only one set on purpose
+        // conflicts with the file.
+        let database = &mut self.database;
+        let default_url = super::DatabaseSettings::default().url;
+        let mut url = (database.url.expose() != default_url.expose()).then(|| database.url.clone());
+        resolve_secret(&mut url, database.url_file.as_deref(), "database.url")?;
+        if let Some(url) = url {
+            database.url = url;
+        }
         for (i, sink) in self.sinks.iter_mut().enumerate() {
             let key = format!("sinks[{i}] ({})", sink.name);
             resolve_secret(
