@@ -356,3 +356,31 @@ fn readme_keys(readme: &str) -> std::collections::BTreeSet<String> {
     }
     keys
 }
+
+#[test]
+fn database_and_redis_urls_come_from_mounted_files_and_not_from_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("database-url");
+    let redis = dir.path().join("redis-url");
+    std::fs::write(&db, "postgres://bridge:s3cret@db/identify\n").unwrap();
+    std::fs::write(&redis, "redis://:s3cret@redis:6379/0\n").unwrap();
+    let toml = format!(
+        "[database]\nurl_file = \"{}\"\n[session]\nstore = \"redis\"\nredis_url_file = \"{}\"\n",
+        db.display(),
+        redis.display()
+    );
+    let settings = load(&toml, &[]).unwrap();
+    assert_eq!(
+        settings.database.url.expose(),
+        "postgres://bridge:s3cret@db/identify"
+    );
+    assert_eq!(
+        settings.session.redis_url.unwrap().expose(),
+        "redis://:s3cret@redis:6379/0"
+    );
+    let both = format!(
+        "[database]\nurl = \"postgres://other/db\"\nurl_file = \"{}\"\n",
+        db.display()
+    );
+    assert!(load_err(&both, &[]).contains("database.url_file"));
+}
