@@ -266,19 +266,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let value: serde_json::Value =
                 serde_json::from_str(&input).context("stdin is not JSON")?;
             let (claims, graph, okta_user) = split_claims(value)?;
-            let mapping = p.trait_mapping();
-            let mapped = traits::map_traits(&traits::MappingInput {
-                kind: p.kind(),
-                claims: &claims,
-                graph: graph.as_ref(),
-                okta_user: okta_user.as_ref(),
-                mapping: &mapping,
-                signed_in_at: chrono::Utc::now(),
-            });
+            let data = identify_bridge::providers::ProviderData { graph, okta_user };
+            let quirks = identify_bridge::providers::quirks_for(p);
+            let subject = claims
+                .get("sub")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default();
+            let facts = identify_bridge::signin::facts_from(
+                p,
+                quirks.as_ref(),
+                identify_bridge::signin::Verified {
+                    issuer: &identify_bridge::providers::issuer_of(p),
+                    subject,
+                    claims: &claims,
+                },
+                &data,
+                &settings.server.public_url,
+                chrono::Utc::now(),
+            );
             let preview = serde_json::json!({
-                "traits": mapped.traits.to_map(),
-                "provenance": mapped.provenance,
-                "account_created_at": traits::account_created_at(p.kind(), &claims, graph.as_ref(), okta_user.as_ref()).map(traits::format_time),
+                "traits": facts.traits.traits.to_map(),
+                "provenance": facts.traits.provenance,
+                "account_created_at": facts.created_at.map(traits::format_time),
             });
             out(&serde_json::to_string_pretty(&preview)?);
         }

@@ -1,121 +1,186 @@
-//! What happens after a verified login: optional Microsoft Graph or Okta Users API enrichment,
-//! claims → traits, and the profile write (with its outbox messages) in one database
-//! transaction.
+//! The facts of a sign-in, produced once from the verified claims and what the provider's own
+//! API said: issuer, account key, email and whether the provider vouches for it, name, traits
+//! with their provenance, the account's creation time, the avatar. The store, the outbox, the
+//! session and the pages read [`SignInFacts`], never the claims. What differs per provider
+//! (which API to read, which emails count, where the creation time is) is the provider's
+//! [`crate::providers::Quirks`].
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use url::Url;
 
-use crate::config::{KindSettings, ProviderKind};
-use crate::providers::graph::{self, GraphProfile};
+use crate::config::ProviderSettings;
 use crate::providers::oidc::VerifiedLogin;
-use crate::providers::okta;
-use crate::providers::Provider;
-use crate::store::Avatar;
-use crate::traits::{self, MappedTraits, MappingInput, TraitSource};
+use crate::providers::{Provider, ProviderData, Quirks};
+use crate::store::{Avatar, SignIn};
+use crate::traits::{self, ApiData, MappedTraits, MappingInput, TraitSource};
 
-/// The traits of a sign-in and what the provider says about the account.
-pub struct Enriched {
-    pub mapped: MappedTraits,
-    pub graph: Option<GraphProfile>,
-    /// The provider's own account-creation time, when it gives one.
-    pub provider_created_at: Option<DateTime<Utc>>,
-    /// The email, when the provider is authoritative for it (see [`authoritative_email`]).
-    pub verified_email: Option<String>,
+/// Longest email and name kept (claims are untrusted text).
+const MAX_TEXT_CHARS: usize = 320;
+
+/// Everything known about one sign-in.
+#[derive(Debug, Clone)]
+pub struct SignInFacts {
+    /// The configured provider name.
+    pub provider: String,
+    /// The token's `iss` (tenant-specific for Microsoft).
+    pub issuer: String,
+    /// The ID token's `sub`.
+    pub subject: String,
+    /// The stable account key at this issuer (Microsoft `oid`, else `sub`).
+    pub account_key: String,
+    pub email: Option<Email>,
+    pub name: Option<String>,
+    /// The provider's session id (`sid`), for back-channel logout.
+    pub sid: Option<String>,
+    /// The 25 traits and where each came from.
+    pub traits: MappedTraits,
+    /// The provider's own account-creation time (Graph `createdDateTime`, Okta `created`).
+    pub created_at: Option<DateTime<Utc>>,
+    /// A profile photo to keep and serve (Graph's needs the user's token, so it is re-hosted).
+    pub avatar: Option<Avatar>,
+    pub signed_in_at: DateTime<Utc>,
 }
 
-/// Call Graph or the Okta Users API when configured (a failure never fails the sign-in) and
-/// map the claims.
+/// An email address, lower-cased, and whether the provider is authoritative for it (only
+/// such addresses link accounts across providers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub address: String,
+    pub vouched: bool,
+}
+
+/// Read the provider's API (when its kind has one configured), then work out the facts.
 #[tracing::instrument(skip_all, fields(provider = %provider.name()))]
-pub async fn enrich(
+pub async fn facts_for(
     provider: &Provider,
     login: &VerifiedLogin,
+    public_url: &Url,
     signed_in_at: DateTime<Utc>,
-) -> Enriched {
-    let settings = &provider.settings;
-    let graph_url = match &settings.kind {
-        KindSettings::Microsoft(ms) if ms.graph => Some(&ms.graph_url),
-        _ => None,
-    };
-    let graph = if let Some(base) = graph_url {
-        let started = std::time::Instant::now();
-        let graph = graph::fetch_graph(
-            provider.http(),
-            base,
-            login.access_token.secret(),
-            provider.timeout(),
-        )
-        .await;
-        crate::metrics::provider_call(provider.name(), "graph", started.elapsed().as_secs_f64());
-        match graph {
-            Ok(profile) => {
-                tracing::debug!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "graph profile fetched"
-                );
-                Some(profile)
-            }
-            Err(e) => {
-                // Traits are filled from the claims; the sign-in goes on.
-                tracing::warn!(error = %e, "microsoft graph enrichment failed");
-                crate::metrics::graph_failure(provider.name());
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let okta_user = match &settings.kind {
-        KindSettings::Okta(okta) if okta.users_api => okta_user(provider, login).await,
-        _ => None,
-    };
-    let mapping = settings.trait_mapping();
-    let mapped = traits::map_traits(&MappingInput {
-        kind: settings.kind(),
+) -> SignInFacts {
+    let data = provider.provider_data(login.access_token.secret()).await;
+    let verified = Verified {
+        issuer: &login.issuer,
+        subject: &login.subject,
         claims: &login.claims,
-        graph: graph.as_ref(),
-        okta_user: okta_user.as_ref(),
+    };
+    facts_from(
+        &provider.settings,
+        provider.quirks(),
+        verified,
+        &data,
+        public_url,
+        signed_in_at,
+    )
+}
+
+/// What the provider verified: the issuer, the subject and the merged claims.
+#[derive(Debug, Clone, Copy)]
+pub struct Verified<'a> {
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub claims: &'a Map<String, Value>,
+}
+
+/// The facts from verified claims and provider data. Pure (also `identify-bridge traits`).
+pub fn facts_from(
+    settings: &ProviderSettings,
+    quirks: &dyn Quirks,
+    verified: Verified<'_>,
+    data: &ProviderData,
+    public_url: &Url,
+    signed_in_at: DateTime<Utc>,
+) -> SignInFacts {
+    let claims = verified.claims;
+    let account = quirks.account(claims, data);
+    let mapping = settings.trait_mapping();
+    let mut traits = traits::map_traits(&MappingInput {
+        kind: settings.kind(),
+        claims,
+        api: ApiData {
+            graph_me: data.graph.as_ref().map(|g| &g.me),
+            graph_organization: data.graph.as_ref().and_then(|g| g.organization.as_ref()),
+            users_api: data.okta_user.as_ref(),
+        },
         mapping: &mapping,
         signed_in_at,
     });
-    let provider_created_at = traits::account_created_at(
-        settings.kind(),
-        &login.claims,
-        graph.as_ref(),
-        okta_user.as_ref(),
-    );
-    let trust_email_verified =
-        matches!(&settings.kind, KindSettings::Oidc(o) if o.trust_email_verified);
-    let verified_email = authoritative_email(
-        settings.kind(),
-        trust_email_verified,
-        &login.claims,
-        graph.as_ref(),
-    );
-    Enriched {
-        mapped,
-        graph,
-        provider_created_at,
-        verified_email,
+    let avatar = rehost_photo(&mut traits, data, public_url, verified.issuer, &account.key);
+    let text = |key: &str| {
+        claims
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(MAX_TEXT_CHARS).collect::<String>())
+    };
+    let email = match account.vouched_email {
+        Some(address) => Some(Email {
+            address,
+            vouched: true,
+        }),
+        None => text("email").map(|e| Email {
+            address: e.to_ascii_lowercase(),
+            vouched: false,
+        }),
+    };
+    let name = traits
+        .traits
+        .enrichment_full_name
+        .clone()
+        .or_else(|| text("name"));
+    SignInFacts {
+        provider: settings.name.clone(),
+        issuer: verified.issuer.to_string(),
+        subject: verified.subject.to_string(),
+        account_key: account.key,
+        email,
+        name,
+        sid: text("sid"),
+        traits,
+        created_at: account.created_at,
+        avatar,
+        signed_in_at,
+    }
+}
+
+impl SignInFacts {
+    /// What the store writes for this sign-in.
+    pub fn record(&self, link_by_email: bool) -> Result<SignIn, serde_json::Error> {
+        Ok(SignIn {
+            provider: self.provider.clone(),
+            issuer: self.issuer.clone(),
+            subject: self.account_key.clone(),
+            email: self.email.as_ref().map(|e| e.address.clone()),
+            email_verified: self.email.as_ref().is_some_and(|e| e.vouched),
+            traits: serde_json::to_value(&self.traits.traits)?,
+            provenance: serde_json::to_value(&self.traits.provenance)?,
+            provider_created_at: self.created_at,
+            at: self.signed_in_at,
+            link_by_email,
+            avatar: self.avatar.clone(),
+        })
     }
 }
 
 /// When Graph gave a photo and nothing else set the avatar: the photo to keep, with
 /// `enrichment_avatar` pointing at where the bridge serves it (`{public_url}/avatars/{id}`).
 /// Graph's own photo URL needs the user's token, so it is never handed on (providers.md §5).
-pub fn rehost_photo(
-    enriched: &mut Enriched,
-    public_url: &url::Url,
+fn rehost_photo(
+    traits: &mut MappedTraits,
+    data: &ProviderData,
+    public_url: &Url,
     issuer: &str,
-    subject: &str,
+    account_key: &str,
 ) -> Option<Avatar> {
-    if enriched.mapped.traits.enrichment_avatar.is_some() {
+    if traits.traits.enrichment_avatar.is_some() {
         return None;
     }
-    let photo = enriched.graph.as_ref()?.photo.as_ref()?;
-    let avatar_id = Avatar::id_for(issuer, subject, &photo.bytes);
+    let photo = data.graph.as_ref()?.photo.as_ref()?;
+    let avatar_id = Avatar::id_for(issuer, account_key, &photo.bytes);
     let url = public_url.join(&format!("avatars/{avatar_id}")).ok()?;
-    enriched.mapped.traits.enrichment_avatar = Some(url.to_string());
-    enriched.mapped.provenance.insert(
+    traits.traits.enrichment_avatar = Some(url.to_string());
+    traits.provenance.insert(
         "enrichment_avatar".into(),
         TraitSource {
             source: "graph:/me/photo".into(),
@@ -129,158 +194,8 @@ pub fn rehost_photo(
     })
 }
 
-/// The user's record from the Okta Users API, or `None` (logged and counted) when it fails.
-async fn okta_user(provider: &Provider, login: &VerifiedLogin) -> Option<Map<String, Value>> {
-    let KindSettings::Okta(settings) = &provider.settings.kind else {
-        return None;
-    };
-    let domain = settings.domain.as_ref()?;
-    let url = match okta::users_me_url(domain) {
-        Ok(url) => url,
-        Err(e) => {
-            tracing::warn!(error = %e, "okta users api: bad domain");
-            crate::metrics::users_api_failure(provider.name());
-            return None;
-        }
-    };
-    let started = std::time::Instant::now();
-    let user = okta::fetch_user(
-        provider.http(),
-        url,
-        login.access_token.secret(),
-        provider.timeout(),
-    )
-    .await;
-    crate::metrics::provider_call(
-        provider.name(),
-        "users_api",
-        started.elapsed().as_secs_f64(),
-    );
-    match user {
-        Ok(user) => Some(user),
-        Err(e) => {
-            // Traits are filled from the claims and the account's creation time falls back to
-            // the first sign-in; the sign-in goes on.
-            tracing::warn!(error = %e, "okta users api enrichment failed");
-            crate::metrics::users_api_failure(provider.name());
-            None
-        }
-    }
-}
-
-/// The email address when this provider is authoritative for it, else `None`
-/// (../shared/providers.md §6). Only such emails may link accounts across providers:
-/// - Google: `email_verified` and the address is Gmail, or `hd` is present and is its domain.
-/// - Microsoft: never the plain `email` claim (nOAuth). Only `xms_edov = true`, a personal
-///   account (Microsoft owns those addresses), or a domain in Graph's `verifiedDomains`.
-/// - Okta: never by default (each org's admin controls profile emails; Okta itself says
-///   `email_verified` is not proof of ownership).
-/// - Other OpenID providers: `email_verified = true` only when `trust_email_verified` is set.
-pub fn authoritative_email(
-    kind: ProviderKind,
-    trust_email_verified: bool,
-    claims: &Map<String, Value>,
-    graph: Option<&GraphProfile>,
-) -> Option<String> {
-    let email = claims.get("email")?.as_str()?.trim().to_ascii_lowercase();
-    let (_, domain) = email.rsplit_once('@')?;
-    if domain.is_empty() {
-        return None;
-    }
-    let verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
-    let ok = match kind {
-        ProviderKind::Google => {
-            let hd = claims
-                .get("hd")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase);
-            verified
-                && (matches!(domain, "gmail.com" | "googlemail.com")
-                    || hd.as_deref() == Some(domain))
-        }
-        ProviderKind::Microsoft => {
-            let edov = claims.get("xms_edov").and_then(|v| {
-                v.as_bool()
-                    .or_else(|| v.as_str().map(|s| s == "1" || s == "true"))
-            });
-            let personal = claims.get("tid").and_then(Value::as_str) == Some(traits::MSA_TENANT_ID);
-            let tenant_domain = graph
-                .and_then(|g| g.organization.as_ref())
-                .and_then(|o| o.get("verifiedDomains"))
-                .and_then(Value::as_array)
-                .is_some_and(|domains| {
-                    domains.iter().any(|d| {
-                        d.get("name")
-                            .and_then(Value::as_str)
-                            .is_some_and(|n| n.eq_ignore_ascii_case(domain))
-                    })
-                });
-            edov == Some(true) || personal || tenant_domain
-        }
-        ProviderKind::Okta => false,
-        ProviderKind::Oidc => trust_email_verified && verified,
-    };
-    ok.then_some(email)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn claims(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn only_authoritative_providers_vouch_for_an_email() {
-        use ProviderKind::*;
-        let gmail = claims(json!({"email": "Ana@gmail.com", "email_verified": true}));
-        assert_eq!(
-            authoritative_email(Google, false, &gmail, None).as_deref(),
-            Some("ana@gmail.com")
-        );
-        let other = claims(json!({"email": "ana@company.com", "email_verified": true}));
-        assert_eq!(
-            authoritative_email(Google, false, &other, None),
-            None,
-            "consumer Google account on a third-party address"
-        );
-        let workspace =
-            claims(json!({"email": "m@acme.io", "email_verified": true, "hd": "acme.io"}));
-        assert!(authoritative_email(Google, false, &workspace, None).is_some());
-        let unverified = claims(json!({"email": "ana@gmail.com", "email_verified": false}));
-        assert_eq!(authoritative_email(Google, false, &unverified, None), None);
-
-        let ms_plain = claims(
-            json!({"email": "jane@contoso.com", "tid": "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b"}),
-        );
-        assert_eq!(
-            authoritative_email(Microsoft, false, &ms_plain, None),
-            None,
-            "nOAuth: plain email never counts"
-        );
-        let ms_edov = claims(json!({"email": "jane@contoso.com", "xms_edov": true}));
-        assert!(authoritative_email(Microsoft, false, &ms_edov, None).is_some());
-        let msa = claims(json!({"email": "sam@outlook.com", "tid": traits::MSA_TENANT_ID}));
-        assert!(authoritative_email(Microsoft, false, &msa, None).is_some());
-        let graph = GraphProfile {
-            me: Map::new(),
-            organization: Some(claims(
-                json!({"verifiedDomains": [{"name": "contoso.com"}]}),
-            )),
-            photo: None,
-        };
-        assert!(authoritative_email(Microsoft, false, &ms_plain, Some(&graph)).is_some());
-
-        let okta = claims(json!({"email": "p@globex.com", "email_verified": true}));
-        assert_eq!(authoritative_email(Okta, true, &okta, None), None);
-        assert_eq!(authoritative_email(Oidc, false, &okta, None), None);
-        assert!(authoritative_email(Oidc, true, &okta, None).is_some());
-    }
-}
-
-/// Who made the request, for the identify call's `context`.
+/// Who made the request, for the identify call's `context` (plain data; its extractor lives
+/// with the routes).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ClientInfo {
     pub ip: Option<String>,
@@ -295,32 +210,70 @@ impl ClientInfo {
     }
 }
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientInfo {
-    type Rejection = std::convert::Infallible;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use serde_json::json;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<crate::client_ip::ClientIp>()
-            .map(|c| c.0.to_string())
-            .or_else(|| {
-                parts
-                    .extensions
-                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                    .map(|c| c.0.ip().to_string())
-            });
-        let user_agent = parts
-            .headers
-            .get(axum::http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(512).collect());
-        Ok(ClientInfo {
-            ip,
-            user_agent,
-            anonymous_id: None,
-        })
+    fn settings(kind: &str, extra: &str) -> ProviderSettings {
+        let toml = format!(
+            "[[providers]]\nname = \"p\"\nkind = \"{kind}\"\nclient_id = \"c\"\nclient_secret = \"s\"\n{extra}"
+        );
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, toml.as_bytes()).unwrap();
+        Settings::load_with_env(Some(file.path()), Vec::new())
+            .unwrap()
+            .providers
+            .remove(0)
+    }
+
+    fn facts(settings: &ProviderSettings, claims: Value) -> SignInFacts {
+        let claims = claims.as_object().unwrap().clone();
+        let quirks = crate::providers::quirks_for(settings);
+        facts_from(
+            settings,
+            quirks.as_ref(),
+            Verified {
+                issuer: "https://issuer.example",
+                subject: claims["sub"].as_str().unwrap(),
+                claims: &claims,
+            },
+            &ProviderData::default(),
+            &Url::parse("https://login.example.com").unwrap(),
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn the_facts_say_whether_the_provider_vouches_for_the_email() {
+        let google = settings("google", "");
+        let f = facts(
+            &google,
+            json!({"sub": "1", "email": " Ana@Gmail.com", "email_verified": true, "name": "Ana"}),
+        );
+        assert_eq!(
+            f.email,
+            Some(Email {
+                address: "ana@gmail.com".into(),
+                vouched: true
+            })
+        );
+        assert_eq!(f.name.as_deref(), Some("Ana"));
+        let okta = settings("okta", "domain = \"acme.okta.com\"");
+        let f = facts(
+            &okta,
+            json!({"sub": "2", "email": "p@globex.com", "email_verified": true, "sid": "s-1"}),
+        );
+        assert_eq!(
+            f.email,
+            Some(Email {
+                address: "p@globex.com".into(),
+                vouched: false
+            })
+        );
+        assert_eq!(f.sid.as_deref(), Some("s-1"));
+        let record = f.record(true).unwrap();
+        assert!(!record.email_verified && record.link_by_email);
     }
 }

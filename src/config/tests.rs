@@ -278,23 +278,6 @@ fn serve_refuses_an_open_admin_api_naming_the_key() {
     assert!(load(GOOGLE, &[]).unwrap().check_for_serve().is_ok());
 }
 
-#[test]
-fn private_key_jwt_needs_a_key_file_and_no_secret() {
-    let e = load_err(
-        &GOOGLE.replace(
-            "client_secret = \"s3cret\"",
-            "token_auth_method = \"private_key_jwt\"",
-        ),
-        &[],
-    );
-    assert!(
-        e.contains("`providers[0] (google).private_key_file`"),
-        "{e}"
-    );
-    let e = load_err(&format!("{GOOGLE}private_key_file = \"/k.pem\"\n"), &[]);
-    assert!(e.contains("only used with token_auth_method"), "{e}");
-}
-
 /// The README's configuration tables list exactly the keys the schema has.
 #[test]
 fn the_readme_tables_and_the_schema_have_the_same_keys() {

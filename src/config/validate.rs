@@ -4,10 +4,7 @@ use std::collections::HashSet;
 
 use super::secret::resolve_secret;
 use super::trait_names::{is_trait_name, nearest_trait_name, TRAIT_NAMES};
-use super::{
-    ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat,
-    TokenAuthMethod,
-};
+use super::{ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat};
 
 fn err(key: impl Into<String>, what: impl Into<String>) -> ConfigError {
     ConfigError::at(key, what)
@@ -261,34 +258,6 @@ fn unknown_trait(name: &str, extra: &[&str]) -> String {
 }
 
 fn validate_client_auth(key: &str, p: &ProviderSettings) -> Result<(), ConfigError> {
-    let private_key = p.token_auth_method == Some(TokenAuthMethod::PrivateKeyJwt);
-    if private_key {
-        if p.private_key_file.is_none() {
-            return Err(err(
-                format!("{key}.private_key_file"),
-                "required with token_auth_method = \"private_key_jwt\"",
-            ));
-        }
-        if p.client_secret.is_some() {
-            return Err(err(
-                format!("{key}.client_secret"),
-                "not used with token_auth_method = \"private_key_jwt\": remove it",
-            ));
-        }
-        return Ok(());
-    }
-    for (field, set) in [
-        ("private_key_file", p.private_key_file.is_some()),
-        ("private_key_id", p.private_key_id.is_some()),
-        ("certificate_file", p.certificate_file.is_some()),
-    ] {
-        if set {
-            return Err(err(
-                format!("{key}.{field}"),
-                "only used with token_auth_method = \"private_key_jwt\"",
-            ));
-        }
-    }
     if p.client_secret.as_ref().is_none_or(|s| s.is_blank()) {
         return Err(err(
             format!("{key}.client_secret"),

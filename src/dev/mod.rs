@@ -117,9 +117,6 @@ pub fn prepare(
                 .map(String::from)
                 .to_vec(),
             token_auth_method: None,
-            private_key_file: None,
-            private_key_id: None,
-            certificate_file: None,
             traits: Default::default(),
             kind: KindSettings::Oidc(OidcSettings {
                 issuer: issuer.clone(),

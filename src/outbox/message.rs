@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::{Settings, SinkSettings};
-use crate::signin::ClientInfo;
-use crate::store::{NewOutboxMessage, SignIn, SignInOutcome};
-use crate::traits::{format_time, TraitSet};
+use crate::signin::{ClientInfo, SignInFacts};
+use crate::store::{NewOutboxMessage, SignInOutcome};
+use crate::traits::format_time;
 
 /// One identify call, before a sink format shapes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,25 +32,20 @@ pub struct IdentifyMessage {
 /// One outbox row per configured sink for this sign-in.
 pub fn messages_for_sign_in(
     settings: &Settings,
-    provider: &str,
-    record: &SignIn,
-    traits: &TraitSet,
-    claims: &Map<String, Value>,
+    facts: &SignInFacts,
     outcome: &SignInOutcome,
     client: &ClientInfo,
 ) -> Vec<NewOutboxMessage> {
-    let mut all_traits = traits.to_map();
-    if let Some(email) = record.email.as_ref() {
-        all_traits.insert("email".into(), Value::String(email.clone()));
+    let provider = facts.provider.as_str();
+    let mut all_traits = facts.traits.traits.to_map();
+    if let Some(email) = facts.email.as_ref() {
+        all_traits.insert("email".into(), Value::String(email.address.clone()));
     }
-    let name = traits.enrichment_full_name.clone().or_else(|| {
-        claims
-            .get("name")
-            .and_then(Value::as_str)
-            .map(|s| s.chars().take(256).collect())
-    });
-    if let Some(name) = name {
-        all_traits.insert("name".into(), Value::String(name));
+    if let Some(name) = &facts.name {
+        all_traits.insert(
+            "name".into(),
+            Value::String(name.chars().take(256).collect()),
+        );
     }
     let mut context = Map::new();
     context.insert("provider".into(), Value::String(provider.to_string()));
@@ -74,11 +69,11 @@ pub fn messages_for_sign_in(
                 user_id: outcome.user_id.clone(),
                 traits: filter_traits(sink, &all_traits),
                 created_at: format_time(outcome.created_at),
-                event_at: format_time(record.at),
+                event_at: format_time(facts.signed_in_at),
                 anonymous_id: client.anonymous_id.clone(),
                 context: context.clone(),
             };
-            to_row(sink, message, record.at)
+            to_row(sink, message, facts.signed_in_at)
         })
         .collect()
 }

@@ -1,14 +1,109 @@
-//! Google: one fixed issuer; the `hd` claim (Workspace) is read by the trait mapping.
+//! Google: one fixed issuer (`https://accounts.google.com`), `hd` for Workspace accounts, and
+//! `access_type=offline` + `prompt=consent` for a refresh token (Google has no
+//! `offline_access` scope and issues a refresh token only on consent).
 
+use serde_json::{Map, Value};
+
+use super::quirks::{self, Account, Extras, ProviderData, Quirks};
 use crate::config::GoogleSettings;
 
 /// Google's issuer, as its discovery document and ID tokens state it.
 pub const ISSUER: &str = "https://accounts.google.com";
 
-/// Google's issuer, or the configured override.
-pub fn issuer(settings: &GoogleSettings) -> String {
-    match &settings.issuer {
-        Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
-        None => ISSUER.to_string(),
+#[derive(Debug)]
+pub struct Google {
+    issuer: String,
+}
+
+impl Google {
+    pub fn new(settings: &GoogleSettings) -> Self {
+        let issuer = match &settings.issuer {
+            Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
+            None => ISSUER.to_string(),
+        };
+        Google { issuer }
+    }
+}
+
+#[async_trait::async_trait]
+impl Quirks for Google {
+    fn issuer(&self) -> String {
+        self.issuer.clone()
+    }
+
+    fn label(&self) -> Option<&'static str> {
+        Some("Google")
+    }
+
+    fn extras(&self, offline: bool) -> Extras {
+        let mut extras = Extras::default();
+        if offline {
+            extras.params = vec![("access_type", "offline"), ("prompt", "consent")];
+        }
+        extras
+    }
+
+    /// Google vouches for an address only when `email_verified` and it is a Gmail address or
+    /// in the Workspace domain `hd`: a consumer account can be registered with any address.
+    fn account(&self, claims: &Map<String, Value>, _data: &ProviderData) -> Account {
+        let vouched_email = quirks::email_claim(claims).and_then(|(email, domain)| {
+            let hd = claims
+                .get("hd")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            let owned = matches!(domain.as_str(), "gmail.com" | "googlemail.com")
+                || hd.as_deref() == Some(domain.as_str());
+            (quirks::email_verified(claims) && owned).then_some(email)
+        });
+        Account {
+            key: quirks::subject(claims),
+            vouched_email,
+            // Google gives no creation time (the Directory API's is admin-only).
+            created_at: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vouched(claims: Value) -> Option<String> {
+        Google::new(&GoogleSettings::default())
+            .account(claims.as_object().unwrap(), &ProviderData::default())
+            .vouched_email
+    }
+
+    #[test]
+    fn google_vouches_for_gmail_and_its_workspace_domain_only() {
+        assert_eq!(
+            vouched(json!({"email": "Ana@gmail.com", "email_verified": true})).as_deref(),
+            Some("ana@gmail.com")
+        );
+        assert_eq!(
+            vouched(json!({"email": "ana@company.com", "email_verified": true})),
+            None,
+            "consumer Google account on a third-party address"
+        );
+        assert!(
+            vouched(json!({"email": "m@acme.io", "email_verified": true, "hd": "acme.io"}))
+                .is_some()
+        );
+        assert_eq!(
+            vouched(json!({"email": "ana@gmail.com", "email_verified": false})),
+            None
+        );
+    }
+
+    #[test]
+    fn a_refresh_token_needs_offline_access_and_consent() {
+        let google = Google::new(&GoogleSettings::default());
+        assert_eq!(google.extras(false), Extras::default());
+        assert_eq!(
+            google.extras(true).params,
+            vec![("access_type", "offline"), ("prompt", "consent")]
+        );
+        assert_eq!(google.issuer(), ISSUER);
     }
 }

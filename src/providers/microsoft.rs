@@ -6,14 +6,17 @@
 //! `tid` (read before verification only to choose the issuer), then verifying signature, `iss`,
 //! `aud` and the rest against it, and applying the tenant policy to the verified `tid`.
 
+use async_trait::async_trait;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::graph::{self, GraphProfile};
+use super::quirks::{self, Account, ApiCall, Extras, ProviderData, Quirks};
+use super::{ProviderError, TENANT_PLACEHOLDER};
 use crate::config::MicrosoftSettings;
 
 /// The tenant of personal Microsoft accounts (MSA).
 pub const CONSUMER_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
-/// The placeholder in multi-tenant discovery documents.
-pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
 /// The configured issuer: `{authority}/{tenant}/v2.0`, or the override.
 pub fn issuer(settings: &MicrosoftSettings) -> String {
@@ -78,6 +81,134 @@ pub fn iss_matches_template(template: &str, iss: &str) -> bool {
         .is_some_and(|tid| Uuid::parse_str(tid).is_ok())
 }
 
+/// A configured Microsoft provider.
+#[derive(Debug)]
+pub struct Microsoft {
+    settings: MicrosoftSettings,
+}
+
+impl Microsoft {
+    pub fn new(settings: &MicrosoftSettings) -> Self {
+        Microsoft {
+            settings: settings.clone(),
+        }
+    }
+
+    fn tenant_of(&self, claims: &Map<String, Value>) -> Result<String, TenantError> {
+        check_tenant(
+            claims.get("tid").and_then(Value::as_str),
+            &self.settings.tenant,
+            &self.settings.allowed_tenants,
+        )
+    }
+
+    /// Graph `/me`, `/organization` and the photo, when `graph = true`.
+    async fn graph(&self, call: &ApiCall<'_>) -> Option<GraphProfile> {
+        let fetch = graph::fetch_graph(
+            call.http,
+            &self.settings.graph_url,
+            call.access_token,
+            call.timeout,
+        );
+        quirks::best_effort(call.provider, "graph", crate::metrics::graph_failure, fetch).await
+    }
+}
+
+#[async_trait]
+impl Quirks for Microsoft {
+    fn issuer(&self) -> String {
+        issuer(&self.settings)
+    }
+
+    fn label(&self) -> Option<&'static str> {
+        Some("Microsoft")
+    }
+
+    /// Any issuer: domain-named tenants publish their GUID issuer, `common` and
+    /// `organizations` the `{tenantid}` template; each token's issuer is checked exactly.
+    fn accepts_discovered_issuer(&self, _discovered: &str) -> bool {
+        true
+    }
+
+    fn accepts_response_issuer(&self, discovered: &str, iss: &str) -> bool {
+        iss_matches_template(discovered, iss)
+    }
+
+    fn token_issuer(
+        &self,
+        discovered: &str,
+        claims: &Map<String, Value>,
+    ) -> Result<String, ProviderError> {
+        if !discovered.contains(TENANT_PLACEHOLDER) {
+            return Ok(discovered.to_string());
+        }
+        let tid = self.tenant_of(claims)?;
+        Ok(expected_issuer(discovered, &tid))
+    }
+
+    fn extras(&self, offline: bool) -> Extras {
+        let mut scopes = Vec::new();
+        if self.settings.graph {
+            scopes.push(graph::SCOPE);
+        }
+        if offline {
+            scopes.push("offline_access");
+        }
+        Extras {
+            scopes,
+            params: Vec::new(),
+        }
+    }
+
+    async fn provider_data(&self, call: ApiCall<'_>) -> ProviderData {
+        ProviderData {
+            graph: match self.settings.graph {
+                true => self.graph(&call).await,
+                false => None,
+            },
+            okta_user: None,
+        }
+    }
+
+    /// The account is the `oid` (stable across a tenant's apps; `sub` is per app). The email
+    /// counts only with `xms_edov = true`, for a personal account (Microsoft owns those
+    /// addresses), or in one of the tenant's verified domains (Graph): never the plain `email`
+    /// claim ("nOAuth"). The creation time is Graph's `createdDateTime`.
+    fn account(&self, claims: &Map<String, Value>, data: &ProviderData) -> Account {
+        let key = claims
+            .get("oid")
+            .and_then(Value::as_str)
+            .filter(|oid| Uuid::parse_str(oid).is_ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| quirks::subject(claims));
+        let graph = data.graph.as_ref();
+        let vouched_email = quirks::email_claim(claims).and_then(|(email, domain)| {
+            let edov = claims.get("xms_edov").and_then(|v| {
+                v.as_bool()
+                    .or_else(|| v.as_str().map(|s| s == "1" || s == "true"))
+            });
+            let personal = claims.get("tid").and_then(Value::as_str) == Some(CONSUMER_TENANT);
+            let tenant_domain = graph
+                .and_then(|g| g.organization.as_ref())
+                .and_then(|o| o.get("verifiedDomains"))
+                .and_then(Value::as_array)
+                .is_some_and(|domains| {
+                    domains.iter().any(|d| {
+                        d.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| n.eq_ignore_ascii_case(&domain))
+                    })
+                });
+            (edov == Some(true) || personal || tenant_domain).then_some(email)
+        });
+        Account {
+            key,
+            vouched_email,
+            created_at: quirks::time_value(graph.and_then(|g| g.me.get("createdDateTime"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +263,72 @@ mod tests {
             t,
             "https://evil.example/4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b/v2.0"
         ));
+    }
+
+    fn microsoft(tenant: &str) -> Microsoft {
+        Microsoft::new(&MicrosoftSettings {
+            tenant: tenant.into(),
+            allowed_tenants: Vec::new(),
+            authority: url::Url::parse("https://login.microsoftonline.com").unwrap(),
+            issuer: None,
+            graph: false,
+            graph_url: url::Url::parse("https://graph.microsoft.com/v1.0/").unwrap(),
+        })
+    }
+
+    fn obj(v: serde_json::Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn microsoft_vouches_only_with_edov_a_personal_account_or_a_verified_domain() {
+        let ms = microsoft("common");
+        let none = ProviderData::default();
+        let plain = obj(serde_json::json!({"email": "jane@contoso.com", "tid": WORK}));
+        assert_eq!(
+            ms.account(&plain, &none).vouched_email,
+            None,
+            "nOAuth: plain email never counts"
+        );
+        let edov = obj(serde_json::json!({"email": "jane@contoso.com", "xms_edov": true}));
+        assert!(ms.account(&edov, &none).vouched_email.is_some());
+        let msa = obj(serde_json::json!({"email": "sam@outlook.com", "tid": CONSUMER_TENANT}));
+        assert!(ms.account(&msa, &none).vouched_email.is_some());
+        let graph = ProviderData {
+            graph: Some(GraphProfile {
+                me: obj(serde_json::json!({"createdDateTime": "2019-05-06T07:08:09Z"})),
+                organization: Some(obj(
+                    serde_json::json!({"verifiedDomains": [{"name": "contoso.com"}]}),
+                )),
+                photo: None,
+            }),
+            okta_user: None,
+        };
+        let account = ms.account(&plain, &graph);
+        assert!(account.vouched_email.is_some());
+        assert_eq!(
+            account.created_at.unwrap().to_rfc3339(),
+            "2019-05-06T07:08:09+00:00"
+        );
+    }
+
+    #[test]
+    fn the_account_key_is_the_oid_and_the_issuer_follows_the_tenant() {
+        let ms = microsoft("organizations");
+        let claims = obj(
+            serde_json::json!({"sub": "s", "oid": "c0a8e2f1-55d2-4c3b-9e7a-1f2e3d4c5b6a", "tid": WORK}),
+        );
+        assert_eq!(
+            ms.account(&claims, &ProviderData::default()).key,
+            "c0a8e2f1-55d2-4c3b-9e7a-1f2e3d4c5b6a"
+        );
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert_eq!(
+            ms.token_issuer(template, &claims).unwrap(),
+            format!("https://login.microsoftonline.com/{WORK}/v2.0")
+        );
+        let personal = obj(serde_json::json!({"tid": CONSUMER_TENANT}));
+        assert!(ms.token_issuer(template, &personal).is_err());
+        assert_eq!(ms.extras(true).scopes, vec!["offline_access"]);
     }
 }

@@ -1,13 +1,22 @@
-//! Configured OpenID providers: discovery (retried in the background), JWKS caching and the
-//! generic authorization-code flow in [`oidc`]; the kind files hold only what differs.
+//! Configured OpenID providers. The generic authorization-code flow is [`oidc`] (with
+//! discovery, key caching and the background checks here); what one kind of provider does
+//! differently is behind the [`Quirks`] trait, one file per kind: [`google`], [`microsoft`],
+//! [`okta`] and [`generic`] (`kind = "oidc"`). A new kind is one file implementing `Quirks`,
+//! its settings in `config/providers.rs` and one line in [`quirks_for`].
+//!
+//! [`graph`] and [`fetch`] read a provider's own API (Microsoft Graph, the Okta Users API).
 
 pub mod fetch;
+pub mod generic;
 pub mod google;
 pub mod graph;
 pub mod microsoft;
 pub mod oidc;
 pub mod okta;
+pub mod quirks;
 mod ring_jwk;
+
+pub use quirks::{Account, ApiCall, Extras, ProviderData, Quirks};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::{KindSettings, ProviderKind, ProviderSettings, Settings};
+use crate::config::{KindSettings, ProviderSettings, Settings};
 
 /// Discovery fields the core metadata type leaves out.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -51,6 +60,8 @@ pub type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
+/// The placeholder in multi-tenant (Microsoft) discovery documents' issuers.
+pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
 /// Discovery documents and key sets larger than this are refused.
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// At most one JWKS refetch per provider in this interval, however many unknown `kid`s arrive.
@@ -156,6 +167,8 @@ pub struct Discovered {
 #[derive(Debug)]
 pub struct Provider {
     pub settings: ProviderSettings,
+    /// What this provider's kind does differently.
+    quirks: Box<dyn Quirks>,
     /// Where discovery is fetched from: `{base}/.well-known/openid-configuration`.
     pub discovery_base: String,
     pub redirect_url: Url,
@@ -175,10 +188,12 @@ impl Provider {
         http: reqwest::Client,
         timeout: Duration,
     ) -> Provider {
-        let discovery_base = issuer_of(&settings);
+        let quirks = quirks_for(&settings);
+        let discovery_base = quirks.issuer();
         let redirect_url = callback_url(public_url, &settings.name);
         Provider {
             settings,
+            quirks,
             discovery_base,
             redirect_url,
             http,
@@ -192,6 +207,24 @@ impl Provider {
 
     pub fn name(&self) -> &str {
         &self.settings.name
+    }
+
+    /// What this provider's kind does differently.
+    pub fn quirks(&self) -> &dyn Quirks {
+        self.quirks.as_ref()
+    }
+
+    /// Read the provider's own API with the user's access token (Graph, the Okta Users API);
+    /// never fails the sign-in.
+    pub async fn provider_data(&self, access_token: &str) -> ProviderData {
+        self.quirks
+            .provider_data(ApiCall {
+                http: &self.http,
+                access_token,
+                timeout: self.timeout,
+                provider: self.name(),
+            })
+            .await
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -260,20 +293,7 @@ impl Provider {
             .get_json(&url, Stage::Discovery, "a discovery document")
             .await?;
         let issuer = metadata.issuer().as_str().to_string();
-        let issuer_template = issuer
-            .contains(microsoft::TENANT_PLACEHOLDER)
-            .then(|| issuer.clone());
-        if issuer_template.is_some() && self.settings.kind() != ProviderKind::Microsoft {
-            return Err(ProviderError::InvalidResponse(
-                Stage::Discovery,
-                "templated issuers are only accepted from Microsoft".into(),
-            ));
-        }
-        // For every provider but Microsoft (whose domain-named tenants resolve to a GUID
-        // issuer), the issuer must be the URL we asked (OIDC Discovery §4.3).
-        if self.settings.kind() != ProviderKind::Microsoft
-            && issuer.trim_end_matches('/') != self.discovery_base.trim_end_matches('/')
-        {
+        if !self.quirks.accepts_discovered_issuer(&issuer) {
             return Err(ProviderError::InvalidResponse(
                 Stage::Discovery,
                 format!(
@@ -282,6 +302,7 @@ impl Provider {
                 ),
             ));
         }
+        let issuer_template = issuer.contains(TENANT_PLACEHOLDER).then(|| issuer.clone());
         let jwks = self.fetch_jwks(&metadata).await?;
         Ok(self.discovered_from(metadata.set_jwks(jwks), issuer_template))
     }
@@ -427,15 +448,21 @@ impl Provider {
     }
 }
 
+/// What a kind of provider does differently, from its settings: the one place that names
+/// every kind.
+pub fn quirks_for(settings: &ProviderSettings) -> Box<dyn Quirks> {
+    match &settings.kind {
+        KindSettings::Google(google) => Box::new(google::Google::new(google)),
+        KindSettings::Microsoft(ms) => Box::new(microsoft::Microsoft::new(ms)),
+        KindSettings::Okta(okta) => Box::new(okta::Okta::new(okta)),
+        KindSettings::Oidc(oidc) => Box::new(generic::Generic::new(oidc)),
+    }
+}
+
 /// The issuer a provider is configured with, as its kind builds it: the URL discovery is read
 /// from (`{issuer}/.well-known/openid-configuration`).
 pub fn issuer_of(settings: &ProviderSettings) -> String {
-    match &settings.kind {
-        KindSettings::Google(google) => google::issuer(google),
-        KindSettings::Microsoft(ms) => microsoft::issuer(ms),
-        KindSettings::Okta(okta) => okta::issuer(okta),
-        KindSettings::Oidc(oidc) => oidc.issuer.as_str().trim_end_matches('/').to_string(),
-    }
+    quirks_for(settings).issuer()
 }
 
 /// The configuration as `check-config` prints it: secrets redacted, each provider's `issuer`
@@ -463,28 +490,10 @@ pub fn label(settings: &ProviderSettings) -> String {
     if let Some(label) = &settings.display_name {
         return label.clone();
     }
-    match settings.kind() {
-        ProviderKind::Google => "Google".into(),
-        ProviderKind::Microsoft => "Microsoft".into(),
-        ProviderKind::Okta => "Okta".into(),
-        ProviderKind::Oidc => settings.name.clone(),
+    match quirks_for(settings).label() {
+        Some(label) => label.to_string(),
+        None => settings.name.clone(),
     }
-}
-
-/// The scopes to request: the configured ones and what the kind's options add.
-pub fn scopes(settings: &ProviderSettings) -> Vec<String> {
-    let mut scopes = settings.scopes.clone();
-    let extra = match &settings.kind {
-        KindSettings::Microsoft(ms) if ms.graph => Some(graph::SCOPE),
-        KindSettings::Okta(okta) if okta.users_api => Some(okta::USERS_SCOPE),
-        _ => None,
-    };
-    if let Some(extra) = extra {
-        if !scopes.iter().any(|s| s == extra) {
-            scopes.push(extra.into());
-        }
-    }
-    scopes
 }
 
 /// `{public_url}/callback/{name}`, the redirect URI to register with the provider.

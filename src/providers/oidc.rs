@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 use url::Url;
 
-use super::{issuer_url, microsoft, Discovered, Metadata, Provider, ProviderError, Stage};
-use crate::config::{KindSettings, TokenAuthMethod};
+use super::{issuer_url, Discovered, Metadata, Provider, ProviderError, Stage};
+use crate::config::TokenAuthMethod;
 
 /// Every claim the token carries beyond the standard ones, kept as JSON.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -48,8 +48,35 @@ pub type OidcClient = CoreClient<
 
 /// ID tokens issued more than this far in the future are refused (clock skew allowance).
 pub const MAX_IAT_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
-/// ID tokens issued longer ago than this are refused: the code flow gets them fresh.
-pub const MAX_IAT_AGE: ChronoDuration = ChronoDuration::minutes(10);
+
+/// An ID token's `iat`: one in the future beyond the clock-skew allowance is refused; one in
+/// the past is fine while the token is unexpired (the library checks `exp`; the nonce binds the
+/// token to this sign-in, so its age proves nothing more).
+pub fn check_issued_at(
+    iat: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), String> {
+    if iat > now + MAX_IAT_FUTURE {
+        Err(format!(
+            "issued {}s in the future",
+            (iat - now).num_seconds()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Options of an authorization request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AuthOptions<'a> {
+    /// The person's `login_hint`, already checked.
+    pub login_hint: Option<&'a str>,
+    /// The person's `prompt` (`login`, `consent`, `select_account`), already checked.
+    pub prompt: Option<&'a str>,
+    /// Also ask for a refresh token, as the kind needs (`offline_access`, or Google's
+    /// `access_type=offline` with `prompt=consent`).
+    pub offline: bool,
+}
 /// Claims about the token itself, not the person: userinfo never overrides them.
 const TOKEN_CLAIMS: &[&str] = &[
     "iss",
@@ -108,9 +135,7 @@ impl Provider {
         .set_redirect_uri(RedirectUrl::from_url(self.redirect_url.clone()));
         match token_auth_method(self.settings.token_auth_method, metadata) {
             TokenAuthMethod::ClientSecretPost => client.set_auth_type(AuthType::RequestBody),
-            TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::PrivateKeyJwt => {
-                client.set_auth_type(AuthType::BasicAuth)
-            }
+            TokenAuthMethod::ClientSecretBasic => client.set_auth_type(AuthType::BasicAuth),
         }
     }
 
@@ -120,6 +145,19 @@ impl Provider {
         &self,
         login_hint: Option<&str>,
         prompt: Option<&str>,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        self.authorization_request_with(&AuthOptions {
+            login_hint,
+            prompt,
+            offline: false,
+        })
+    }
+
+    /// [`Provider::authorization_request`] with every option; `offline` also asks for what
+    /// this kind needs to issue a refresh token (see [`super::Quirks::extras`]).
+    pub fn authorization_request_with(
+        &self,
+        options: &AuthOptions<'_>,
     ) -> Result<AuthorizationRequest, ProviderError> {
         let d = self.discovered()?;
         let client = &d.client;
@@ -131,16 +169,36 @@ impl Provider {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
-        for scope in super::scopes(&self.settings) {
-            if scope != "openid" {
-                request = request.add_scope(Scope::new(scope));
+        let extras = self.quirks().extras(options.offline);
+        let mut scopes: Vec<&str> = self.settings.scopes.iter().map(String::as_str).collect();
+        for scope in &extras.scopes {
+            if !scopes.contains(scope) {
+                scopes.push(scope);
             }
         }
-        if let Some(hint) = login_hint {
+        for scope in scopes.into_iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.to_string()));
+        }
+        // The kind's parameters; a `prompt` of its own (Google's `consent`) joins the person's.
+        let mut prompt: Vec<&str> = options.prompt.unwrap_or_default().split(' ').collect();
+        prompt.retain(|p| !p.is_empty());
+        for (name, value) in &extras.params {
+            match *name {
+                "prompt" => {
+                    for v in value.split(' ') {
+                        if !prompt.contains(&v) {
+                            prompt.push(v);
+                        }
+                    }
+                }
+                _ => request = request.add_extra_param(*name, *value),
+            }
+        }
+        if let Some(hint) = options.login_hint {
             request = request.add_extra_param("login_hint", hint.to_string());
         }
-        if let Some(prompt) = prompt {
-            request = request.add_extra_param("prompt", prompt.to_string());
+        if !prompt.is_empty() {
+            request = request.add_extra_param("prompt", prompt.join(" "));
         }
         let (url, state, nonce) = request.url();
         Ok(AuthorizationRequest {
@@ -168,10 +226,9 @@ impl Provider {
             }
             return Ok(());
         };
-        let ok = match &d.issuer_template {
-            Some(template) => microsoft::iss_matches_template(template, iss),
-            None => d.metadata.issuer().as_str() == iss,
-        };
+        let ok = self
+            .quirks()
+            .accepts_response_issuer(d.metadata.issuer().as_str(), iss);
         if ok {
             Ok(())
         } else {
@@ -253,17 +310,10 @@ impl Provider {
             let userinfo = userinfo?;
             merge_userinfo(&mut merged, userinfo);
         }
-        let account_key = match self.settings.kind {
-            KindSettings::Microsoft(_) => claims
-                .additional_claims()
-                .0
-                .get("oid")
-                .and_then(Value::as_str)
-                .filter(|oid| uuid::Uuid::parse_str(oid).is_ok())
-                .map(str::to_string)
-                .unwrap_or_else(|| subject.clone()),
-            _ => subject.clone(),
-        };
+        let account_key = self
+            .quirks()
+            .account(&merged, &super::ProviderData::default())
+            .key;
         Ok(VerifiedLogin {
             issuer,
             subject,
@@ -283,26 +333,19 @@ impl Provider {
         nonce: &Nonce,
         access_token: &AccessToken,
     ) -> Result<ExtIdTokenClaims, VerifyError> {
-        let expected_issuer = match &d.issuer_template {
-            Some(template) => {
-                // The unverified tid only chooses which issuer to verify against; the policy
-                // is applied again to the verified claims below.
-                let unverified = token
-                    .claims(
-                        &IdTokenVerifier::<CoreJsonWebKey>::new_insecure_without_verification(),
-                        |_: Option<&Nonce>| Ok(()),
-                    )
-                    .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-                let tid = unverified
-                    .additional_claims()
-                    .0
-                    .get("tid")
-                    .and_then(Value::as_str);
-                let tid = self.check_tenant(tid)?;
-                microsoft::expected_issuer(template, &tid)
-            }
-            None => d.metadata.issuer().as_str().to_string(),
-        };
+        // The unverified claims only choose which issuer to verify against (Microsoft's
+        // tenant); the kind's policy is applied again to the verified claims below.
+        let unverified = token
+            .claims(
+                &IdTokenVerifier::<CoreJsonWebKey>::new_insecure_without_verification(),
+                |_: Option<&Nonce>| Ok(()),
+            )
+            .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+        let discovered_issuer = d.metadata.issuer().as_str();
+        let expected_issuer = self
+            .quirks()
+            .token_issuer(discovered_issuer, &unverified.additional_claims().0)
+            .map_err(VerifyError::Refused)?;
         let client_id = ClientId::new(self.settings.client_id.clone());
         let mut verifier = IdTokenVerifier::new_confidential_client(
             client_id.clone(),
@@ -316,19 +359,7 @@ impl Provider {
             // Signatures checked by ring (see ring_jwk.rs); the verifier is the library's.
             super::ring_jwk::key_set(d.metadata.jwks()),
         )
-        .set_issue_time_verifier_fn(|iat| {
-            let now = Utc::now();
-            if iat > now + MAX_IAT_FUTURE {
-                Err(format!(
-                    "issued {}s in the future",
-                    (iat - now).num_seconds()
-                ))
-            } else if iat < now - MAX_IAT_AGE {
-                Err(format!("issued {}s ago", (now - iat).num_seconds()))
-            } else {
-                Ok(())
-            }
-        });
+        .set_issue_time_verifier_fn(|iat| check_issued_at(iat, Utc::now()));
         let advertised: Vec<CoreJwsSigningAlgorithm> = d
             .metadata
             .id_token_signing_alg_values_supported()
@@ -367,25 +398,14 @@ impl Provider {
                 ));
             }
         }
-        if d.issuer_template.is_some() {
-            let tid = claims
-                .additional_claims()
-                .0
-                .get("tid")
-                .and_then(Value::as_str);
-            self.check_tenant(tid)?;
+        let verified_issuer = self
+            .quirks()
+            .token_issuer(discovered_issuer, &claims.additional_claims().0)
+            .map_err(VerifyError::Refused)?;
+        if verified_issuer != expected_issuer {
+            return Err(VerifyError::Invalid("the token's issuer changed".into()));
         }
         Ok(claims.clone())
-    }
-
-    /// Microsoft's tenant policy for a token's `tid` (other kinds have no templated issuer).
-    fn check_tenant(&self, tid: Option<&str>) -> Result<String, microsoft::TenantError> {
-        match &self.settings.kind {
-            KindSettings::Microsoft(ms) => {
-                microsoft::check_tenant(tid, &ms.tenant, &ms.allowed_tenants)
-            }
-            _ => Err(microsoft::TenantError::MissingTid),
-        }
     }
 
     /// GET userinfo with the access token; its `sub` must be the ID token's.
@@ -477,13 +497,8 @@ pub fn merge_userinfo(merged: &mut Map<String, Value>, userinfo: Map<String, Val
 enum VerifyError {
     UnknownKey,
     Invalid(String),
-    Tenant(microsoft::TenantError),
-}
-
-impl From<microsoft::TenantError> for VerifyError {
-    fn from(e: microsoft::TenantError) -> Self {
-        VerifyError::Tenant(e)
-    }
+    /// The kind's issuer policy refused the token (Microsoft's tenants).
+    Refused(ProviderError),
 }
 
 impl From<VerifyError> for ProviderError {
@@ -493,7 +508,7 @@ impl From<VerifyError> for ProviderError {
                 ProviderError::InvalidIdToken("signed with an unknown key".into())
             }
             VerifyError::Invalid(reason) => ProviderError::InvalidIdToken(reason),
-            VerifyError::Tenant(t) => ProviderError::Tenant(t),
+            VerifyError::Refused(e) => e,
         }
     }
 }
@@ -526,6 +541,15 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_old_iat_is_accepted_and_a_future_one_beyond_the_leeway_refused() {
+        let now = Utc::now();
+        assert!(check_issued_at(now - ChronoDuration::hours(6), now).is_ok());
+        assert!(check_issued_at(now + ChronoDuration::minutes(4), now).is_ok());
+        let e = check_issued_at(now + ChronoDuration::minutes(6), now).unwrap_err();
+        assert!(e.contains("in the future"), "{e}");
+    }
 
     #[test]
     fn userinfo_overrides_profile_claims_but_not_token_claims() {

@@ -12,7 +12,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use url::Url;
 
+use async_trait::async_trait;
+
 use super::fetch::{self, FetchError};
+use super::quirks::{self, Account, ApiCall, Extras, ProviderData, Quirks};
 use crate::config::{OktaDomain, OktaSettings};
 
 /// How the Users API is named in errors.
@@ -63,6 +66,92 @@ pub async fn fetch_user(
     .await
 }
 
+/// A configured Okta provider.
+#[derive(Debug)]
+pub struct Okta {
+    settings: OktaSettings,
+}
+
+impl Okta {
+    pub fn new(settings: &OktaSettings) -> Self {
+        Okta {
+            settings: settings.clone(),
+        }
+    }
+
+    /// The user's record from the Users API, or `None` (logged and counted) when it fails.
+    async fn user(&self, call: &ApiCall<'_>) -> Option<Map<String, Value>> {
+        let domain = self.settings.domain.as_ref()?;
+        let url = match users_me_url(domain) {
+            Ok(url) => url,
+            Err(e) => {
+                tracing::warn!(error = %e, "okta users api: bad domain");
+                crate::metrics::users_api_failure(call.provider);
+                return None;
+            }
+        };
+        let fetch = fetch_user(call.http, url, call.access_token, call.timeout);
+        quirks::best_effort(
+            call.provider,
+            "users_api",
+            crate::metrics::users_api_failure,
+            fetch,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Quirks for Okta {
+    fn issuer(&self) -> String {
+        issuer(&self.settings)
+    }
+
+    fn label(&self) -> Option<&'static str> {
+        Some("Okta")
+    }
+
+    fn extras(&self, offline: bool) -> Extras {
+        let mut scopes = Vec::new();
+        if self.settings.users_api {
+            scopes.push(USERS_SCOPE);
+        }
+        if offline {
+            scopes.push("offline_access");
+        }
+        Extras {
+            scopes,
+            params: Vec::new(),
+        }
+    }
+
+    async fn provider_data(&self, call: ApiCall<'_>) -> ProviderData {
+        ProviderData {
+            graph: None,
+            okta_user: match self.settings.users_api {
+                true => self.user(&call).await,
+                false => None,
+            },
+        }
+    }
+
+    /// Okta never vouches for an email: each org's admin controls profile emails, and Okta
+    /// says `email_verified` is not proof of ownership. The creation time is the Users API's
+    /// `created`, or a `created` claim an admin added.
+    fn account(&self, claims: &Map<String, Value>, data: &ProviderData) -> Account {
+        let created = data
+            .okta_user
+            .as_ref()
+            .and_then(|u| u.get("created"))
+            .or_else(|| claims.get("created"));
+        Account {
+            key: quirks::subject(claims),
+            vouched_email: None,
+            created_at: quirks::time_value(created),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +189,36 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:9/api/v1/users/me"
+        );
+    }
+
+    #[test]
+    fn okta_never_vouches_and_reads_created_from_the_users_api_or_a_claim() {
+        let okta = Okta::new(&okta("acme.okta.com", None));
+        let claims =
+            serde_json::json!({"sub": "00u1", "email": "p@globex.com", "email_verified": true});
+        let claims = claims.as_object().unwrap();
+        let user = serde_json::json!({"created": "2022-02-07T15:04:11.000Z"});
+        let data = ProviderData {
+            graph: None,
+            okta_user: user.as_object().cloned(),
+        };
+        let account = okta.account(claims, &data);
+        assert_eq!(account.vouched_email, None);
+        assert_eq!(account.key, "00u1");
+        assert_eq!(
+            account.created_at.unwrap().to_rfc3339(),
+            "2022-02-07T15:04:11+00:00"
+        );
+        assert_eq!(
+            okta.account(claims, &ProviderData::default()).created_at,
+            None
+        );
+        let with_claim = serde_json::json!({"sub": "x", "created": 5});
+        assert_eq!(
+            okta.account(with_claim.as_object().unwrap(), &ProviderData::default())
+                .created_at,
+            None
         );
     }
 }

@@ -18,12 +18,11 @@ use tower_sessions::Session;
 
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::providers::oidc::VerifiedLogin;
-use crate::providers::{Provider, Providers};
+use crate::providers::Providers;
 use crate::session::{NewSignedIn, PendingLogin, SignedInUser};
-use crate::signin::{self, ClientInfo};
+use crate::signin::{self, ClientInfo, SignInFacts};
 use crate::state::AppState;
-use crate::store::{Callback, NewSession, SignIn, SignInOutcome, SpentState, Store, StoreError};
+use crate::store::{Callback, NewSession, SignInOutcome, SpentState, Store, StoreError};
 use crate::{metrics, outbox};
 
 pub fn router() -> Router<AppState> {
@@ -121,6 +120,13 @@ async fn complete_sign_in(
     let login = provider
         .finish_login(code, pending.pkce_verifier.clone(), pending.nonce.clone())
         .await?;
+    let facts = signin::facts_for(
+        &provider,
+        &login,
+        &settings.server.public_url,
+        chrono::Utc::now(),
+    )
+    .await;
     let client = client.with_anonymous_id(pending.anonymous_id.clone());
     let spent = spent_state(&pending, settings.session.login_timeout_secs);
     // The signed-in session is written by the sign-in transaction (its record too, when
@@ -129,14 +135,14 @@ async fn complete_sign_in(
     let in_database = state.sessions.in_database();
     let signed_in_at = chrono::Utc::now();
     let new_session = |outcome: &SignInOutcome| {
-        let mut user = signed_in_user(&provider, &login, outcome, signed_in_at);
+        let mut user = signed_in_user(&facts, outcome, signed_in_at);
         user.seal_tokens(&state.pending_logins.keys, &login.session_tokens);
         let new = NewSignedIn::new(user);
         let written = NewSession {
             session_id: new.id.to_string(),
             record: in_database.then(|| new.row(settings.session.idle_timeout_secs)),
             provider: provider.name().to_string(),
-            subject: login.subject.clone(),
+            subject: facts.subject.clone(),
             sid: new.user.sid.clone(),
         };
         *prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
@@ -145,8 +151,7 @@ async fn complete_sign_in(
     let outcome = record_sign_in(
         &state.store,
         settings,
-        &provider,
-        &login,
+        &facts,
         &client,
         Callback {
             spent: &spent,
@@ -179,58 +184,19 @@ fn spent_state(pending: &PendingLogin, login_timeout_secs: u64) -> SpentState {
     }
 }
 
-/// Enrich, then write profile, identity and outbox messages in one transaction.
+/// Write profile, identity and outbox messages in one transaction.
 async fn record_sign_in(
     store: &Store,
     settings: &Settings,
-    provider: &Provider,
-    login: &VerifiedLogin,
+    facts: &SignInFacts,
     client: &ClientInfo,
     callback: Callback<'_>,
 ) -> Result<SignInOutcome, AppError> {
-    let at = chrono::Utc::now();
-    let mut enriched = signin::enrich(provider, login, at).await;
-    let avatar = signin::rehost_photo(
-        &mut enriched,
-        &settings.server.public_url,
-        &login.issuer,
-        &login.account_key,
-    );
-    let email = enriched.verified_email.clone().or_else(|| {
-        login.claims.get("email").and_then(|v| v.as_str()).map(|e| {
-            e.trim()
-                .chars()
-                .take(320)
-                .collect::<String>()
-                .to_ascii_lowercase()
-        })
-    });
-    let record = SignIn {
-        provider: provider.name().to_string(),
-        issuer: login.issuer.clone(),
-        subject: login.account_key.clone(),
-        email,
-        email_verified: enriched.verified_email.is_some(),
-        traits: serde_json::to_value(&enriched.mapped.traits)
-            .map_err(|e| AppError::Internal(e.into()))?,
-        provenance: serde_json::to_value(&enriched.mapped.provenance)
-            .map_err(|e| AppError::Internal(e.into()))?,
-        provider_created_at: enriched.provider_created_at,
-        at,
-        link_by_email: settings.accounts.link_by_email,
-        avatar,
-    };
-    let messages = |outcome: &SignInOutcome| {
-        outbox::messages_for_sign_in(
-            settings,
-            provider.name(),
-            &record,
-            &enriched.mapped.traits,
-            &login.claims,
-            outcome,
-            client,
-        )
-    };
+    let record = facts
+        .record(settings.accounts.link_by_email)
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let messages =
+        |outcome: &SignInOutcome| outbox::messages_for_sign_in(settings, facts, outcome, client);
     match store
         .record_sign_in_once(&record, &callback, &messages)
         .await
@@ -240,31 +206,23 @@ async fn record_sign_in(
     }
 }
 
-/// Who the session says is signed in (claims are untrusted text: bounded).
+/// Who the session says is signed in.
 fn signed_in_user(
-    provider: &Provider,
-    login: &VerifiedLogin,
+    facts: &SignInFacts,
     outcome: &SignInOutcome,
     at: chrono::DateTime<chrono::Utc>,
 ) -> SignedInUser {
-    let text = |key: &str| {
-        login
-            .claims
-            .get(key)
-            .and_then(|v| v.as_str())
-            .map(|s| s.chars().take(320).collect::<String>())
-    };
     SignedInUser {
         user_id: outcome.user_id.clone(),
-        provider: provider.name().to_string(),
-        issuer: login.issuer.clone(),
-        subject: login.subject.clone(),
-        email: text("email"),
-        name: text("name"),
+        provider: facts.provider.clone(),
+        issuer: facts.issuer.clone(),
+        subject: facts.subject.clone(),
+        email: facts.email.as_ref().map(|e| e.address.clone()),
+        name: facts.name.clone(),
         signed_in_at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         first_sign_in: outcome.first_sign_in,
         validated_at: at.timestamp(),
-        sid: text("sid"),
+        sid: facts.sid.clone(),
         tokens: None,
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod avatars;
 pub mod backchannel;
 pub mod callback;
+mod client_info;
 pub mod health;
 pub mod identify;
 pub mod login;

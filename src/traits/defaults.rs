@@ -82,11 +82,11 @@ fn first(candidates: impl IntoIterator<Item = Option<Sourced>>) -> Option<Source
 pub(super) fn gather(input: &MappingInput) -> Raw {
     let c = input.claims;
     let microsoft = input.kind == ProviderKind::Microsoft;
-    let me = input.graph.map(|g| &g.me);
-    let org = input.graph.and_then(|g| g.organization.as_ref());
+    let me = input.api.graph_me;
+    let org = input.api.graph_organization;
     let t = |ptr: &str| claim_text(c, ptr, MAX_TEXT_CHARS);
     let g = |key: &str| graph_text(me, "me", key);
-    let okta_user = input.okta_user;
+    let okta_user = input.api.users_api;
     let u = |ptr: &str| users_api_text(okta_user, ptr);
     let mut raw = Raw::default();
 

@@ -33,7 +33,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::ProviderKind;
-use crate::providers::graph::GraphProfile;
 
 pub use mapping::TraitMapping;
 pub use set::TraitSet;
@@ -61,14 +60,24 @@ pub struct MappingInput<'a> {
     pub kind: ProviderKind,
     /// ID-token claims merged with userinfo.
     pub claims: &'a Map<String, Value>,
-    /// Microsoft Graph data, when enabled and fetched.
-    pub graph: Option<&'a GraphProfile>,
-    /// Okta: the Users API's user object (`/api/v1/users/me`), when enabled and fetched.
-    pub okta_user: Option<&'a Map<String, Value>>,
+    /// What the provider's own API returned, when it was read.
+    pub api: ApiData<'a>,
     /// The provider's configured `[providers.traits]` mapping (may be empty).
     pub mapping: &'a TraitMapping,
     /// The time of this sign-in; becomes `enrichment_active_at`.
     pub signed_in_at: DateTime<Utc>,
+}
+
+/// Records a provider's own API returned, as plain JSON objects named by the provenance source
+/// they become (the traits never see a provider's types).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiData<'a> {
+    /// `graph:/me/…`: Microsoft Graph's user object.
+    pub graph_me: Option<&'a Map<String, Value>>,
+    /// `graph:/organization/…`: the tenant (`displayName`, `verifiedDomains`).
+    pub graph_organization: Option<&'a Map<String, Value>>,
+    /// `users_api:/…`: Okta's `/api/v1/users/me` user object.
+    pub users_api: Option<&'a Map<String, Value>>,
 }
 
 /// The Microsoft tenant id of personal (MSA) accounts.
@@ -80,28 +89,6 @@ pub fn map_traits(input: &MappingInput) -> MappedTraits {
     let mut raw = defaults::gather(input);
     mapping::apply_overrides(&mut raw, input.claims, input.mapping);
     derive::finish(raw, input)
-}
-
-/// When the account was created, as the provider says: Microsoft Graph `createdDateTime`, Okta's
-/// `created` (Users API, or a `created` claim an admin added). Never `iat`, `auth_time` or
-/// `updated_at`, which are not creation times.
-pub fn account_created_at(
-    kind: ProviderKind,
-    claims: &Map<String, Value>,
-    graph: Option<&GraphProfile>,
-    okta_user: Option<&Map<String, Value>>,
-) -> Option<DateTime<Utc>> {
-    let value = match kind {
-        ProviderKind::Microsoft => graph?.me.get("createdDateTime")?,
-        ProviderKind::Okta => okta_user
-            .and_then(|u| u.get("created"))
-            .or_else(|| claims.get("created"))?,
-        ProviderKind::Google | ProviderKind::Oidc => return None,
-    };
-    let text = value.as_str()?;
-    DateTime::parse_from_rfc3339(text.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// RFC 3339 in UTC with milliseconds, as traits carry times (`2026-01-01T00:00:00.000Z`).

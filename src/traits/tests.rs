@@ -6,12 +6,28 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::config::ProviderKind;
-use crate::providers::graph::GraphProfile;
 
 const ACTIVE: &str = "2026-01-01T00:00:00.123Z";
 
 fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::milliseconds(123)
+}
+
+/// Graph's answer as these tests write it; the traits read it as [`ApiData`].
+struct GraphProfile {
+    me: Map<String, Value>,
+    organization: Option<Map<String, Value>>,
+}
+
+fn api<'a>(
+    graph: Option<&'a GraphProfile>,
+    users_api: Option<&'a Map<String, Value>>,
+) -> ApiData<'a> {
+    ApiData {
+        graph_me: graph.map(|g| &g.me),
+        graph_organization: graph.and_then(|g| g.organization.as_ref()),
+        users_api,
+    }
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -28,8 +44,7 @@ fn run(
     map_traits(&MappingInput {
         kind,
         claims: &claims,
-        graph,
-        okta_user: None,
+        api: api(graph, None),
         mapping,
         signed_in_at: at(),
     })
@@ -53,7 +68,6 @@ fn contoso_graph() -> GraphProfile {
             "id": "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b", "displayName": "Contoso",
             "verifiedDomains": [{"name": "contoso.com", "isDefault": true}, {"name": "contoso.onmicrosoft.com"}]
         }))),
-        photo: None,
     }
 }
 
@@ -421,8 +435,7 @@ fn the_okta_users_api_fills_what_the_org_servers_claims_lack() {
     let got = map_traits(&MappingInput {
         kind: ProviderKind::Okta,
         claims: &thin,
-        graph: None,
-        okta_user: Some(&user),
+        api: api(None, Some(&user)),
         mapping: &TraitMapping::new(),
         signed_in_at: at(),
     });
@@ -444,24 +457,15 @@ fn the_okta_users_api_fills_what_the_org_servers_claims_lack() {
         source("enrichment_employment_title"),
         "users_api:/profile/title"
     );
-    assert_eq!(
-        account_created_at(ProviderKind::Okta, &thin, None, Some(&user)),
-        Some(Utc.with_ymd_and_hms(2022, 2, 7, 15, 4, 11).unwrap())
-    );
-    assert_eq!(
-        account_created_at(ProviderKind::Okta, &thin, None, None),
-        None
-    );
 
     let mut suspended = user.clone();
     suspended.insert("status".into(), json!("SUSPENDED"));
     let got = map_traits(&MappingInput {
-        okta_user: Some(&suspended),
+        api: api(None, Some(&suspended)),
         ..MappingInput {
             kind: ProviderKind::Okta,
             claims: &thin,
-            graph: None,
-            okta_user: None,
+            api: ApiData::default(),
             mapping: &TraitMapping::new(),
             signed_in_at: at(),
         }
@@ -543,37 +547,6 @@ fn configured_mapping_overrides_defaults_first_non_empty_wins() {
     // TX is not a subdivision of GB, so the state stays as written and has no code.
     assert_eq!(t.enrichment_state.as_deref(), Some("TX"));
     assert_eq!(t.enrichment_state_code, None);
-}
-
-#[test]
-fn account_creation_time_comes_only_from_provider_creation_fields() {
-    let graph = contoso_graph();
-    let claims = obj(microsoft_work_claims());
-    let want = Utc.with_ymd_and_hms(2019, 11, 4, 17, 22, 31).unwrap();
-    assert_eq!(
-        account_created_at(ProviderKind::Microsoft, &claims, Some(&graph), None),
-        Some(want)
-    );
-    assert_eq!(
-        account_created_at(ProviderKind::Microsoft, &claims, None, None),
-        None
-    );
-    let okta = obj(
-        json!({"created": "2022-02-07T15:04:11.000Z", "iat": 1767225600, "updated_at": 1767100000}),
-    );
-    assert_eq!(
-        account_created_at(ProviderKind::Okta, &okta, None, None),
-        Some(Utc.with_ymd_and_hms(2022, 2, 7, 15, 4, 11).unwrap())
-    );
-    let google = obj(json!({"iat": 1767225600, "auth_time": 1767225600}));
-    assert_eq!(
-        account_created_at(ProviderKind::Google, &google, None, None),
-        None
-    );
-    assert_eq!(
-        account_created_at(ProviderKind::Okta, &obj(json!({"created": 5})), None, None),
-        None
-    );
 }
 
 #[test]
@@ -793,13 +766,12 @@ mod props {
             kind in kind(), claims in claims(), me in claims(), org in proptest::option::of(claims()),
             with_graph in any::<bool>(), mapping in mapping(),
         ) {
-            let graph = GraphProfile { me, organization: org, photo: None };
+            let graph = GraphProfile { me, organization: org };
             let input = MappingInput {
-                kind, claims: &claims, graph: with_graph.then_some(&graph), okta_user: with_graph.then_some(&graph.me), mapping: &mapping, signed_in_at: at(),
+                kind, claims: &claims, api: api(with_graph.then_some(&graph), with_graph.then_some(&graph.me)), mapping: &mapping, signed_in_at: at(),
             };
             let out = map_traits(&input);
             assert_valid(&out);
-            let _ = account_created_at(kind, &claims, Some(&graph), Some(&claims));
             let json = serde_json::to_string(&out).unwrap();
             prop_assert!(json.contains("\"traits\""));
         }
