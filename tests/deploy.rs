@@ -24,8 +24,20 @@ fn env_of(service: &Value) -> Vec<(String, String)> {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .map(|(k, v)| (k.clone(), compose_default(v.as_str().unwrap())))
         .collect()
+}
+
+/// A value as compose gives it with the variable unset: `${VAR:-default}` is `default`.
+fn compose_default(value: &str) -> String {
+    match value
+        .strip_prefix("${")
+        .and_then(|v| v.strip_suffix('}'))
+        .and_then(|v| v.split_once(":-"))
+    {
+        Some((_, default)) => default.to_string(),
+        None => value.to_string(),
+    }
 }
 
 #[test]
@@ -63,6 +75,8 @@ fn each_replica_configuration_loads_with_the_compose_environment() {
         assert_eq!(settings.session.store, SessionStoreKind::Redis);
         assert!(settings.database.url.expose().starts_with("postgres://"));
         assert_eq!(settings.server.listen.port(), 8080);
+        // Replicas share the session key, or a sign-in begun on one cannot finish on the other.
+        assert!(settings.session.secret.is_some(), "{name}: no session.secret");
 
         // The development provider's issuer and client match what the bridge expects.
         let idp_env = env_of(&compose["services"]["idp"]);
@@ -170,12 +184,13 @@ fn the_kubernetes_configuration_uses_only_keys_that_exist_and_reads_secrets_from
         let value = match name {
             "database-url" => "postgres://bridge:secret@postgres:5432/identify_bridge",
             "redis-url" => "redis://redis:6379/0",
+            "session-secret" => "a-session-key-of-at-least-32-characters",
             _ => "a-client-secret",
         };
         std::fs::write(secrets.path().join(name), value).unwrap();
         files.push(name.to_string());
     }
-    for expected in ["database-url", "redis-url"] {
+    for expected in ["database-url", "redis-url", "session-secret"] {
         assert!(
             files.iter().any(|f| f == expected),
             "{expected} comes from a file"
@@ -189,6 +204,8 @@ fn the_kubernetes_configuration_uses_only_keys_that_exist_and_reads_secrets_from
     assert!(settings.database.url.expose().starts_with("postgres://"));
     assert_eq!(settings.session.store, SessionStoreKind::Redis);
     assert!(settings.session.redis_url.is_some());
+    // Replicas share the session key, or a sign-in begun on one cannot finish on the other.
+    assert!(settings.session.secret.is_some());
 
     // Two replicas, probed where the bridge answers, on the port it listens on.
     assert_eq!(deployment["spec"]["replicas"], 2);
