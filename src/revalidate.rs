@@ -10,14 +10,19 @@
 
 use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError};
 use reqwest::StatusCode;
+use serde_json::{Map, Value};
 
 use crate::providers::Provider;
 use crate::session::SessionTokens;
 
 /// What the provider said about a session.
 pub enum Verdict {
-    /// Still good; `Some` with the tokens to keep when they changed (a refresh).
-    Valid(Option<SessionTokens>),
+    /// Still good: `tokens` to keep when they changed (a refresh), and the account's fresh
+    /// claims from userinfo when it answered with them (untrusted; its `sub` not yet compared).
+    Valid {
+        tokens: Option<SessionTokens>,
+        claims: Option<Map<String, Value>>,
+    },
     /// The provider refused: the session ends. The reason is safe to log.
     Ended(String),
     /// The provider could not be asked: the session goes on. The reason is safe to log.
@@ -33,7 +38,10 @@ pub async fn check(provider: &Provider, tokens: &SessionTokens, now: i64) -> Ver
     match &tokens.access_token {
         Some(access_token) if access_valid => userinfo(provider, access_token).await,
         // Nothing left to ask with: the session stands on its sign-in until it expires.
-        _ => Verdict::Valid(None),
+        _ => Verdict::Valid {
+            tokens: None,
+            claims: None,
+        },
     }
 }
 
@@ -58,16 +66,29 @@ async fn refresh(
         .await;
     crate::metrics::provider_call(provider.name(), "refresh", started.elapsed().as_secs_f64());
     match response {
-        Ok(response) => Verdict::Valid(Some(SessionTokens {
-            id_token: tokens.id_token.clone(),
-            // A provider that rotates refresh tokens sends a new one; others keep the old.
-            refresh_token: response
-                .refresh_token()
-                .map(|t| t.secret().clone())
-                .or_else(|| Some(refresh_token.to_string())),
-            access_token: Some(response.access_token().secret().clone()),
-            access_token_expires_at: response.expires_in().map(|d| now + d.as_secs() as i64),
-        })),
+        Ok(response) => {
+            let access_token = response.access_token().secret().clone();
+            // The fresh claims, for the traits; a refresh stands whatever userinfo says.
+            let claims = match userinfo(provider, &access_token).await {
+                Verdict::Valid { claims, .. } => claims,
+                _ => None,
+            };
+            Verdict::Valid {
+                tokens: Some(SessionTokens {
+                    id_token: tokens.id_token.clone(),
+                    // A provider that rotates refresh tokens sends a new one; others keep the old.
+                    refresh_token: response
+                        .refresh_token()
+                        .map(|t| t.secret().clone())
+                        .or_else(|| Some(refresh_token.to_string())),
+                    access_token: Some(access_token),
+                    access_token_expires_at: response
+                        .expires_in()
+                        .map(|d| now + d.as_secs() as i64),
+                }),
+                claims,
+            }
+        }
         Err(RequestTokenError::ServerResponse(r))
             if matches!(
                 r.error(),
@@ -91,7 +112,10 @@ async fn userinfo(provider: &Provider, access_token: &str) -> Verdict {
         Err(e) => return Verdict::Unreachable(e.to_string()),
     };
     let Some(endpoint) = discovered.metadata.userinfo_endpoint() else {
-        return Verdict::Valid(None);
+        return Verdict::Valid {
+            tokens: None,
+            claims: None,
+        };
     };
     let started = std::time::Instant::now();
     let response = provider
@@ -104,7 +128,11 @@ async fn userinfo(provider: &Provider, access_token: &str) -> Verdict {
         .await;
     crate::metrics::provider_call(provider.name(), "userinfo", started.elapsed().as_secs_f64());
     match response {
-        Ok(r) if r.status().is_success() => Verdict::Valid(None),
+        // A JSON object is read for its claims; anything else (a signed userinfo) is not.
+        Ok(r) if r.status().is_success() => Verdict::Valid {
+            tokens: None,
+            claims: r.json::<Map<String, Value>>().await.ok(),
+        },
         // The token was revoked or the account is gone.
         Ok(r) if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
             Verdict::Ended(format!(

@@ -9,10 +9,16 @@
 use tower_sessions::session::Id;
 use tower_sessions::{Session, SessionStore};
 
+use serde_json::{Map, Value};
+
 use crate::error::AppError;
+use crate::outbox;
+use crate::providers::{Provider, ProviderData};
 use crate::revalidate::{self, Verdict};
 use crate::session::{self, SignedInUser};
+use crate::signin::{self, ClientInfo};
 use crate::state::AppState;
+use crate::store::SignInOutcome;
 
 /// After an unreachable provider, the next check waits at least this long (seconds).
 const RETRY_UNREACHABLE_SECS: i64 = 60;
@@ -60,12 +66,15 @@ async fn revalidated(
     let keys = &state.pending_logins.keys;
     let tokens = user.open_tokens(keys).unwrap_or_default();
     match revalidate::check(&provider, &tokens, now).await {
-        Verdict::Valid(new_tokens) => {
+        Verdict::Valid { tokens, claims } => {
             crate::metrics::revalidation(provider.name(), "valid");
-            if let Some(tokens) = new_tokens {
+            if let Some(tokens) = tokens {
                 user.seal_tokens(keys, &tokens);
             }
             user.validated_at = now;
+            if let Some(claims) = claims {
+                update_traits(state, &provider, user, &claims).await;
+            }
         }
         Verdict::Ended(reason) => {
             // Two requests of one browser may refresh at once; a rotated refresh token then
@@ -88,6 +97,61 @@ async fn revalidated(
         .insert(session::SIGNED_IN_USER, user.clone())
         .await?;
     Ok(true)
+}
+
+/// Traits that changed since the sign-in, from the provider's fresh claims: mapped as the
+/// sign-in maps them, written to the profile and sent to the sinks as an identify call through
+/// the outbox, in one transaction; nothing when nothing changed. A failure is logged and the
+/// session goes on.
+async fn update_traits(
+    state: &AppState,
+    provider: &Provider,
+    user: &SignedInUser,
+    claims: &Map<String, Value>,
+) {
+    // Userinfo speaks for the signed-in account only (OpenID Connect Core §5.3.2).
+    if claims.get("sub").and_then(Value::as_str) != Some(user.subject.as_str()) {
+        tracing::warn!(user_id = %user.user_id, "userinfo named another subject; its claims are ignored");
+        return;
+    }
+    let settings = &state.settings;
+    let at = chrono::Utc::now();
+    let facts = signin::facts_from(
+        &provider.settings,
+        provider.quirks(),
+        signin::Verified {
+            issuer: &user.issuer,
+            subject: &user.subject,
+            claims,
+        },
+        &ProviderData::default(),
+        &settings.server.public_url,
+        at,
+    );
+    let (traits, provenance) = match (
+        serde_json::to_value(&facts.traits.traits),
+        serde_json::to_value(&facts.traits.provenance),
+    ) {
+        (Ok(t), Ok(p)) => (t, p),
+        _ => return,
+    };
+    let client = ClientInfo::default();
+    let messages =
+        |outcome: &SignInOutcome| outbox::messages_for_sign_in(settings, &facts, outcome, &client);
+    match state
+        .store
+        .record_revalidated_traits(&user.user_id, &traits, &provenance, at, &messages)
+        .await
+    {
+        Ok(Some(_)) => {
+            crate::outbox::worker::wake();
+            tracing::info!(user_id = %user.user_id, "traits changed at re-validation");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(user_id = %user.user_id, error = %e, "traits from re-validation not recorded");
+        }
+    }
 }
 
 /// Whether the stored session was re-validated by another request since this one read it.

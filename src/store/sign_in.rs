@@ -309,6 +309,62 @@ impl Store {
         })
     }
 
+    /// Traits a re-validation read from the provider's fresh claims: in one transaction, the
+    /// keys of `fresh` whose value differs from the profile's are written (with their
+    /// `provenance`, `updated_at` set) and the outbox messages `outbox` builds from the outcome
+    /// are inserted. Keys the sign-in took from a provider API (`graph:`, `users_api:`), which
+    /// a re-validation does not read, and what the bridge observed itself (`bridge:`) are not
+    /// compared. `Ok(None)`, and nothing written, when nothing changed or the profile is gone.
+    #[tracing::instrument(skip_all)]
+    pub async fn record_revalidated_traits(
+        &self,
+        user_id: &str,
+        fresh: &Value,
+        provenance: &Value,
+        at: DateTime<Utc>,
+        outbox: &OutboxFn<'_>,
+    ) -> Result<Option<SignInOutcome>, StoreError> {
+        let at = ms(at);
+        Ok(on_pool!(self, pool, db => {
+            let mut tx = db::begin_write(pool).await?;
+            let lock_sql = format!(
+                "select traits, provenance, created_at from profile where user_id = $1 {}",
+                db::ROW_LOCK
+            );
+            let existing: Option<(Json<Value>, Json<Value>, DateTime<Utc>)> = sqlx::query_as(&lock_sql)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((Json(traits), Json(stored_provenance), created_at)) = existing else {
+                return Ok(None);
+            };
+            let (changed, changed_provenance) = changed_traits(&traits, &stored_provenance, fresh, provenance);
+            if changed.is_empty() {
+                return Ok(None);
+            }
+            let traits = merge_objects(traits, &Value::Object(changed));
+            let stored_provenance = merge_objects(stored_provenance, &Value::Object(changed_provenance));
+            sqlx::query("update profile set traits = $2, provenance = $3, updated_at = $4 where user_id = $1")
+                .bind(user_id)
+                .bind(Json(&traits))
+                .bind(Json(&stored_provenance))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            let outcome = SignInOutcome {
+                user_id: user_id.to_string(),
+                created_at,
+                first_sign_in: false,
+                linked_by_email: false,
+            };
+            for m in outbox(&outcome) {
+                insert_outbox_message!(db, &mut *tx, m)?;
+            }
+            tx.commit().await?;
+            Some(outcome)
+        }))
+    }
+
     /// Forget spent sign-in states and logout tokens that could not be replayed anyway.
     pub async fn prune_login_states(&self) -> Result<u64, StoreError> {
         let now = ms(Utc::now());
@@ -330,6 +386,48 @@ enum Attempt {
     Raced,
     /// The callback's state was spent before: a replay.
     StateUsed,
+}
+
+/// The keys of `fresh` (with a value) that differ from `stored`, and their provenance; keys
+/// from a provider API or observed by the bridge are left out (see
+/// [`Store::record_revalidated_traits`]).
+fn changed_traits(
+    stored: &Value,
+    stored_provenance: &Value,
+    fresh: &Value,
+    provenance: &Value,
+) -> (
+    serde_json::Map<String, Value>,
+    serde_json::Map<String, Value>,
+) {
+    let source = |p: &Value, k: &str| {
+        p.get(k)
+            .and_then(|s| s.get("source"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let not_compared = |s: &str| {
+        ["graph:", "users_api:", "bridge:"]
+            .iter()
+            .any(|p| s.starts_with(p))
+    };
+    let mut changed = serde_json::Map::new();
+    let mut changed_provenance = serde_json::Map::new();
+    for (k, v) in fresh.as_object().into_iter().flatten() {
+        if v.is_null()
+            || not_compared(&source(stored_provenance, k))
+            || not_compared(&source(provenance, k))
+            || stored.get(k) == Some(v)
+        {
+            continue;
+        }
+        changed.insert(k.clone(), v.clone());
+        if let Some(p) = provenance.get(k) {
+            changed_provenance.insert(k.clone(), p.clone());
+        }
+    }
+    (changed, changed_provenance)
 }
 
 /// `base` with every key of `update` set (objects only; anything else is replaced).
@@ -359,5 +457,31 @@ mod tests {
             merged,
             json!({"enrichment_city": "Austin", "plan": "pro", "enrichment_active_at": "t"})
         );
+    }
+
+    #[test]
+    fn a_revalidation_compares_only_claim_traits_that_have_a_value() {
+        let stored = json!({"enrichment_locale": "en-GB", "enrichment_title": "VP", "enrichment_active_at": "t0"});
+        let stored_provenance = json!({
+            "enrichment_locale": {"source": "claims:/locale", "verified": true},
+            "enrichment_title": {"source": "users_api:/profile/title", "verified": true},
+        });
+        let fresh = json!({"enrichment_locale": "fr-FR", "enrichment_title": "CEO",
+            "enrichment_active_at": "t1", "enrichment_city": null});
+        let provenance = json!({
+            "enrichment_locale": {"source": "claims:/locale", "verified": true},
+            "enrichment_title": {"source": "claims:/title", "verified": true},
+            "enrichment_active_at": {"source": "bridge:sign_in_time", "verified": true},
+        });
+        let (changed, changed_provenance) =
+            super::changed_traits(&stored, &stored_provenance, &fresh, &provenance);
+        assert_eq!(
+            serde_json::Value::Object(changed),
+            json!({"enrichment_locale": "fr-FR"})
+        );
+        assert_eq!(changed_provenance.len(), 1);
+        let (unchanged, _) =
+            super::changed_traits(&stored, &stored_provenance, &stored, &stored_provenance);
+        assert!(unchanged.is_empty());
     }
 }

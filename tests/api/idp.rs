@@ -273,6 +273,13 @@ impl TestIdp {
         v["revoked"].as_u64().unwrap_or(0)
     }
 
+    /// Change claims of the account `sub` at the provider, as an admin editing the person's
+    /// profile there would: later tokens and userinfo carry them.
+    pub async fn set_claims(&self, sub: &str, claims: Value) {
+        self.control_post("claims", json!({ "sub": sub, "claims": claims }))
+            .await;
+    }
+
     /// Have the provider post a back-channel logout token for `sub` (and `sid`) to the
     /// client's `backchannel_logout_uri`; panics unless the client answered 200.
     pub async fn send_backchannel_logout(&self, client_id: &str, sub: &str, sid: Option<&str>) {

@@ -13,6 +13,10 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{location, CLIENT_SECRET};
 use crate::idp::{b64url_decode, b64url_encode, IdpClient};
 use crate::replicas::{browser, spawn_on_sqlite, spawn_replicas, Replicas};
+use crate::sink::TestSink;
+use identify_bridge::store::Store;
+
+const WAIT: Duration = Duration::from_secs(15);
 
 /// The test provider's `google-consumer` account.
 const SUB: &str = "110248495921238986420";
@@ -312,6 +316,99 @@ async fn forged_replayed_expired_and_nonce_carrying_logout_tokens_are_refused_an
     let replay = post(good).await;
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "a replayed token");
     assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+}
+
+/// The profile as the admin API shows it.
+async fn profile(r: &Replicas, id: &str) -> Value {
+    let got: Value = reqwest::Client::new()
+        .get(format!("{}/api/users/{id}", r.addresses[0]))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    got["data"].clone()
+}
+
+/// A name changed at the provider after sign-in reaches the profile and the sink as a second
+/// identify call at the next re-validation; a re-validation with nothing changed writes and
+/// sends nothing. `provider` chooses the path: a refresh token, or userinfo alone.
+async fn changed_traits_at_revalidation_reach_the_profile_and_the_sink(
+    stores: Stores,
+    provider: &str,
+) {
+    let sink = TestSink::start().await;
+    let extra = format!(
+        "{provider}[admin]\napi_key_hashes = [\"{}\"]\n\
+         [[sinks]]\nname = \"seed\"\nformat = \"seed\"\nurl = \"{}\"\n\
+         backoff_base_ms = 50\nbackoff_cap_secs = 1\n",
+        hex::encode(Sha256::digest(ADMIN_KEY.as_bytes())),
+        sink.url
+    );
+    let session = "revalidate_secs = 1\n";
+    let r = match stores {
+        Stores::Sqlite => spawn_on_sqlite(&format!("[session]\n{session}"), &extra).await,
+        _ => {
+            spawn_replicas(
+                2,
+                &format!("[session]\nstore = \"database\"\n{session}"),
+                &extra,
+            )
+            .await
+        }
+    };
+    let client = browser();
+    sign_in(&r, &client, "google-consumer&prompt=consent").await;
+    let id = user_id(&r, &client).await;
+    let first = sink.wait_for(1, WAIT).await;
+    assert_eq!(first[0].body["traits"]["name"], "Ana Souza");
+    assert_eq!(
+        profile(&r, &id).await["traits"]["enrichment_full_name"],
+        "Ana Souza"
+    );
+
+    r.idp
+        .set_claims(SUB, json!({"name": "Ana Souza Lima"}))
+        .await;
+    past_the_revalidation_interval().await;
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+    let got = sink.wait_for(2, WAIT).await;
+    let second = &got[1].body;
+    assert_eq!(second["user_id"], id.as_str());
+    assert_eq!(second["traits"]["name"], "Ana Souza Lima");
+    assert_eq!(second["traits"]["enrichment_full_name"], "Ana Souza Lima");
+    assert_eq!(second["context"]["first_sign_in"], false);
+    let changed = profile(&r, &id).await;
+    assert_eq!(
+        changed["traits"]["enrichment_full_name"], "Ana Souza Lima",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["provenance"]["enrichment_full_name"]["source"], "claims:/name",
+        "{changed}"
+    );
+
+    // Nothing changed since: the re-validation (the request waits for it) writes nothing and
+    // enqueues nothing.
+    past_the_revalidation_interval().await;
+    assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+    assert_eq!(profile(&r, &id).await["updated_at"], changed["updated_at"]);
+    let store = Store::connect(&r.database_url).await.unwrap();
+    let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
+    let rows: i64 = stats.iter().map(|s| s.pending + s.delivered + s.dead).sum();
+    assert_eq!(rows, 2, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_name_changed_at_the_provider_reaches_the_sink_at_a_refresh_on_sqlite() {
+    changed_traits_at_revalidation_reach_the_profile_and_the_sink(Stores::Sqlite, OFFLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_name_changed_at_the_provider_reaches_the_sink_through_userinfo_on_postgres() {
+    changed_traits_at_revalidation_reach_the_profile_and_the_sink(Stores::PgDatabase, "").await;
 }
 
 // ------------------------------------------------------------------ ending sessions

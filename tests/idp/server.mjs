@@ -247,8 +247,11 @@ function subForHint(hint) {
   return String(hint);
 }
 
+// Claims changed at the provider after sign-in (`POST /__control/claims`), by `sub`.
+const CLAIM_OVERRIDES = new Map();
+
 function claimsForSub(sub) {
-  return BY_SUB.get(sub) ?? adHocAccount(sub);
+  return { ...(BY_SUB.get(sub) ?? adHocAccount(sub)), ...(CLAIM_OVERRIDES.get(sub) || {}) };
 }
 
 async function findAccount(_ctx, sub) {
@@ -536,6 +539,22 @@ async function handleControl(req, res, path) {
     } catch (err) {
       return sendJson(res, 502, { error: 'delivery_failed', detail: `${err.message}${err.cause ? `: ${err.cause.message ?? err.cause}` : ''}` });
     }
+  }
+  if (path === '/__control/claims' && req.method === 'POST') {
+    // Change an account's claims, as an admin editing the person's profile at the provider
+    // would: { sub, claims } (a sub of a built-in account or an ad-hoc login_hint); later
+    // tokens and userinfo carry them.
+    let body;
+    try {
+      body = JSON.parse(await readAll(req));
+    } catch (err) {
+      return sendJson(res, 400, { error: 'invalid_json', detail: err.message });
+    }
+    if (!body || typeof body.sub !== 'string' || typeof body.claims !== 'object' || body.claims === null) {
+      return sendJson(res, 400, { error: 'invalid_request', detail: 'sub and claims are required' });
+    }
+    CLAIM_OVERRIDES.set(body.sub, { ...(CLAIM_OVERRIDES.get(body.sub) || {}), ...body.claims });
+    return sendJson(res, 200, { sub: body.sub, claims: claimsForSub(body.sub) });
   }
   if (path === '/__control/mode' && req.method === 'GET') {
     return sendJson(res, 200, { mode });
