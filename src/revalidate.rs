@@ -62,7 +62,7 @@ async fn refresh(
     };
     let started = std::time::Instant::now();
     let response = request
-        .request_async(&crate::providers::Traced(provider.http()))
+        .request_async(&provider.token_http())
         .await;
     crate::metrics::provider_call(provider.name(), "refresh", started.elapsed().as_secs_f64());
     match response {

@@ -21,6 +21,9 @@ pub struct ServerSettings {
     pub allowed_return_origins: Vec<Origin>,
     /// Timeout for every call to a provider (discovery, token, userinfo, JWKS), in seconds.
     pub provider_timeout_secs: u64,
+    /// Token endpoint answers larger than this many bytes are refused (the sign-in fails with
+    /// the provider-error page).
+    pub max_token_response_bytes: usize,
     /// Bound on finishing in-flight requests after SIGTERM/SIGINT, in seconds.
     pub shutdown_grace_secs: u64,
     /// Behind a reverse proxy: the header it puts the client address in (e.g.
@@ -39,6 +42,7 @@ impl Default for ServerSettings {
             public_url: Url::parse("http://127.0.0.1:8080").expect("valid default URL"),
             allowed_return_origins: Vec::new(),
             provider_timeout_secs: 10,
+            max_token_response_bytes: crate::providers::DEFAULT_MAX_TOKEN_BYTES,
             shutdown_grace_secs: 20,
             trusted_proxy_header: None,
             provider_check_secs: 30,

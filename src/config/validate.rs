@@ -110,6 +110,10 @@ impl Settings {
                 "server.provider_timeout_secs",
                 self.server.provider_timeout_secs,
             ),
+            (
+                "server.max_token_response_bytes",
+                self.server.max_token_response_bytes as u64,
+            ),
         ] {
             if value == 0 {
                 return Err(err(key, "must be at least 1"));

@@ -191,7 +191,10 @@ impl TokenSource {
             }
         }
         let response = request
-            .request_async(&crate::providers::Traced(&self.http))
+            .request_async(&crate::providers::Traced::new(
+                &self.http,
+                crate::providers::DEFAULT_MAX_TOKEN_BYTES,
+            ))
             .instrument(tracing::info_span!("sink_token"))
             .await
             .map_err(|e| self.error(describe(&e)))?;

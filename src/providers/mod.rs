@@ -62,6 +62,9 @@ pub type Metadata = ProviderMetadata<
 
 /// The placeholder in multi-tenant (Microsoft) discovery documents' issuers.
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
+/// Token endpoint answers larger than this are refused unless configured otherwise
+/// (`server.max_token_response_bytes`; also the cap for sinks' client-credentials tokens).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 256 * 1024;
 /// Discovery documents and key sets larger than this are refused.
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// At most one JWKS refetch per provider in this interval, however many unknown `kid`s arrive.
@@ -174,6 +177,8 @@ pub struct Provider {
     pub redirect_url: Url,
     http: reqwest::Client,
     timeout: Duration,
+    /// Token endpoint answers larger than this are refused (`server.max_token_response_bytes`).
+    max_token_bytes: usize,
     discovered: RwLock<Option<Arc<Discovered>>>,
     /// The last discovery or probe succeeded.
     reachable: std::sync::atomic::AtomicBool,
@@ -187,6 +192,7 @@ impl Provider {
         public_url: &Url,
         http: reqwest::Client,
         timeout: Duration,
+        max_token_bytes: usize,
     ) -> Provider {
         let quirks = quirks_for(&settings);
         let discovery_base = quirks.issuer();
@@ -198,6 +204,7 @@ impl Provider {
             redirect_url,
             http,
             timeout,
+            max_token_bytes,
             discovered: RwLock::new(None),
             reachable: std::sync::atomic::AtomicBool::new(false),
             last_error: RwLock::new(None),
@@ -207,6 +214,12 @@ impl Provider {
 
     pub fn name(&self) -> &str {
         &self.settings.name
+    }
+
+    /// The HTTP client for this provider's token endpoint (code exchange, refresh): answers
+    /// over `server.max_token_response_bytes` are refused.
+    pub(crate) fn token_http(&self) -> Traced<'_> {
+        Traced::new(&self.http, self.max_token_bytes)
     }
 
     /// What this provider's kind does differently.
@@ -524,6 +537,7 @@ impl Providers {
                     &settings.server.public_url,
                     http.clone(),
                     settings.server.provider_timeout(),
+                    settings.server.max_token_response_bytes,
                 )),
             );
         }
@@ -567,20 +581,67 @@ impl Providers {
     }
 }
 
-/// The HTTP client for provider calls: bounded time, no redirects (SSRF), rustls.
 /// The HTTP client for openidconnect/oauth2 requests (token, refresh, client credentials), with
-/// the current span's `traceparent` on each: `.request_async(&Traced(http))`.
-pub(crate) struct Traced<'a>(pub &'a reqwest::Client);
+/// the current span's `traceparent` on each and the answer's body read up to a cap:
+/// `.request_async(&Traced::new(http, max_bytes))`. A larger answer is refused with
+/// [`HttpClientError::Other`](openidconnect::HttpClientError::Other) (see [`TOO_LARGE`]).
+pub(crate) struct Traced<'a> {
+    http: &'a reqwest::Client,
+    max_bytes: usize,
+}
+
+/// The start of the error message of an answer over [`Traced`]'s cap.
+pub(crate) const TOO_LARGE: &str = "answer larger than";
+
+impl<'a> Traced<'a> {
+    pub(crate) fn new(http: &'a reqwest::Client, max_bytes: usize) -> Self {
+        Traced { http, max_bytes }
+    }
+}
+
+type HttpClientError = openidconnect::HttpClientError<reqwest::Error>;
 
 impl<'c> openidconnect::AsyncHttpClient<'c> for Traced<'_> {
-    type Error = <reqwest::Client as openidconnect::AsyncHttpClient<'c>>::Error;
-    type Future = <reqwest::Client as openidconnect::AsyncHttpClient<'c>>::Future;
+    type Error = HttpClientError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, HttpClientError>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
 
     fn call(&'c self, mut request: openidconnect::HttpRequest) -> Self::Future {
         request
             .headers_mut()
             .extend(crate::telemetry::trace_headers());
-        self.0.call(request)
+        let max_bytes = self.max_bytes;
+        Box::pin(async move {
+            let too_large = || HttpClientError::Other(format!("{TOO_LARGE} {max_bytes} bytes"));
+            let request = reqwest::Request::try_from(request).map_err(Box::new)?;
+            let mut response = self.http.execute(request).await.map_err(Box::new)?;
+            if response
+                .content_length()
+                .is_some_and(|n| n > max_bytes as u64)
+            {
+                return Err(too_large());
+            }
+            let mut builder = openidconnect::http::Response::builder()
+                .status(response.status())
+                .version(response.version());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(Box::new)? {
+                if body.len() + chunk.len() > max_bytes {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            builder.body(body).map_err(HttpClientError::Http)
+        })
     }
 }
 

@@ -254,7 +254,7 @@ impl Provider {
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| ProviderError::InvalidResponse(Stage::Token, e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
-            .request_async(&super::Traced(self.http()))
+            .request_async(&self.token_http())
             .instrument(
                 tracing::info_span!("provider_call", provider = %self.name(), stage = "token"),
             )
@@ -527,6 +527,11 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
                 Some(re) => super::transport_error(Stage::Token, re),
                 None => ProviderError::Unreachable(Stage::Token, inner.to_string()),
             }
+        }
+        RequestTokenError::Request(openidconnect::HttpClientError::Other(message))
+            if message.starts_with(super::TOO_LARGE) =>
+        {
+            ProviderError::InvalidResponse(Stage::Token, message)
         }
         RequestTokenError::Request(other) => {
             ProviderError::Unreachable(Stage::Token, other.to_string())

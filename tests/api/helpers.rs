@@ -89,6 +89,9 @@ pub struct AppOptions {
     pub database_url: Option<String>,
     /// `server.metrics_listen`.
     pub metrics_listen: Option<String>,
+    /// The only token endpoint authentication method the test IdP supports (and lists in
+    /// discovery); the client is registered with it. `None`: basic and post, either accepted.
+    pub idp_auth_method: Option<&'static str>,
 }
 
 impl Default for AppOptions {
@@ -99,6 +102,7 @@ impl Default for AppOptions {
             login_timeout_secs: 600,
             database_url: None,
             metrics_listen: None,
+            idp_auth_method: None,
         }
     }
 }
@@ -120,11 +124,16 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let address = format!("http://127.0.0.1:{port}");
     let kind = options.kind;
     let redirect = format!("{address}/callback/{}", kind.name());
-    let idp = TestIdp::start(
-        &kind.issuer_path(),
-        vec![IdpClient::web(kind.name(), CLIENT_SECRET, &redirect)],
-    )
-    .await;
+    let mut client = IdpClient::web(kind.name(), CLIENT_SECRET, &redirect);
+    client.token_endpoint_auth_method = options.idp_auth_method.map(str::to_owned);
+    let mut idp_config = serde_json::json!({
+        "issuer_path": kind.issuer_path(),
+        "clients": [client.to_json()],
+    });
+    if let Some(method) = options.idp_auth_method {
+        idp_config["client_auth_methods"] = serde_json::json!([method]);
+    }
+    let idp = TestIdp::start_with_config(idp_config).await;
     let toml = format!(
         r#"
 [server]

@@ -39,6 +39,8 @@ pub struct IdpClient {
     pub grant_types: Vec<String>,
     /// Where the provider posts back-channel logout tokens (ID tokens then carry `sid`).
     pub backchannel_logout_uri: Option<String>,
+    /// Registered `token_endpoint_auth_method`; `None`: basic and post both accepted.
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 impl IdpClient {
@@ -50,6 +52,7 @@ impl IdpClient {
             redirect_uris: vec![redirect_uri.to_owned()],
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             backchannel_logout_uri: None,
+            token_endpoint_auth_method: None,
         }
     }
 
@@ -67,10 +70,11 @@ impl IdpClient {
             redirect_uris: vec![],
             grant_types: vec!["client_credentials".into()],
             backchannel_logout_uri: None,
+            token_endpoint_auth_method: None,
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let mut v = json!({
             "client_id": self.client_id,
             "client_secret": self.client_secret,
@@ -81,6 +85,9 @@ impl IdpClient {
         }
         if let Some(uri) = &self.backchannel_logout_uri {
             v["backchannel_logout_uri"] = json!(uri);
+        }
+        if let Some(method) = &self.token_endpoint_auth_method {
+            v["token_endpoint_auth_method"] = json!(method);
         }
         v
     }
@@ -256,6 +263,27 @@ impl TestIdp {
     pub async fn set_access_token_ttl(&self, ttl_secs: Option<u64>) {
         self.control_post("mode", json!({ "access_token_ttl": ttl_secs }))
             .await;
+    }
+
+    /// Successful token responses from now on carry a `padding` member of this many
+    /// characters; `None` stops it.
+    pub async fn set_token_padding(&self, bytes: Option<usize>) {
+        self.control_post("mode", json!({ "token_padding": bytes }))
+            .await;
+    }
+
+    /// The key set (`/jwks`) answers this status from now on; `None` serves it again.
+    pub async fn set_jwks_status(&self, status: Option<u16>) {
+        self.control_post("mode", json!({ "jwks_status": status }))
+            .await;
+    }
+
+    /// How many requests the key set (`/jwks`) has had since the provider started.
+    pub async fn jwks_requests(&self) -> u64 {
+        let mode = self
+            .get_json(&format!("{}/__control/mode", self.base_url()))
+            .await;
+        mode["jwks_requests"].as_u64().expect("jwks_requests")
     }
 
     /// A JWT signed with the provider's current key (RS256, its `kid`), with `header`'s fields

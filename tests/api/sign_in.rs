@@ -466,3 +466,84 @@ async fn health_and_readiness_report_providers() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["provider:google"]["ready"], true, "{body}");
 }
+
+/// Rows in `table` of the app's SQLite database.
+async fn rows(app: &crate::helpers::TestApp, table: &str) -> i64 {
+    let db = app.config_path.with_file_name("bridge.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query_scalar(&format!("select count(*) from {table}"))
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_oversized_token_answer_is_refused_with_the_provider_error_page() {
+    let app = spawn_app(Kind::Google).await;
+    // Over the default cap of 256 KiB (`server.max_token_response_bytes`).
+    app.idp.set_token_padding(Some(300 * 1024)).await;
+    let response = app.sign_in("google-consumer", None).await;
+    assert_error_page(response, StatusCode::BAD_GATEWAY, "gave an error").await;
+    assert_eq!(app.me().await.0, StatusCode::UNAUTHORIZED);
+    for table in ["user_session", "profile"] {
+        assert_eq!(rows(&app, table).await, 0, "{table}");
+    }
+    // The same padding under the cap is read and the sign-in works.
+    app.idp.set_token_padding(Some(200 * 1024)).await;
+    assert_eq!(
+        app.sign_in("google-consumer", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(rows(&app, "profile").await, 1);
+}
+
+#[tokio::test]
+async fn a_failing_key_set_is_fetched_at_most_once_per_interval_however_many_unknown_kids() {
+    let app = spawn_app(Kind::Google).await;
+    app.idp.set_jwks_status(Some(503)).await;
+    // From now on ID tokens name a kid the bridge does not know.
+    app.idp.rotate_keys().await;
+    let before = app.idp.jwks_requests().await;
+    // The first unknown kid makes the bridge refetch the keys, which fails.
+    let response = app.sign_in("google-consumer", None).await;
+    assert_error_page(response, StatusCode::BAD_GATEWAY, "gave an error").await;
+    // Later ones within the interval are refused without another request.
+    for _ in 0..8 {
+        let response = app.sign_in("google-consumer", None).await;
+        assert_error_page(response, StatusCode::UNAUTHORIZED, "could not be verified").await;
+    }
+    assert_eq!(app.idp.jwks_requests().await - before, 1);
+    assert_eq!(rows(&app, "profile").await, 0);
+}
+
+#[tokio::test]
+async fn client_secret_post_is_chosen_when_discovery_lists_only_it() {
+    // No `token_auth_method` configured; the provider supports (and its client is registered
+    // with) client_secret_post alone, so client_secret_basic would be refused.
+    let app = spawn_app_with(AppOptions {
+        kind: Kind::Oidc,
+        idp_auth_method: Some("client_secret_post"),
+        ..Default::default()
+    })
+    .await;
+    let discovery: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        app.idp.issuer
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        discovery["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_post"])
+    );
+    assert_eq!(
+        app.sign_in("generic", None).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.me().await.0, StatusCode::OK);
+}

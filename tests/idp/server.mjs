@@ -45,6 +45,10 @@ const ACCESS_TOKEN_AUDIENCE = rawConfig.access_token_audience || 'identify-api';
 const DEFAULT_ACCESS_TOKEN_TTL = Number(rawConfig.access_token_ttl) > 0
   ? Math.floor(Number(rawConfig.access_token_ttl)) : 600;
 const PKCE_REQUIRED = rawConfig.pkce_required !== false;
+// The client authentication methods the provider supports (and lists in discovery).
+const CLIENT_AUTH_METHODS = Array.isArray(rawConfig.client_auth_methods)
+  && rawConfig.client_auth_methods.length
+  ? rawConfig.client_auth_methods.map(String) : ['client_secret_basic', 'client_secret_post'];
 // Resource indicators must be absolute URIs; the JWT `aud` is the configured audience.
 const RESOURCE_INDICATOR = (() => {
   try {
@@ -100,7 +104,11 @@ const mode = {
   userinfo_sub: null,
   nonce: null,
   access_token_ttl: null,
+  token_padding: null,
+  jwks_status: null,
 };
+// Requests to the key set (`{issuer}/jwks`) so far, shown by GET /__control/mode.
+let jwksRequests = 0;
 
 const accessTokenTtl = () => (mode.access_token_ttl && mode.access_token_ttl > 0
   ? mode.access_token_ttl : DEFAULT_ACCESS_TOKEN_TTL);
@@ -319,7 +327,7 @@ function makeProvider(jwk) {
       address: ['address'],
       phone: ['phone_number', 'phone_number_verified'],
     },
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: CLIENT_AUTH_METHODS,
     // The bridges under test listen on 127.0.0.1: drop oidc-provider's SSRF guard (it refuses
     // special-use addresses) for its outgoing requests (back-channel logout tokens).
     fetch: (url, options) => {
@@ -398,6 +406,15 @@ function makeProvider(jwk) {
     }
   });
 
+  // token_padding: add a `padding` member of that many characters to token responses.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'token' && mode.token_padding && ctx.status === 200
+      && ctx.body && typeof ctx.body === 'object') {
+      ctx.body = { ...ctx.body, padding: 'x'.repeat(mode.token_padding) };
+    }
+  });
+
   // Remember each account's grants, so /__control/revoke-grants can revoke them.
   for (const event of ['access_token.saved', 'refresh_token.saved']) {
     provider.on(event, (token) => {
@@ -473,6 +490,14 @@ async function handleControl(req, res, path) {
     // Fields present in the body are set (null resets); absent fields are left unchanged.
     for (const key of ['userinfo_sub', 'nonce']) {
       if (key in body) mode[key] = body[key] === null || body[key] === undefined ? null : String(body[key]);
+    }
+    if ('jwks_status' in body) {
+      const n = Number(body.jwks_status);
+      mode.jwks_status = body.jwks_status === null || !(n >= 400 && n < 600) ? null : n;
+    }
+    if ('token_padding' in body) {
+      const n = Number(body.token_padding);
+      mode.token_padding = body.token_padding === null || !(n > 0) ? null : Math.floor(n);
     }
     if ('access_token_ttl' in body) {
       const n = Number(body.access_token_ttl);
@@ -557,7 +582,7 @@ async function handleControl(req, res, path) {
     return sendJson(res, 200, { sub: body.sub, claims: claimsForSub(body.sub) });
   }
   if (path === '/__control/mode' && req.method === 'GET') {
-    return sendJson(res, 200, { mode });
+    return sendJson(res, 200, { mode, jwks_requests: jwksRequests });
   }
   return sendJson(res, 404, { error: 'not_found' });
 }
@@ -641,6 +666,13 @@ async function handle(req, res) {
   }
 
   if (inner.startsWith('/interaction/')) return handleInteraction(req, res);
+
+  if (inner === '/jwks') {
+    jwksRequests += 1;
+    if (mode.jwks_status) {
+      return sendJson(res, mode.jwks_status, { error: 'temporarily_unavailable' });
+    }
+  }
 
   let innerUrl = inner + url.search;
 
