@@ -70,6 +70,9 @@ const DEFAULT_CLIENTS = [{
 // client_secret_basic and a post-style request is rewritten into a Basic header before
 // oidc-provider sees it.
 const lenientClients = new Set();
+// Clients that pin `token_endpoint_auth_method`, and the method. oidc-provider itself treats
+// client_secret_basic and client_secret_post as one; these clients get only the pinned one.
+const pinnedMethods = new Map();
 
 function normalizeClient(c) {
   if (!c || typeof c.client_id !== 'string' || !c.client_id) {
@@ -78,8 +81,13 @@ function normalizeClient(c) {
   const grantTypes = Array.isArray(c.grant_types) && c.grant_types.length
     ? c.grant_types : ['authorization_code', 'refresh_token'];
   const hasCode = grantTypes.includes('authorization_code');
-  if (!c.token_endpoint_auth_method) lenientClients.add(c.client_id);
-  else lenientClients.delete(c.client_id);
+  if (!c.token_endpoint_auth_method) {
+    lenientClients.add(c.client_id);
+    pinnedMethods.delete(c.client_id);
+  } else {
+    lenientClients.delete(c.client_id);
+    pinnedMethods.set(c.client_id, String(c.token_endpoint_auth_method));
+  }
   const out = {
     client_id: c.client_id,
     client_secret: c.client_secret,
@@ -687,6 +695,19 @@ async function handle(req, res) {
     && String(req.headers['content-type'] || '').startsWith('application/x-www-form-urlencoded')) {
     const text = await readAll(req);
     const form = querystring.parse(text);
+    // A client with a pinned method: refuse the other secret method, as Okta does.
+    const basic = /^Basic\s+(\S+)$/i.exec(String(req.headers.authorization || ''));
+    const used = basic ? 'client_secret_basic' : (typeof form.client_secret === 'string' ? 'client_secret_post' : null);
+    let usedBy = typeof form.client_id === 'string' ? form.client_id : null;
+    if (basic) {
+      const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+      usedBy = decodeURIComponent(decoded.slice(0, Math.max(decoded.indexOf(':'), 0)));
+    }
+    const pinned = usedBy && pinnedMethods.get(usedBy);
+    if (used && pinned && ['client_secret_basic', 'client_secret_post'].includes(pinned) && used !== pinned) {
+      console.error(`idp: client ${usedBy} used ${used}, registered ${pinned}`);
+      return sendJson(res, 401, { error: 'invalid_client', error_description: `client authentication must use ${pinned}` });
+    }
     if (!req.headers.authorization && typeof form.client_id === 'string'
       && typeof form.client_secret === 'string' && lenientClients.has(form.client_id)) {
       const basic = `${encodeURIComponent(form.client_id)}:${encodeURIComponent(form.client_secret)}`;
