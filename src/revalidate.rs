@@ -61,9 +61,7 @@ async fn refresh(
         Err(e) => return Verdict::Unreachable(format!("no token endpoint: {e}")),
     };
     let started = std::time::Instant::now();
-    let response = request
-        .request_async(&provider.token_http())
-        .await;
+    let response = request.request_async(&provider.token_http()).await;
     crate::metrics::provider_call(provider.name(), "refresh", started.elapsed().as_secs_f64());
     match response {
         Ok(response) => {

@@ -76,7 +76,10 @@ fn each_replica_configuration_loads_with_the_compose_environment() {
         assert!(settings.database.url.expose().starts_with("postgres://"));
         assert_eq!(settings.server.listen.port(), 8080);
         // Replicas share the session key, or a sign-in begun on one cannot finish on the other.
-        assert!(settings.session.secret.is_some(), "{name}: no session.secret");
+        assert!(
+            settings.session.secret.is_some(),
+            "{name}: no session.secret"
+        );
 
         // The development provider's issuer and client match what the bridge expects.
         let idp_env = env_of(&compose["services"]["idp"]);

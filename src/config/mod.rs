@@ -42,7 +42,10 @@ pub use providers::{
 };
 pub use runtime::{DatabaseSettings, LogFormat, LogSettings, SessionSettings, SessionStoreKind};
 pub use secret::Secret;
-pub use server::{AccountSettings, AdminSettings, Origin, RateLimitSettings, ServerSettings};
+pub use server::{
+    AccountSettings, AdminSettings, Origin, RateLimitSettings, ServerSettings,
+    DEFAULT_MAX_TOKEN_BYTES,
+};
 pub use sinks::{SinkFormat, SinkSettings, SinkTokenSettings, TimestampRule};
 pub use telemetry::TelemetrySettings;
 pub use trait_names::{is_trait_name, TRAIT_NAMES};

@@ -10,6 +10,10 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+/// Token endpoint answers larger than this are refused unless `server.max_token_response_bytes`
+/// says otherwise (also the cap for sinks' client-credentials tokens).
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 256 * 1024;
+
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
@@ -42,7 +46,7 @@ impl Default for ServerSettings {
             public_url: Url::parse("http://127.0.0.1:8080").expect("valid default URL"),
             allowed_return_origins: Vec::new(),
             provider_timeout_secs: 10,
-            max_token_response_bytes: crate::providers::DEFAULT_MAX_TOKEN_BYTES,
+            max_token_response_bytes: DEFAULT_MAX_TOKEN_BYTES,
             shutdown_grace_secs: 20,
             trusted_proxy_header: None,
             provider_check_secs: 30,

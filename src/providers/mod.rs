@@ -64,7 +64,8 @@ pub type Metadata = ProviderMetadata<
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
 /// Token endpoint answers larger than this are refused unless configured otherwise
 /// (`server.max_token_response_bytes`; also the cap for sinks' client-credentials tokens).
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 256 * 1024;
+/// Defined with the setting: configuration never imports the features it configures.
+pub use crate::config::DEFAULT_MAX_TOKEN_BYTES;
 /// Discovery documents and key sets larger than this are refused.
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// At most one JWKS refetch per provider in this interval, however many unknown `kid`s arrive.
