@@ -129,6 +129,7 @@ store_tests!(
     a_closed_store_is_unavailable,
     identify_calls_create_merge_and_replay,
     concurrent_identify_batches_merge_every_trait,
+    an_identify_call_repeating_a_value_keeps_its_provenance,
     a_spent_state_refuses_a_second_sign_in_and_writes_nothing,
 );
 
@@ -986,6 +987,43 @@ async fn identify_calls_create_merge_and_replay(store: Store) {
         store.identify_calls("api-user").await.unwrap().is_empty(),
         "erasure removes the log"
     );
+}
+
+async fn an_identify_call_repeating_a_value_keeps_its_provenance(store: Store) {
+    let mut signed_in = sign_in("prov", t(0));
+    signed_in.traits = json!({"enrichment_job_title": "Engineer", "enrichment_city": "Oslo"});
+    signed_in.provenance = json!({
+        "enrichment_job_title": {"source": "claims:/title", "verified": true},
+        "enrichment_city": {"source": "claims:/address/locality", "verified": true},
+    });
+    let user_id = store
+        .record_sign_in(&signed_in, &no_outbox)
+        .await
+        .unwrap()
+        .user_id;
+    // The same title (as the bridge's own identify call repeats it), a new city, a new trait,
+    // in one batch with a second call repeating the new city.
+    store
+        .record_identify_calls(&[
+            identify_call(
+                &user_id,
+                None,
+                json!({"enrichment_job_title": "Engineer", "enrichment_city": "Bergen", "plan": "pro"}),
+            ),
+            identify_call(&user_id, None, json!({"enrichment_city": "Bergen"})),
+        ])
+        .await
+        .unwrap();
+    let user = store.get_user(&user_id).await.unwrap().unwrap();
+    assert_eq!(user.traits["enrichment_job_title"], "Engineer");
+    assert_eq!(
+        user.provenance["enrichment_job_title"],
+        json!({"source": "claims:/title", "verified": true}),
+        "an unchanged value keeps where it came from"
+    );
+    assert_eq!(user.traits["enrichment_city"], "Bergen");
+    assert_eq!(user.provenance["enrichment_city"]["source"], "api:identify");
+    assert_eq!(user.provenance["plan"]["source"], "api:identify");
 }
 
 async fn concurrent_identify_batches_merge_every_trait(store: Store) {

@@ -40,7 +40,9 @@ pub struct IdentifyRequest {
     #[schema(example = "user123", min_length = 1, max_length = 256)]
     pub user_id: String,
     /// Traits to set on the profile (at most 100; names up to 128 characters, strings up to
-    /// 4096, lists up to 50 strings). A trait sent as `null` is removed.
+    /// 4096, lists up to 50 strings). A trait sent as `null` is removed. A value the profile
+    /// already holds keeps its recorded source; a new or changed one is recorded as set
+    /// through this API.
     pub traits: Option<BTreeMap<String, TraitValue>>,
     /// The same as `traits` (the name in the specification's parameter table); send one of them.
     pub user_traits: Option<BTreeMap<String, TraitValue>>,

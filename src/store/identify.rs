@@ -88,12 +88,15 @@ impl Profile {
     }
 
     /// Apply one call: `null` removes a trait, an earlier creation time moves `created_at`.
+    /// A value the profile already holds keeps its provenance (the bridge's own identify call
+    /// repeats the sign-in's traits, which must still show `claims:/…`): provenance changes
+    /// only with the value.
     pub(super) fn merge(&mut self, c: &IdentifyCall) {
         for (k, v) in &c.traits {
             if v.is_null() {
                 self.traits.remove(k);
                 self.provenance.remove(k);
-            } else {
+            } else if self.traits.get(k) != Some(v) || !self.provenance.contains_key(k) {
                 self.traits.insert(k.clone(), v.clone());
                 self.provenance.insert(k.clone(), api_source());
             }

@@ -165,6 +165,21 @@ async fn sign_in_and_see_it_delivered(toml: &str) {
     .await;
     assert_eq!(stats[0].pending, 0, "{stats:?}");
 
+    // The bridge's own identify call repeated the sign-in's values: the profile still says
+    // where each came from (before, every trait turned `api:identify · inferred`).
+    let stored = store.get_user(&user_id).await.unwrap().unwrap();
+    for (name, provenance) in stored.provenance.as_object().unwrap() {
+        if name.starts_with("enrichment_") {
+            assert_ne!(provenance["source"], "api:identify", "{name}: {provenance}");
+        }
+    }
+    let profile = client.get(format!("{url}/")).send().await.unwrap();
+    let profile = profile.text().await.unwrap();
+    assert!(
+        profile.contains("claims:/given_name") && !profile.contains("api:identify"),
+        "{profile}"
+    );
+
     let dashboard = client
         .get(format!("{url}/admin"))
         .send()

@@ -652,6 +652,41 @@ async fn traits_merge_null_removes_and_created_at_only_moves_earlier() {
 }
 
 #[tokio::test]
+async fn an_identify_call_repeating_the_sign_in_s_values_keeps_their_provenance() {
+    let api = &spawn_api("").await;
+    let done = api.app.sign_in("google-workspace", None).await;
+    assert!(done.status().is_redirection(), "{}", done.status());
+    let (_, me) = api.app.me().await;
+    let user_id = me["user_id"].as_str().unwrap();
+    let signed_in = api.app.store.get_user(user_id).await.unwrap().unwrap();
+    let first_name = signed_in.traits["enrichment_first_name"].clone();
+    assert_eq!(
+        signed_in.provenance["enrichment_first_name"]["source"],
+        "claims:/given_name"
+    );
+    // Every trait of the sign-in, repeated (as the bridge's own identify call does), and one
+    // of them changed.
+    let mut traits = signed_in.traits.as_object().unwrap().clone();
+    traits.insert("enrichment_last_name".into(), json!("Changed"));
+    let (status, _) = api
+        .post(&json!({"user_id": user_id, "traits": traits, "timestamp": "2024-01-15T09:30:00Z"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let user = api.app.store.get_user(user_id).await.unwrap().unwrap();
+    assert_eq!(user.traits["enrichment_first_name"], first_name);
+    for (name, provenance) in signed_in.provenance.as_object().unwrap() {
+        if name == "enrichment_last_name" {
+            continue;
+        }
+        assert_eq!(&user.provenance[name], provenance, "{name} kept its source");
+    }
+    assert_eq!(
+        user.provenance["enrichment_last_name"]["source"], "api:identify",
+        "a changed value is the API's"
+    );
+}
+
+#[tokio::test]
 async fn the_rate_limit_answers_429_with_retry_after_then_recovers() {
     let api =
         spawn_api("require = [\"key\"]\nrate_limit_per_minute = 60\nrate_limit_burst = 2").await;
