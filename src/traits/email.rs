@@ -8,8 +8,12 @@
 //! | `Gmail`, `Outlook`, `Yahoo`, `iCloud`, `AOL`, `Proton`, `GMX`, `WEB.DE`, `Yandex`, `Mail.ru`, `QQ`, `NetEase`, `Zoho`, `Fastmail`, `HEY`, `Tuta` | the registrable domain is in the consumer table below |
 //! | `Google Workspace` | a Google token with `hd` (and a non-consumer domain) |
 //! | `Microsoft 365` | a Microsoft work/school token whose email domain is one of the tenant's Graph `verifiedDomains`, or, without Graph's organization data, `xms_edov` is true |
-//! | `Disposable` | a throwaway-inbox domain (Mailinator, Guerrilla Mail, 10MinuteMail, …) from the `disposable-emails` crate's embedded list |
+//! | `Relay` | a privacy relay that forwards to a real inbox: DuckDuckGo Email Protection, SimpleLogin (and Proton Pass), addy.io / AnonAddy, Firefox Relay, Apple Hide My Email ([`RELAY_DOMAINS`]) |
+//! | `Disposable` | a throwaway-inbox domain (Mailinator, Guerrilla Mail, 10MinuteMail, …) from the vendored `disposable-email-domains` list (`disposable_domains.txt`; its version and date are in its first line, `scripts/refresh-disposable-domains` refreshes it) |
 //! | `Custom domain` | any other domain |
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// Consumer mail brands whose every country TLD belongs to them (`outlook.*`, `yahoo.*`, …):
 /// matched on the registrable domain's first label.
@@ -64,15 +68,80 @@ const DOMAINS: &[(&str, &str)] = &[
 pub const GOOGLE_WORKSPACE: &str = "Google Workspace";
 /// Label for a Microsoft work/school account on a tenant-verified domain.
 pub const MICROSOFT_365: &str = "Microsoft 365";
+/// Label for a privacy relay's address.
+pub const RELAY: &str = "Relay";
 /// Label for a throwaway-inbox domain.
 pub const DISPOSABLE: &str = "Disposable";
 /// Label for any other domain.
 pub const CUSTOM_DOMAIN: &str = "Custom domain";
 
-/// True when the domain (or its registrable domain) is a known disposable / temp-mail domain.
+/// Privacy relays: each address forwards to a person's real inbox, so it is neither
+/// throwaway nor an employer's. A domain matches itself and its subdomains (addy.io's
+/// `alias@name.anonaddy.com`, Firefox Relay's `name.mozmail.com`).
+pub const RELAY_DOMAINS: &[(&str, &str)] = &[
+    ("duck.com", "DuckDuckGo Email Protection"),
+    ("simplelogin.com", "SimpleLogin"),
+    ("simplelogin.co", "SimpleLogin"),
+    ("simplelogin.fr", "SimpleLogin"),
+    ("simplelogin.io", "SimpleLogin"),
+    ("slmail.me", "SimpleLogin"),
+    ("aleeas.com", "SimpleLogin"),
+    ("8shield.net", "SimpleLogin"),
+    ("dralias.com", "SimpleLogin"),
+    ("silomails.com", "SimpleLogin"),
+    ("slmails.com", "SimpleLogin"),
+    ("passinbox.com", "Proton Pass (SimpleLogin)"),
+    ("passmail.com", "Proton Pass (SimpleLogin)"),
+    ("passmail.net", "Proton Pass (SimpleLogin)"),
+    ("addy.io", "addy.io"),
+    ("anonaddy.com", "addy.io"),
+    ("anonaddy.me", "addy.io"),
+    ("mozmail.com", "Firefox Relay"),
+    ("privaterelay.appleid.com", "Apple Hide My Email"),
+];
+
+/// The vendored disposable-email-domains blocklist: a header of `#` lines (version, date),
+/// then one lowercase domain a line.
+const DISPOSABLE_LIST: &str = include_str!("disposable_domains.txt");
+
+static DISPOSABLE_DOMAINS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    DISPOSABLE_LIST
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+});
+
+/// Which list the disposable label comes from: its first line (package, version, build date).
+pub fn disposable_list_version() -> &'static str {
+    DISPOSABLE_LIST
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("# ")
+}
+
+/// The domain and each parent of it (`a.b.example.com`, `b.example.com`, `example.com`).
+fn self_and_parents(domain: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(domain), |d| d.split_once('.').map(|(_, rest)| rest))
+        .filter(|d| d.contains('.'))
+}
+
+fn normalized(domain: &str) -> String {
+    domain.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// True when the domain (or a parent of it) is a privacy relay's.
+pub fn is_relay(domain: &str) -> bool {
+    let domain = normalized(domain);
+    let relay = self_and_parents(&domain).any(|d| RELAY_DOMAINS.iter().any(|(r, _)| *r == d));
+    relay
+}
+
+/// True when the domain (or a parent of it) is a known disposable / temp-mail domain.
 pub fn is_disposable(domain: &str) -> bool {
-    disposable_emails::is_disposable_domain(domain)
-        || registrable_domain(domain).is_some_and(|r| disposable_emails::is_disposable_domain(&r))
+    let domain = normalized(domain);
+    let listed = self_and_parents(&domain).any(|d| DISPOSABLE_DOMAINS.contains(d));
+    listed
 }
 
 /// The lowercase domain of an address (after the last `@`), if it looks like a host name.
@@ -114,16 +183,18 @@ pub fn consumer_label(domain: &str) -> Option<&'static str> {
         .map(|(_, l)| *l)
 }
 
-/// True when the domain belongs to a free-mail or disposable-mail provider (never an
+/// True when the domain belongs to a free-mail, relay or disposable-mail provider (never an
 /// employer's domain).
 pub fn is_free_mail(domain: &str) -> bool {
-    consumer_label(domain).is_some() || is_disposable(domain)
+    consumer_label(domain).is_some() || is_relay(domain) || is_disposable(domain)
 }
 
-/// The email provider label: consumer table first, then the provider signals.
+/// The email provider label: consumer table and relays first, then the provider signals.
 pub fn provider_label(domain: &str, google_hd: bool, microsoft_365: bool) -> &'static str {
     if let Some(label) = consumer_label(domain) {
         label
+    } else if is_relay(domain) {
+        RELAY
     } else if google_hd {
         GOOGLE_WORKSPACE
     } else if microsoft_365 {
@@ -161,6 +232,56 @@ mod tests {
         );
         assert!(is_free_mail("mailinator.com"), "never an employment domain");
         assert!(!is_disposable("gmail.com") && !is_disposable("contoso.com"));
+    }
+
+    #[test]
+    fn relay_addresses_are_relays_not_disposable() {
+        for domain in [
+            "duck.com",
+            "simplelogin.com",
+            "slmail.me",
+            "aleeas.com",
+            "addy.io",
+            "anonaddy.me",
+            "alias-owner.anonaddy.com",
+            "mozmail.com",
+            "k9x2.mozmail.com",
+            "privaterelay.appleid.com",
+            "PrivateRelay.AppleID.com.",
+        ] {
+            assert_eq!(provider_label(domain, false, false), "Relay", "{domain}");
+            assert!(
+                is_free_mail(domain),
+                "{domain} is never an employment domain"
+            );
+            assert!(
+                !is_disposable(domain),
+                "{domain} is not in the disposable list"
+            );
+        }
+        assert!(!is_relay("appleid.com") && !is_relay("notduck.com"));
+        assert_eq!(provider_label("appleid.com", false, false), "Custom domain");
+    }
+
+    #[test]
+    fn the_disposable_list_says_which_release_it_is() {
+        let version = disposable_list_version();
+        assert!(
+            version.starts_with("disposable-email-domains ") && version.contains("built 20"),
+            "{version}"
+        );
+        assert!(
+            DISPOSABLE_DOMAINS.len() > 1000,
+            "{}",
+            DISPOSABLE_DOMAINS.len()
+        );
+        assert!(
+            is_disposable("sub.mailinator.com"),
+            "a parent domain counts"
+        );
+        assert!(!DISPOSABLE_DOMAINS
+            .iter()
+            .any(|d| d.starts_with('#') || d.contains(' ')));
     }
 
     #[test]
