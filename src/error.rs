@@ -396,6 +396,9 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
     };
     if info.status.is_server_error() {
         tracing::error!(%method, %path, status = info.status.as_u16(), reason = info.reason, detail = %info.detail, "request failed");
+    } else if info.reason == "not_signed_in" {
+        // Nobody signed in is an answer, not a fault: web apps ask `/me` on every page view.
+        tracing::debug!(%method, %path, status = info.status.as_u16(), reason = info.reason, "not signed in");
     } else {
         tracing::warn!(%method, %path, status = info.status.as_u16(), reason = info.reason, detail = %info.detail, "request refused");
     }

@@ -124,14 +124,11 @@ async fn layout_problems(browser: &fantoccini::Client) -> serde_json::Value {
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() {
+/// Headless Chromium through a fresh chromedriver (stopped when the child is dropped).
+async fn start_browser() -> (tokio::process::Child, fantoccini::Client) {
     // fantoccini's TLS stack enables two rustls providers; choose one (WebDriver here is http).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let app = AppBuilder::new().dev_provider().start().await;
-    let url = app.address.clone();
-
-    let (_driver, port) = start_chromedriver().await;
+    let (driver, port) = start_chromedriver().await;
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -148,6 +145,14 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("connect to chromedriver");
+    (driver, browser)
+}
+
+#[tokio::test]
+async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() {
+    let app = AppBuilder::new().dev_provider().start().await;
+    let url = app.address.clone();
+    let (_driver, browser) = start_browser().await;
 
     browser.goto(&format!("{url}/login")).await.unwrap();
     audit(&browser, "/login").await;
@@ -325,6 +330,220 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         .unwrap();
     let layout = layout_problems(&browser).await;
     assert_ne!(layout["broken"], serde_json::json!([]), "{layout}");
+
+    browser.close().await.unwrap();
+}
+
+/// Serve `examples/web-app` (the static example, as any file server would) on a random port.
+async fn serve_example_app() -> String {
+    use axum::http::header::CONTENT_TYPE;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/web-app");
+    let file = move |name: &'static str, kind: &'static str| {
+        let body = std::fs::read_to_string(dir.join(name)).expect("example file");
+        axum::routing::get(move || async move { ([(CONTENT_TYPE, kind)], body) })
+    };
+    let app = axum::Router::new()
+        .route("/", file("index.html", "text/html; charset=utf-8"))
+        .route("/app.js", file("app.js", "text/javascript"))
+        .route(
+            "/analytics-stub.js",
+            file("analytics-stub.js", "text/javascript"),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    origin
+}
+
+/// A sink that keeps every JSON body POSTed to it.
+async fn serve_sink() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = received.clone();
+    let app = axum::Router::new().route(
+        "/identify",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/identify", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+async fn text_of(browser: &fantoccini::Client, id: &str) -> String {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The example web app (examples/web-app) end to end: it links to the bridge's sign-in with its
+/// analytics anonymous id, reads `/me` back across origins, calls `analytics.identify` with the
+/// bridge's user id, and resets analytics at sign-out. The sink must have received an identify
+/// call carrying the page's anonymous id and user id.
+#[tokio::test]
+async fn the_example_web_app_hands_the_same_ids_to_analytics_and_the_sink() {
+    let example = serve_example_app().await;
+    let (sink_url, received) = serve_sink().await;
+    let app = AppBuilder::new()
+        .dev_provider()
+        .toml(&format!(
+            "[server]\nallowed_return_origins = [\"{example}\"]\n\n\
+             [[sinks]]\nname = \"example-analytics\"\nformat = \"segment\"\nurl = \"{sink_url}\"\napi_key = \"example-write-key\"\n\
+             backoff_base_ms = 50\n"
+        ))
+        .start()
+        .await;
+    let (_driver, browser) = start_browser().await;
+    let page = format!("{example}/?bridge={}&provider=dev", app.address);
+
+    browser.goto(&page).await.unwrap();
+    let sign_in = browser
+        .wait()
+        .for_element(Locator::Css("#signed-out:not([hidden]) #sign-in"))
+        .await
+        .expect("signed out at first");
+    assert_eq!(text_of(&browser, "status").await, "You are not signed in.");
+    let anonymous_id = text_of(&browser, "anonymous-id").await;
+    assert!(!anonymous_id.is_empty());
+    audit(&browser, "the example web app, signed out").await;
+    sign_in.click().await.unwrap();
+
+    // The development provider's form.
+    browser
+        .wait()
+        .for_element(Locator::Id("f-name"))
+        .await
+        .unwrap();
+    for (id, value) in [
+        ("f-name", "Katherine Johnson"),
+        ("f-email", "katherine@nasa.example"),
+    ] {
+        browser
+            .find(Locator::Id(id))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    browser
+        .find(Locator::Css("button[value=typed]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Back on the example page (its return_to), signed in.
+    browser
+        .wait()
+        .for_element(Locator::Css("#signed-in:not([hidden])"))
+        .await
+        .expect("the example page shows the signed-in user");
+    assert!(browser
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&example));
+    let user_id = text_of(&browser, "user-id").await;
+    assert!(!user_id.is_empty());
+    assert_eq!(text_of(&browser, "email").await, "katherine@nasa.example");
+    assert!(text_of(&browser, "first-sign-in").await.starts_with("yes"));
+    assert!(!text_of(&browser, "session-expires").await.is_empty());
+    assert_eq!(text_of(&browser, "anonymous-id").await, anonymous_id);
+    audit(&browser, "the example web app, signed in").await;
+
+    // The page called analytics.identify with the bridge's user id and its own anonymous id.
+    let calls = browser
+        .execute("return window.analyticsCalls;", vec![])
+        .await
+        .unwrap();
+    let identify = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "identify")
+        .unwrap_or_else(|| panic!("no analytics.identify call: {calls}"));
+    assert_eq!(identify["userId"], user_id.as_str());
+    assert_eq!(identify["anonymousId"], anonymous_id.as_str());
+    assert_eq!(identify["traits"]["email"], "katherine@nasa.example");
+
+    // The sink received the bridge's identify call for the same person and the same visitor.
+    let delivered = harness::poll(
+        "the identify call at the sink",
+        Duration::from_secs(15),
+        || {
+            let received = received.clone();
+            let user_id = user_id.clone();
+            async move {
+                received
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|body| body["type"] == "identify" && body["userId"] == user_id.as_str())
+                    .cloned()
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        delivered["anonymousId"],
+        anonymous_id.as_str(),
+        "{delivered}"
+    );
+
+    // Sign-out: analytics forgets the user (a new anonymous id), the bridge ends the session and
+    // sends the browser back to the example page.
+    browser
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("form[action='/logout'] button"))
+        .await
+        .expect("the bridge's sign-out page")
+        .click()
+        .await
+        .unwrap();
+    // The provider's end-session page (the development provider keeps no session of its own,
+    // so it says so and links back to the `post_logout_redirect_uri`: the example page).
+    browser
+        .wait()
+        .for_element(Locator::LinkText("Back to the application"))
+        .await
+        .expect("the provider's sign-out page links back")
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("#signed-out:not([hidden])"))
+        .await
+        .expect("back on the example page, signed out");
+    let after = text_of(&browser, "anonymous-id").await;
+    assert_ne!(
+        after, anonymous_id,
+        "analytics.reset() gives the next visitor a new id"
+    );
+    // The page asked the bridge again (`/me` with the browser's cookies) and was told 401.
+    assert_eq!(text_of(&browser, "status").await, "You are not signed in.");
 
     browser.close().await.unwrap();
 }

@@ -91,6 +91,13 @@ pub fn prepare(
     }
     let sink_secret = kept.sink_client_secret.clone();
     let api_key = kept.api_key.clone();
+    // The web apps `return_to` may name are where a sign-out ends (`post_logout_redirect_uri`),
+    // as one would register them at a real provider.
+    for origin in &base.server.allowed_return_origins {
+        if let Ok(url) = Url::parse(origin.as_str()) {
+            idp.allow_post_logout_origin(url.origin());
+        }
+    }
     idp.add_client(
         BRIDGE_CLIENT_ID,
         &bridge_secret,

@@ -71,6 +71,9 @@ struct Inner {
     key: SigningKey,
     api_audience: RwLock<String>,
     clients: RwLock<HashMap<String, Client>>,
+    /// Where the logout page may link back to besides redirect URIs' origins: the web apps a
+    /// bridge's `return_to` may name (a real provider's registered post-logout redirect URIs).
+    post_logout_origins: RwLock<Vec<url::Origin>>,
     codes: ExpiringMap<CodeGrant>,
     access_tokens: ExpiringMap<TokenGrant>,
 }
@@ -88,6 +91,7 @@ impl DevIdp {
                 key,
                 api_audience: RwLock::new(DEFAULT_API_AUDIENCE.to_string()),
                 clients: RwLock::new(HashMap::new()),
+                post_logout_origins: RwLock::new(Vec::new()),
                 codes: ExpiringMap::new(store::MAX_CODES),
                 access_tokens: ExpiringMap::new(store::MAX_ACCESS_TOKENS),
             }),
@@ -162,15 +166,35 @@ impl DevIdp {
             .cloned()
     }
 
-    /// Every registered redirect URI's origin (for the logout page's link back).
+    /// Every registered redirect URI's origin and every allowed post-logout origin (for the
+    /// logout page's link back).
     pub(crate) fn redirect_origins(&self) -> Vec<url::Origin> {
-        self.inner
+        let mut origins: Vec<url::Origin> = self
+            .inner
             .clients
             .read()
             .expect("dev-idp client lock poisoned")
             .values()
             .flat_map(|c| c.redirect_uris.iter().map(Url::origin))
-            .collect()
+            .collect();
+        origins.extend(
+            self.inner
+                .post_logout_origins
+                .read()
+                .expect("dev-idp origin lock poisoned")
+                .iter()
+                .cloned(),
+        );
+        origins
+    }
+
+    /// Let the logout page link back to pages of this origin (`post_logout_redirect_uri`).
+    pub fn allow_post_logout_origin(&self, origin: url::Origin) {
+        self.inner
+            .post_logout_origins
+            .write()
+            .expect("dev-idp origin lock poisoned")
+            .push(origin);
     }
 
     pub(crate) fn api_audience(&self) -> String {

@@ -1,5 +1,6 @@
 //! `GET /me`: the signed-in user as JSON (profile, traits with provenance beside them,
-//! identities); 401 JSON when nobody is signed in.
+//! identities, whether this session's sign-in created the profile, when the session ends);
+//! 401 JSON when nobody is signed in.
 //!
 //! Web apps on `server.allowed_return_origins` may read it from the browser after the sign-in
 //! (`fetch(…/me, {credentials: "include"})`): CORS with credentials, for exactly those origins,
@@ -21,6 +22,7 @@ use crate::config::Settings;
 
 use crate::error::AppError;
 use crate::routes::signed_in::{current_user, end_session};
+use crate::session::SignedInUser;
 use crate::state::AppState;
 
 pub fn router(settings: &Settings) -> Router<AppState> {
@@ -66,8 +68,26 @@ async fn me(
         "email": user.email,
         "name": user.name,
         "signed_in_at": user.signed_in_at,
+        "first_sign_in": user.first_sign_in,
+        "session_expires_at": session_expires_at(&state, &session, &user),
         "traits": profile.traits,
         "provenance": profile.provenance,
         "identities": profile.identities,
     })))
+}
+
+/// When this session ends unless used again: the idle expiry, or the absolute lifetime
+/// (`session.max_lifetime_secs` after the sign-in), whichever comes first. RFC 3339.
+fn session_expires_at(state: &AppState, session: &Session, user: &SignedInUser) -> String {
+    let idle = chrono::DateTime::from_timestamp(session.expiry_date().unix_timestamp(), 0);
+    let lifetime = chrono::DateTime::parse_from_rfc3339(&user.signed_in_at)
+        .ok()
+        .zip(i64::try_from(state.settings.session.max_lifetime_secs).ok())
+        .and_then(|(at, secs)| at.checked_add_signed(chrono::TimeDelta::try_seconds(secs)?))
+        .map(|at| at.to_utc());
+    let ends = match (idle, lifetime) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b).unwrap_or_else(chrono::Utc::now),
+    };
+    crate::traits::format_time(ends)
 }

@@ -85,6 +85,8 @@ pub struct AppOptions {
     /// Extra TOML appended to the configuration.
     pub extra_toml: String,
     pub login_timeout_secs: u64,
+    /// Extra lines for the `[session]` table.
+    pub session_toml: String,
     /// Run on this database instead of a fresh SQLite file.
     pub database_url: Option<String>,
     /// `server.metrics_listen`.
@@ -100,6 +102,7 @@ impl Default for AppOptions {
             kind: Kind::Google,
             extra_toml: String::new(),
             login_timeout_secs: 600,
+            session_toml: String::new(),
             database_url: None,
             metrics_listen: None,
             idp_auth_method: None,
@@ -143,11 +146,13 @@ provider_timeout_secs = 5
 
 [session]
 login_timeout_secs = {timeout}
+{session}
 
 {provider}
 {extra}
 "#,
         timeout = options.login_timeout_secs,
+        session = options.session_toml,
         provider = kind.toml(&idp),
         // `{idp_issuer}` in the extra TOML is the test IdP's issuer (e.g. for `[identify_api]`).
         extra = options.extra_toml.replace("{idp_issuer}", &idp.issuer),

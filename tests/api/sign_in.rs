@@ -547,3 +547,36 @@ async fn client_secret_post_is_chosen_when_discovery_lists_only_it() {
     );
     assert_eq!(app.me().await.0, StatusCode::OK);
 }
+
+/// `/me` tells a web app whether this sign-in created the profile and when the session ends
+/// (the idle expiry or the absolute lifetime, whichever is first).
+#[tokio::test]
+async fn me_says_whether_the_sign_in_created_the_profile_and_when_the_session_ends() {
+    let app = spawn_app_with(AppOptions {
+        kind: Kind::Okta,
+        session_toml: "idle_timeout_secs = 3600\nmax_lifetime_secs = 600".into(),
+        ..Default::default()
+    })
+    .await;
+    let response = app.sign_in("okta-user", None).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (status, first) = app.me().await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["first_sign_in"], true, "{first}");
+    let signed_in =
+        chrono::DateTime::parse_from_rfc3339(first["signed_in_at"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(first["session_expires_at"].as_str().unwrap())
+            .unwrap();
+    // The 10-minute lifetime comes before the hour of idle time.
+    assert_eq!((expires - signed_in).num_milliseconds(), 600_000, "{first}");
+
+    // The same person again, in another browser: the profile exists, so not a first sign-in.
+    let other = app.another_browser();
+    let response = other.sign_in("okta-user", None).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (status, again) = other.me().await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["user_id"], first["user_id"]);
+    assert_eq!(again["first_sign_in"], false, "{again}");
+}
