@@ -10,6 +10,7 @@ pub mod dev_idp;
 pub mod error;
 pub mod hardening;
 pub mod identify_api;
+pub mod login_context;
 pub mod logout_token;
 pub mod metrics;
 pub mod outbox;

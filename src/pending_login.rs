@@ -18,6 +18,10 @@ use tower_sessions::cookie::{time::Duration, Cookie, SameSite};
 use crate::sealed::Keys;
 use crate::session::PendingLogin;
 
+/// The largest pending login sealed into a cookie: sealed and base64-encoded it stays under
+/// the 4096 bytes browsers keep per cookie, with its name and attributes.
+const MAX_PLAIN_BYTES: usize = 2800;
+
 /// Where the cookies go and how long they live (from `session` settings).
 #[derive(Debug, Clone)]
 pub struct PendingCookies {
@@ -35,10 +39,16 @@ impl PendingCookies {
         format!("{}_login_{}", self.prefix, hex::encode(&digest[..12]))
     }
 
-    /// A `Set-Cookie` value holding `login`, sealed.
+    /// A `Set-Cookie` value holding `login`, sealed. When the login link's context would
+    /// make the cookie too large for a browser to keep, the context is shed (referrer first,
+    /// then campaign): it is analytics, the sign-in is not.
     pub fn set_cookie(&self, login: &PendingLogin) -> HeaderValue {
         let name = self.name(&login.state);
-        let plain = serde_json::to_vec(login).expect("a pending login serializes");
+        let mut plain = serde_json::to_vec(login).expect("a pending login serializes");
+        let mut login = login.clone();
+        while plain.len() > MAX_PLAIN_BYTES && login.context.shed() {
+            plain = serde_json::to_vec(&login).expect("a pending login serializes");
+        }
         let value = self.keys.seal(name.as_bytes(), &plain);
         let cookie = Cookie::build((name, value))
             .path(callback_path(&login.provider))
@@ -117,6 +127,7 @@ mod tests {
             started_at: 0,
             anonymous_id: None,
             prompt: None,
+            context: Default::default(),
         }
     }
 
@@ -163,6 +174,39 @@ mod tests {
             removal.starts_with(&format!("{}=;", jar.name("the-state"))),
             "{removal}"
         );
+    }
+
+    #[test]
+    fn the_longest_landing_page_and_login_context_still_fit_a_cookie() {
+        use crate::login_context::{Campaign, LoginContext};
+        let jar = jar();
+        let mut long = login(&"s".repeat(43));
+        long.nonce = "n".repeat(43);
+        long.pkce_verifier = "v".repeat(43);
+        long.return_to = format!("https://app.example.com/{}", "p".repeat(2000));
+        long.anonymous_id = Some("a".repeat(256));
+        let utm = "u".repeat(100);
+        long.context = LoginContext {
+            campaign: Campaign::from_pairs(
+                crate::login_context::UTM_PARAMETERS.map(|k| (k, utm.as_str())),
+            ),
+            referrer: Some(format!("https://news.example.org/{}", "r".repeat(480))),
+        };
+        let set = jar.set_cookie(&long);
+        assert!(set.len() < 4000, "{} bytes", set.len());
+        let found = jar.find(&sent_back(&[set]), "idp", &long.state).unwrap();
+        assert_eq!(
+            found.return_to, long.return_to,
+            "the sign-in itself is kept whole"
+        );
+        assert!(found.context.referrer.is_none(), "the referrer went first");
+
+        let mut short = login("short");
+        short.context = long.context.clone();
+        let found = jar
+            .find(&sent_back(&[jar.set_cookie(&short)]), "idp", "short")
+            .unwrap();
+        assert_eq!(found.context, long.context, "with room, all of it is kept");
     }
 
     #[test]

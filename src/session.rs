@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::Session;
 
+use crate::login_context::LoginContext;
 use crate::sealed::Keys;
 use crate::store::SessionRow;
 pub use crate::store::{record_user_id, SIGNED_IN_USER};
@@ -33,6 +34,9 @@ pub struct PendingLogin {
     /// The `prompt` sent to the provider.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// The login link's campaign and referrer, for the identify call's `context`.
+    #[serde(default, skip_serializing_if = "LoginContext::is_empty")]
+    pub context: LoginContext,
 }
 
 impl fmt::Debug for PendingLogin {

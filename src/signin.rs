@@ -10,8 +10,10 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::config::ProviderSettings;
+use crate::login_context::{Campaign, Page};
 use crate::providers::oidc::VerifiedLogin;
 use crate::providers::{Provider, ProviderData, Quirks};
+use crate::session::PendingLogin;
 use crate::store::{Avatar, SignIn};
 use crate::traits::{self, ApiData, MappedTraits, MappingInput, TraitSource};
 
@@ -194,18 +196,33 @@ fn rehost_photo(
     })
 }
 
-/// Who made the request, for the identify call's `context` (plain data; its extractor lives
-/// with the routes).
+/// Who made the request and where they came from, for the identify call's `context` (plain
+/// data; its extractor lives with the routes).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The first language of `Accept-Language`.
+    pub locale: Option<String>,
     pub anonymous_id: Option<String>,
+    /// The landing page (`return_to`) and the login link's referrer.
+    pub page: Option<Page>,
+    /// The login link's UTM parameters.
+    pub campaign: Option<Campaign>,
 }
 
 impl ClientInfo {
-    pub fn with_anonymous_id(mut self, anonymous_id: Option<String>) -> Self {
-        self.anonymous_id = anonymous_id;
+    /// What the sign-in's pending login remembered from `/login/{provider}`; without UTM
+    /// parameters on the login link, those of the landing page.
+    pub fn with_login(mut self, pending: &PendingLogin) -> Self {
+        let landing = Url::parse(&pending.return_to).ok();
+        self.anonymous_id = pending.anonymous_id.clone();
+        self.campaign = pending
+            .context
+            .campaign
+            .clone()
+            .or_else(|| landing.as_ref().and_then(Campaign::from_url));
+        self.page = landing.map(|url| Page::new(&url, pending.context.referrer.clone()));
         self
     }
 }

@@ -94,6 +94,9 @@ pub struct SinkSettings {
     /// Default: `created_at` for `seed`, `event_time` for `segment` and `thrivestack`.
     #[serde(default)]
     pub timestamp: Option<TimestampRule>,
+    /// Send the client's IP address in `context.ip` (personal data: off unless asked for).
+    #[serde(default)]
+    pub send_client_ip: bool,
 }
 
 fn default_batch_size() -> usize {

@@ -156,6 +156,7 @@ pub fn prepare(
             exclude_traits: Vec::new(),
             hash_traits: Vec::new(),
             timestamp: None,
+            send_client_ip: false,
         });
         configure_identify_api(&mut base, &issuer, &api_key)?;
     }

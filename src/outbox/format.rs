@@ -69,8 +69,9 @@ pub fn seed_body(message: &IdentifyMessage, rule: TimestampRule) -> Value {
 }
 
 /// ThriveStack's array of identify objects; the creation time is always the `created_at`
-/// trait, the anonymous id is `context.device_id`, and each item carries its `message_id`
-/// in `context` so a sink can de-duplicate items of a retried batch.
+/// trait, the anonymous id is `context.device_id`, the user agent `context.userAgent`, and
+/// each item carries its `message_id` in `context` so a sink can de-duplicate items of a
+/// retried batch.
 pub fn thrivestack_body(messages: &[IdentifyMessage], rule: TimestampRule) -> Value {
     Value::Array(
         messages
@@ -78,7 +79,7 @@ pub fn thrivestack_body(messages: &[IdentifyMessage], rule: TimestampRule) -> Va
             .map(|message| {
                 let mut traits = message.traits.clone();
                 traits.insert("created_at".into(), json!(message.created_at));
-                let mut context = message.context.clone();
+                let mut context = renamed(&message.context, &[("user_agent", "userAgent")]);
                 if let Some(anonymous_id) = &message.anonymous_id {
                     context.insert("device_id".into(), json!(anonymous_id));
                 }
@@ -94,20 +95,33 @@ pub fn thrivestack_body(messages: &[IdentifyMessage], rule: TimestampRule) -> Va
     )
 }
 
+/// `context` with some keys renamed (Segment's camelCase names); `page`, `campaign`,
+/// `locale` and `ip` already carry Segment's names.
+fn renamed(context: &Map<String, Value>, names: &[(&str, &str)]) -> Map<String, Value> {
+    context
+        .iter()
+        .map(|(k, v)| {
+            let name = names
+                .iter()
+                .find(|(from, _)| *from == k.as_str())
+                .map(|(_, to)| *to);
+            (name.unwrap_or(k).to_string(), v.clone())
+        })
+        .collect()
+}
+
 /// Segment's `identify`: camelCase names, `createdAt` trait, `anonymousId` when known,
 /// the context's `user_agent` as Segment's `userAgent`.
 pub fn segment_body(message: &IdentifyMessage, rule: TimestampRule) -> Value {
     let mut traits = message.traits.clone();
     traits.insert("createdAt".into(), json!(message.created_at));
-    let context: Map<String, Value> = message
-        .context
-        .iter()
-        .map(|(k, v)| match k.as_str() {
-            "user_agent" => ("userAgent".to_string(), v.clone()),
-            "first_sign_in" => ("firstSignIn".to_string(), v.clone()),
-            _ => (k.clone(), v.clone()),
-        })
-        .collect();
+    let context = renamed(
+        &message.context,
+        &[
+            ("user_agent", "userAgent"),
+            ("first_sign_in", "firstSignIn"),
+        ],
+    );
     let mut body = json!({
         "type": "identify",
         "userId": message.user_id,

@@ -65,7 +65,7 @@ fn thrivestack_body_is_an_array_with_event_time_and_created_at_trait() {
     second.user_id = "user456".into();
     second.message_id = Uuid::nil();
     let item = |user: &str, id: &str, device: Option<&str>| {
-        let mut context = json!({"provider": "google", "first_sign_in": true, "user_agent": "UA",
+        let mut context = json!({"provider": "google", "first_sign_in": true, "userAgent": "UA",
                                  "message_id": id});
         if let Some(d) = device {
             context["device_id"] = json!(d);
@@ -143,4 +143,44 @@ fn thrivestack_and_segment_headers() {
     let h = headers(&sink(json!({"format": "segment", "api_key": "wk"})), None);
     // base64("wk:")
     assert_eq!(h["authorization"], "Basic d2s6");
+}
+
+#[test]
+fn the_login_context_reaches_each_format_under_its_names() {
+    let mut m = message(None);
+    m.context.extend(
+        json!({
+            "locale": "de-CH",
+            "ip": "203.0.113.7",
+            "page": {"url": "https://app.example.com/welcome", "path": "/welcome",
+                     "referrer": "https://news.example.org/"},
+            "campaign": {"name": "spring", "source": "newsletter"},
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    let seed = body(&sink(json!({})), std::slice::from_ref(&m));
+    let segment = body(
+        &sink(json!({"format": "segment", "api_key": "wk"})),
+        std::slice::from_ref(&m),
+    );
+    let thrivestack = body(
+        &sink(json!({"format": "thrivestack", "api_key": "k"})),
+        std::slice::from_ref(&m),
+    );
+    for (format, context, agent) in [
+        ("seed", &seed["context"], "user_agent"),
+        ("segment", &segment["context"], "userAgent"),
+        ("thrivestack", &thrivestack[0]["context"], "userAgent"),
+    ] {
+        assert_eq!(context[agent], "UA", "{format}: {context}");
+        assert_eq!(context["locale"], "de-CH", "{format}");
+        assert_eq!(context["ip"], "203.0.113.7", "{format}");
+        assert_eq!(
+            context["page"]["referrer"], "https://news.example.org/",
+            "{format}"
+        );
+        assert_eq!(context["campaign"]["name"], "spring", "{format}");
+    }
 }

@@ -47,23 +47,16 @@ pub fn messages_for_sign_in(
             Value::String(name.chars().take(256).collect()),
         );
     }
-    let mut context = Map::new();
-    context.insert("provider".into(), Value::String(provider.to_string()));
-    context.insert("first_sign_in".into(), Value::Bool(outcome.first_sign_in));
-    if let Some(ip) = &client.ip {
-        context.insert("ip".into(), Value::String(ip.clone()));
-    }
-    if let Some(ua) = &client.user_agent {
-        context.insert("user_agent".into(), Value::String(ua.clone()));
-    }
-    context.insert(
-        "library".into(),
-        serde_json::json!({"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")}),
-    );
+    let context = sign_in_context(provider, outcome.first_sign_in, client);
     settings
         .sinks
         .iter()
         .map(|sink| {
+            let mut context = context.clone();
+            // The client's address is personal data: only for a sink that asks for it.
+            if let Some(ip) = client.ip.as_ref().filter(|_| sink.send_client_ip) {
+                context.insert("ip".into(), Value::String(ip.clone()));
+            }
             let message = IdentifyMessage {
                 message_id: Uuid::new_v4(),
                 user_id: outcome.user_id.clone(),
@@ -71,11 +64,37 @@ pub fn messages_for_sign_in(
                 created_at: format_time(outcome.created_at),
                 event_at: format_time(facts.signed_in_at),
                 anonymous_id: client.anonymous_id.clone(),
-                context: context.clone(),
+                context,
             };
             to_row(sink, message, facts.signed_in_at)
         })
         .collect()
+}
+
+/// The sink-neutral `context` of a sign-in's identify call (the client address is added per
+/// sink): provider, first sign-in or not, user agent, locale, the landing `page` (with the
+/// login link's `referrer`), the login link's `campaign`, and this library.
+fn sign_in_context(provider: &str, first_sign_in: bool, client: &ClientInfo) -> Map<String, Value> {
+    let mut context = Map::new();
+    context.insert("provider".into(), Value::String(provider.to_string()));
+    context.insert("first_sign_in".into(), Value::Bool(first_sign_in));
+    if let Some(ua) = &client.user_agent {
+        context.insert("user_agent".into(), Value::String(ua.clone()));
+    }
+    if let Some(locale) = &client.locale {
+        context.insert("locale".into(), Value::String(locale.clone()));
+    }
+    if let Some(page) = &client.page {
+        context.insert("page".into(), serde_json::json!(page));
+    }
+    if let Some(campaign) = &client.campaign {
+        context.insert("campaign".into(), serde_json::json!(campaign));
+    }
+    context.insert(
+        "library".into(),
+        serde_json::json!({"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")}),
+    );
+    context
 }
 
 /// The outbox row for one sink's copy of a message.

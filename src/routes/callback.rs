@@ -127,7 +127,7 @@ async fn complete_sign_in(
         chrono::Utc::now(),
     )
     .await;
-    let client = client.with_anonymous_id(pending.anonymous_id.clone());
+    let client = client.with_login(&pending);
     let spent = spent_state(&pending, settings.session.login_timeout_secs);
     // The signed-in session is written by the sign-in transaction (its record too, when
     // sessions live in the database); the last attempt's session is the one committed.

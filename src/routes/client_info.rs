@@ -1,4 +1,5 @@
-//! The [`ClientInfo`] of a request (its address and user agent), taken from the HTTP request.
+//! The [`ClientInfo`] of a request (its address, user agent and locale), taken from the HTTP
+//! request.
 
 use crate::signin::ClientInfo;
 
@@ -24,10 +25,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientInfo {
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect());
+        let accept_language = parts
+            .headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
         Ok(ClientInfo {
             ip,
             user_agent,
-            anonymous_id: None,
+            locale: crate::login_context::locale(accept_language),
+            ..ClientInfo::default()
         })
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{REFERER, SET_COOKIE};
 use axum::http::HeaderMap;
 use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::config::Settings;
 use crate::error::AppError;
+use crate::login_context::{self, Campaign, LoginContext};
 use crate::pending_login::PendingCookies;
 use crate::providers::Providers;
 use crate::return_to;
@@ -38,6 +39,38 @@ pub struct LoginParams {
     /// OpenID Connect `prompt`, passed on: `login`, `consent`, `select_account` (space
     /// separated), e.g. for a "use another account" link.
     prompt: Option<String>,
+    /// The page that linked here (a page may pass `document.referrer`); else `Referer`.
+    referrer: Option<String>,
+    utm_campaign: Option<String>,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    utm_term: Option<String>,
+    utm_content: Option<String>,
+}
+
+impl LoginParams {
+    /// The login link's `utm_*` parameters that are set.
+    fn utm(&self) -> impl Iterator<Item = (&str, &str)> {
+        [
+            ("utm_campaign", &self.utm_campaign),
+            ("utm_source", &self.utm_source),
+            ("utm_medium", &self.utm_medium),
+            ("utm_term", &self.utm_term),
+            ("utm_content", &self.utm_content),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+    }
+
+    /// The login link's context (the landing page's own `utm_*` are read at the callback).
+    fn context(&self, headers: &HeaderMap, settings: &Settings) -> LoginContext {
+        let own_origin = settings.server.public_url.origin().ascii_serialization();
+        let referer = headers.get(REFERER).and_then(|v| v.to_str().ok());
+        LoginContext {
+            campaign: Campaign::from_pairs(self.utm()),
+            referrer: login_context::referrer(self.referrer.as_deref(), referer, &own_origin),
+        }
+    }
 }
 
 struct ProviderButton {
@@ -57,15 +90,25 @@ async fn login_page(
     State(settings): State<Arc<Settings>>,
     State(providers): State<Providers>,
     Query(params): Query<LoginParams>,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let target = return_to::validate(
         params.return_to.as_deref(),
         &settings.server.public_url,
         &allowed_origins(&settings),
     )?;
-    let query = match params.return_to.as_deref() {
-        Some(_) => format!("?return_to={}", urlencode(target.as_str())),
-        None => String::new(),
+    // The buttons carry on what the link to this page said: landing page, campaign, referrer.
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    if params.return_to.is_some() {
+        pairs.append_pair("return_to", target.as_str());
+    }
+    if let Some(referrer) = &params.context(&headers, &settings).referrer {
+        pairs.append_pair("referrer", referrer);
+    }
+    pairs.extend_pairs(params.utm());
+    let query = match pairs.finish() {
+        q if q.is_empty() => String::new(),
+        q => format!("?{q}"),
     };
     let buttons = providers
         .iter()
@@ -100,6 +143,7 @@ async fn begin_login(
         &settings.server.public_url,
         &allowed_origins(&settings),
     )?;
+    let context = params.context(&headers, &settings);
     let login_hint = checked_text("login_hint", params.login_hint)?;
     // Segment's analytics.js keeps the visitor's anonymous id in this cookie.
     let anonymous_id = checked_text(
@@ -119,6 +163,7 @@ async fn begin_login(
         started_at: chrono::Utc::now().timestamp(),
         anonymous_id,
         prompt,
+        context,
     });
     tracing::info!("sign-in started");
     Ok((
@@ -180,8 +225,4 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 pub(crate) fn allowed_origins(settings: &Settings) -> Vec<String> {
     settings.server.return_origins()
-}
-
-pub(crate) fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

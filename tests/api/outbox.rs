@@ -66,6 +66,85 @@ async fn a_sign_in_reaches_the_seed_sink_as_the_spec_sample() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_in_carries_its_landing_page_campaign_referrer_agent_and_locale_to_each_format() {
+    let (seed, seg, ts) = (
+        TestSink::start().await,
+        TestSink::start().await,
+        TestSink::start().await,
+    );
+    let toml = sink_toml("seed", "seed", &seed.url, "send_client_ip = true")
+        + &sink_toml("seg", "segment", &seg.url, "api_key = \"wk\"")
+        + &sink_toml("ts", "thrivestack", &ts.url, "api_key = \"k\"");
+    let app = spawn_app_with(AppOptions {
+        kind: Kind::Google,
+        extra_toml: toml,
+        ..Default::default()
+    })
+    .await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("user-agent", "TestBrowser/1.0".parse().unwrap());
+    headers.insert("accept-language", "de-CH,de;q=0.9".parse().unwrap());
+    headers.insert(
+        "referer",
+        "https://news.example.org/story#top".parse().unwrap(),
+    );
+    let browser = crate::harness::client_builder(true)
+        .default_headers(headers)
+        .build()
+        .unwrap();
+
+    // The bridge's /login page hands campaign and referrer on to its buttons.
+    let landing = "https://app.example.com/welcome?x=1";
+    let query = format!(
+        "return_to={}&utm_source=newsletter&utm_campaign=spring",
+        crate::helpers::urlencode(landing)
+    );
+    let page = browser
+        .get(app.url(&format!("/login?{query}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("utm_source=newsletter")
+            && page.contains("referrer=https%3A%2F%2Fnews.example.org%2Fstory"),
+        "{page}"
+    );
+
+    let callback = app
+        .start_sign_in_with(&browser, &format!("login_hint=google-workspace&{query}"))
+        .await;
+    let done = browser.get(callback).send().await.unwrap();
+    assert_eq!(done.headers()["location"], landing);
+
+    let expected_page = serde_json::json!({
+        "url": landing, "path": "/welcome", "search": "?x=1",
+        "referrer": "https://news.example.org/story",
+    });
+    let expected_campaign = serde_json::json!({"source": "newsletter", "name": "spring"});
+    let s = &seed.wait_for(1, WAIT).await[0].body["context"];
+    assert_eq!(s["page"], expected_page, "{s}");
+    assert_eq!(s["campaign"], expected_campaign);
+    assert_eq!(s["user_agent"], "TestBrowser/1.0");
+    assert_eq!(s["locale"], "de-CH");
+    assert_eq!(s["ip"], "127.0.0.1", "the seed sink asked for the address");
+    let g = &seg.wait_for(1, WAIT).await[0].body["context"];
+    let t = &ts.wait_for(1, WAIT).await[0].body[0]["context"];
+    for (format, context) in [("segment", g), ("thrivestack", t)] {
+        assert_eq!(context["page"], expected_page, "{format}: {context}");
+        assert_eq!(context["campaign"], expected_campaign, "{format}");
+        assert_eq!(context["userAgent"], "TestBrowser/1.0", "{format}");
+        assert_eq!(context["locale"], "de-CH", "{format}");
+        assert!(
+            context.get("ip").is_none(),
+            "{format}: no address unless enabled"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sign_in_reaches_thrivestack_and_segment_sinks_each_in_its_format() {
     let ts = TestSink::start().await;
     let seg = TestSink::start().await;
