@@ -1,17 +1,20 @@
 //! Staying true to the provider: every `session.revalidate_secs`, on a request, a session is
-//! checked back with the provider that signed its person in. With a refresh token (Okta and
-//! Microsoft with `offline_access`, Google with `access_type=offline`, any provider that
-//! issued one) the token is refreshed; otherwise userinfo is asked while the access token is
-//! valid. A refused refresh (`invalid_grant`) or a userinfo refusal (account gone, grant
-//! revoked) ends the session. A provider that cannot be reached signs nobody out.
+//! checked back with the provider that signed its person in. With a refresh token (sign-ins ask
+//! for one while re-validation is on: Okta and Microsoft with `offline_access`, Google with
+//! `access_type=offline`, another provider with `offline_access` when it lists the scope) the
+//! token is refreshed; otherwise userinfo is asked while the access token is valid. A refused
+//! refresh (`invalid_grant`) or a userinfo refusal (account gone, grant revoked) ends the
+//! session. A provider that cannot be reached, or answers something unusable (an answer over
+//! its cap, not JSON), signs nobody out.
 //!
-//! What a check needs is the generic OpenID Connect client of each provider (its token and
-//! userinfo endpoints from discovery), so it lives here once rather than in each provider file.
+//! The calls themselves are the provider's ([`Provider::refresh`], with what the kind's
+//! refresh needs, and [`Provider::userinfo`], both capped); this module decides what their
+//! answers mean for the session.
 
-use openidconnect::{OAuth2TokenResponse, RefreshToken, RequestTokenError};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
+use crate::providers::oidc::{RefreshError, UserinfoError};
 use crate::providers::Provider;
 use crate::session::SessionTokens;
 
@@ -51,23 +54,10 @@ async fn refresh(
     refresh_token: &str,
     now: i64,
 ) -> Verdict {
-    let discovered = match provider.discovered() {
-        Ok(d) => d,
-        Err(e) => return Verdict::Unreachable(e.to_string()),
-    };
-    let token = RefreshToken::new(refresh_token.to_string());
-    let request = match discovered.client.exchange_refresh_token(&token) {
-        Ok(request) => request,
-        Err(e) => return Verdict::Unreachable(format!("no token endpoint: {e}")),
-    };
-    let started = std::time::Instant::now();
-    let response = request.request_async(&provider.token_http()).await;
-    crate::metrics::provider_call(provider.name(), "refresh", started.elapsed().as_secs_f64());
-    match response {
-        Ok(response) => {
-            let access_token = response.access_token().secret().clone();
+    match provider.refresh(refresh_token).await {
+        Ok(refreshed) => {
             // The fresh claims, for the traits; a refresh stands whatever userinfo says.
-            let claims = match userinfo(provider, &access_token).await {
+            let claims = match userinfo(provider, &refreshed.access_token).await {
                 Verdict::Valid { claims, .. } => claims,
                 _ => None,
             };
@@ -75,70 +65,44 @@ async fn refresh(
                 tokens: Some(SessionTokens {
                     id_token: tokens.id_token.clone(),
                     // A provider that rotates refresh tokens sends a new one; others keep the old.
-                    refresh_token: response
-                        .refresh_token()
-                        .map(|t| t.secret().clone())
+                    refresh_token: refreshed
+                        .refresh_token
                         .or_else(|| Some(refresh_token.to_string())),
-                    access_token: Some(access_token),
-                    access_token_expires_at: response
-                        .expires_in()
-                        .map(|d| now + d.as_secs() as i64),
+                    access_token: Some(refreshed.access_token),
+                    access_token_expires_at: refreshed.expires_in.map(|d| now + d.as_secs() as i64),
                 }),
                 claims,
             }
         }
-        Err(RequestTokenError::ServerResponse(r))
-            if matches!(
-                r.error(),
-                openidconnect::core::CoreErrorResponseType::InvalidGrant
-            ) =>
-        {
+        Err(RefreshError::InvalidGrant) => {
             Verdict::Ended("the provider refused the refresh token (invalid_grant)".into())
         }
-        // Anything else (our client refused, a 5xx, a timeout, an unreadable answer) is not
-        // the person's doing: they stay signed in.
-        Err(RequestTokenError::ServerResponse(r)) => {
-            Verdict::Unreachable(format!("refresh refused: {}", r.error()))
-        }
-        Err(e) => Verdict::Unreachable(format!("refresh failed: {e}")),
+        // Anything else (our client refused, a 5xx, a timeout, an unreadable or oversized
+        // answer) is not the person's doing: they stay signed in.
+        Err(RefreshError::Failed(e)) => Verdict::Unreachable(format!("refresh failed: {e}")),
     }
 }
 
 async fn userinfo(provider: &Provider, access_token: &str) -> Verdict {
-    let discovered = match provider.discovered() {
-        Ok(d) => d,
-        Err(e) => return Verdict::Unreachable(e.to_string()),
-    };
-    let Some(endpoint) = discovered.metadata.userinfo_endpoint() else {
-        return Verdict::Valid {
+    match provider.userinfo(access_token).await {
+        Ok(claims) => Verdict::Valid {
+            tokens: None,
+            claims,
+        },
+        // The token was accepted; a signed answer is not read for claims.
+        Err(UserinfoError::Signed) => Verdict::Valid {
             tokens: None,
             claims: None,
-        };
-    };
-    let started = std::time::Instant::now();
-    let response = provider
-        .http()
-        .get(endpoint.url().clone())
-        .bearer_auth(access_token)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .headers(crate::telemetry::trace_headers())
-        .send()
-        .await;
-    crate::metrics::provider_call(provider.name(), "userinfo", started.elapsed().as_secs_f64());
-    match response {
-        // A JSON object is read for its claims; anything else (a signed userinfo) is not.
-        Ok(r) if r.status().is_success() => Verdict::Valid {
-            tokens: None,
-            claims: r.json::<Map<String, Value>>().await.ok(),
         },
         // The token was revoked or the account is gone.
-        Ok(r) if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
-            Verdict::Ended(format!(
-                "userinfo refused the access token (HTTP {})",
-                r.status()
-            ))
+        Err(UserinfoError::Refused(status))
+            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) =>
+        {
+            Verdict::Ended(format!("userinfo refused the access token (HTTP {status})"))
         }
-        Ok(r) => Verdict::Unreachable(format!("userinfo answered HTTP {}", r.status())),
-        Err(e) => Verdict::Unreachable(format!("userinfo unreachable: {e}")),
+        Err(UserinfoError::Refused(status)) => {
+            Verdict::Unreachable(format!("userinfo answered HTTP {status}"))
+        }
+        Err(UserinfoError::Failed(e)) => Verdict::Unreachable(format!("userinfo failed: {e}")),
     }
 }

@@ -40,7 +40,8 @@ pub struct SessionSettings {
     pub secret_file: Option<PathBuf>,
     /// A signed-in session ends this many seconds after its sign-in, however active.
     pub max_lifetime_secs: u64,
-    /// Check a session back with its provider after this many seconds (0: never).
+    /// Check a session back with its provider after this many seconds (0: never). While it is
+    /// on, sign-ins ask the provider for a refresh token.
     pub revalidate_secs: u64,
 }
 

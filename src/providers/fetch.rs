@@ -138,21 +138,45 @@ impl<'a> Call<'a> {
                     status,
                 });
             }
-            if response
-                .content_length()
-                .is_some_and(|n| n > max_bytes as u64)
-            {
-                return Err(too_large());
+            match read_capped(response, max_bytes).await {
+                Ok(body) => Ok(Bytes::from(body)),
+                Err(BodyError::TooLarge) => Err(too_large()),
+                Err(BodyError::Transport(e)) => Err(classify(e)),
             }
-            let bytes = response.bytes().await.map_err(classify)?;
-            if bytes.len() > max_bytes {
-                return Err(too_large());
-            }
-            Ok(bytes)
         };
         // The timeout covers the whole exchange, body included.
         tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| FetchError::Timeout { service, endpoint })?
     }
+}
+
+/// Why [`read_capped`] read no body.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// More than the cap.
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Read `response`'s body, refusing more than `max_bytes`: at once when `Content-Length` says
+/// so, else chunk by chunk (a chunked answer has no length), so no more than the cap is held.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > max_bytes as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

@@ -1,9 +1,10 @@
 //! `kind = "oidc"`: any OpenID provider, as the specification describes it. The issuer is
 //! configured; an email counts for account linking only with `trust_email_verified`.
 
+use openidconnect::Scope;
 use serde_json::{Map, Value};
 
-use super::quirks::{self, Account, Extras, ProviderData, Quirks};
+use super::quirks::{self, Account, Extras, ProviderData, Quirks, OFFLINE_ACCESS};
 use crate::config::OidcSettings;
 
 #[derive(Debug)]
@@ -33,12 +34,14 @@ impl Quirks for Generic {
         None
     }
 
-    fn extras(&self, offline: bool) -> Extras {
+    /// `offline_access` only when discovery lists it: OpenID Connect Core §11 leaves it
+    /// optional, and a provider that does not know a scope may refuse the request.
+    fn extras(&self, offline: bool, scopes_supported: Option<&[Scope]>) -> Extras {
+        let listed = scopes_supported.is_some_and(|s| s.iter().any(|s| **s == OFFLINE_ACCESS));
         Extras {
-            scopes: if offline {
-                vec!["offline_access"]
-            } else {
-                Vec::new()
+            scopes: match offline && listed {
+                true => vec![OFFLINE_ACCESS],
+                false => Vec::new(),
             },
             params: Vec::new(),
         }
@@ -88,5 +91,25 @@ mod tests {
             Generic::new(&settings(true)).issuer(),
             "https://sso.example.com"
         );
+    }
+
+    #[test]
+    fn offline_access_is_asked_only_when_discovery_lists_it() {
+        let generic = Generic::new(&OidcSettings {
+            issuer: url::Url::parse("https://sso.example.com/").unwrap(),
+            trust_email_verified: false,
+        });
+        let listed = [
+            Scope::new("openid".into()),
+            Scope::new("offline_access".into()),
+        ];
+        let unlisted = [Scope::new("openid".into())];
+        assert_eq!(
+            generic.extras(true, Some(&listed)).scopes,
+            vec!["offline_access"]
+        );
+        assert_eq!(generic.extras(true, Some(&unlisted)), Extras::default());
+        assert_eq!(generic.extras(true, None), Extras::default());
+        assert_eq!(generic.extras(false, Some(&listed)), Extras::default());
     }
 }

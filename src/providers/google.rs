@@ -1,7 +1,17 @@
 //! Google: one fixed issuer (`https://accounts.google.com`), `hd` for Workspace accounts, and
-//! `access_type=offline` + `prompt=consent` for a refresh token (Google has no
-//! `offline_access` scope and issues a refresh token only on consent).
+//! `access_type=offline` for a refresh token (Google has no `offline_access` scope).
+//!
+//! Google issues the refresh token when the person sees its consent screen: at their first
+//! sign-in to this client (or after they removed its access), not at later ones. The bridge
+//! does not force that screen (`prompt=consent`) on every sign-in: it would stand in front of
+//! every returning person, and each forced consent mints one more refresh token towards
+//! Google's limit per account and client, beyond which Google silently revokes the oldest (so
+//! older sessions would end with `invalid_grant`). A session without a refresh token is
+//! re-validated through userinfo while its access token lasts (an hour), then stands on its
+//! sign-in until `session.max_lifetime_secs`. A deployment that wants one every time links to
+//! `/login/google?prompt=consent`.
 
+use openidconnect::Scope;
 use serde_json::{Map, Value};
 
 use super::quirks::{self, Account, Extras, ProviderData, Quirks};
@@ -35,10 +45,10 @@ impl Quirks for Google {
         Some("Google")
     }
 
-    fn extras(&self, offline: bool) -> Extras {
+    fn extras(&self, offline: bool, _scopes_supported: Option<&[Scope]>) -> Extras {
         let mut extras = Extras::default();
         if offline {
-            extras.params = vec![("access_type", "offline"), ("prompt", "consent")];
+            extras.params = vec![("access_type", "offline")];
         }
         extras
     }
@@ -66,6 +76,7 @@ impl Quirks for Google {
 
 #[cfg(test)]
 mod tests {
+    use super::super::quirks::RefreshParams;
     use super::*;
     use serde_json::json;
 
@@ -97,13 +108,17 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_token_needs_offline_access_and_consent() {
+    fn a_refresh_token_is_asked_with_access_type_offline_and_no_forced_consent() {
         let google = Google::new(&GoogleSettings::default());
-        assert_eq!(google.extras(false), Extras::default());
-        assert_eq!(
-            google.extras(true).params,
-            vec![("access_type", "offline"), ("prompt", "consent")]
+        let listed = [Scope::new("offline_access".into())];
+        assert_eq!(google.extras(false, Some(&listed)), Extras::default());
+        let offline = google.extras(true, Some(&listed));
+        assert_eq!(offline.params, vec![("access_type", "offline")]);
+        assert!(
+            offline.scopes.is_empty(),
+            "Google has no offline_access scope"
         );
+        assert_eq!(google.refresh(&["openid".into()]), RefreshParams::default());
         assert_eq!(google.issuer(), ISSUER);
     }
 }

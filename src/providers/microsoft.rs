@@ -7,11 +7,14 @@
 //! `aud` and the rest against it, and applying the tenant policy to the verified `tid`.
 
 use async_trait::async_trait;
+use openidconnect::Scope;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::graph::{self, GraphProfile};
-use super::quirks::{self, Account, ApiCall, Extras, ProviderData, Quirks};
+use super::quirks::{
+    self, Account, ApiCall, Extras, ProviderData, Quirks, RefreshParams, OFFLINE_ACCESS,
+};
 use super::{ProviderError, TENANT_PLACEHOLDER};
 use crate::config::MicrosoftSettings;
 
@@ -146,17 +149,26 @@ impl Quirks for Microsoft {
         Ok(expected_issuer(discovered, &tid))
     }
 
-    fn extras(&self, offline: bool) -> Extras {
+    fn extras(&self, offline: bool, _scopes_supported: Option<&[Scope]>) -> Extras {
         let mut scopes = Vec::new();
         if self.settings.graph {
             scopes.push(graph::SCOPE);
         }
         if offline {
-            scopes.push("offline_access");
+            scopes.push(OFFLINE_ACCESS);
         }
         Extras {
             scopes,
             params: Vec::new(),
+        }
+    }
+
+    /// The Microsoft identity platform issues an access token for the scopes a refresh names
+    /// (one resource per token, providers.md §2.3 (c)), and MSAL always names them: the scopes
+    /// of the sign-in, so the new access token still reads userinfo and Graph.
+    fn refresh(&self, asked: &[String]) -> RefreshParams {
+        RefreshParams {
+            scopes: asked.to_vec(),
         }
     }
 
@@ -329,6 +341,9 @@ mod tests {
         );
         let personal = obj(serde_json::json!({"tid": CONSUMER_TENANT}));
         assert!(ms.token_issuer(template, &personal).is_err());
-        assert_eq!(ms.extras(true).scopes, vec!["offline_access"]);
+        assert_eq!(ms.extras(true, None).scopes, vec!["offline_access"]);
+        assert_eq!(ms.extras(false, None), Extras::default());
+        let asked = vec!["openid".to_string(), "offline_access".to_string()];
+        assert_eq!(ms.refresh(&asked).scopes, asked);
     }
 }

@@ -16,7 +16,7 @@ pub mod okta;
 pub mod quirks;
 mod ring_jwk;
 
-pub use quirks::{Account, ApiCall, Extras, ProviderData, Quirks};
+pub use quirks::{Account, ApiCall, Extras, ProviderData, Quirks, RefreshParams};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -346,7 +346,7 @@ impl Provider {
         stage: Stage,
         what: &str,
     ) -> Result<T, ProviderError> {
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -360,20 +360,15 @@ impl Provider {
                 format!("HTTP {} from {url}", response.status()),
             ));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = fetch::read_capped(response, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| transport_error(stage, &e))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(ProviderError::InvalidResponse(
+            .map_err(|e| match e {
+                fetch::BodyError::TooLarge => ProviderError::InvalidResponse(
                     stage,
                     format!("{url} answered more than {MAX_DOCUMENT_BYTES} bytes"),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
+                ),
+                fetch::BodyError::Transport(e) => transport_error(stage, &e),
+            })?;
         serde_json::from_slice(&body)
             .map_err(|e| ProviderError::InvalidResponse(stage, format!("not {what}: {e}")))
     }
@@ -621,26 +616,20 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for Traced<'_> {
         Box::pin(async move {
             let too_large = || HttpClientError::Other(format!("{TOO_LARGE} {max_bytes} bytes"));
             let request = reqwest::Request::try_from(request).map_err(Box::new)?;
-            let mut response = self.http.execute(request).await.map_err(Box::new)?;
-            if response
-                .content_length()
-                .is_some_and(|n| n > max_bytes as u64)
-            {
-                return Err(too_large());
-            }
+            let response = self.http.execute(request).await.map_err(Box::new)?;
             let mut builder = openidconnect::http::Response::builder()
                 .status(response.status())
                 .version(response.version());
             for (name, value) in response.headers() {
                 builder = builder.header(name, value);
             }
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(Box::new)? {
-                if body.len() + chunk.len() > max_bytes {
-                    return Err(too_large());
+            let body = match fetch::read_capped(response, max_bytes).await {
+                Ok(body) => body,
+                Err(fetch::BodyError::TooLarge) => return Err(too_large()),
+                Err(fetch::BodyError::Transport(e)) => {
+                    return Err(HttpClientError::Reqwest(Box::new(e)))
                 }
-                body.extend_from_slice(&chunk);
-            }
+            };
             builder.body(body).map_err(HttpClientError::Http)
         })
     }

@@ -4,14 +4,14 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJsonWebKey,
+    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
     CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthorizationCode,
     ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IdToken, IdTokenClaims,
     IdTokenVerifier, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    RefreshToken, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -74,7 +74,7 @@ pub struct AuthOptions<'a> {
     /// The person's `prompt` (`login`, `consent`, `select_account`), already checked.
     pub prompt: Option<&'a str>,
     /// Also ask for a refresh token, as the kind needs (`offline_access`, or Google's
-    /// `access_type=offline` with `prompt=consent`).
+    /// `access_type=offline`): when sessions are re-validated (`session.revalidate_secs` > 0).
     pub offline: bool,
 }
 /// Claims about the token itself, not the person: userinfo never overrides them.
@@ -139,23 +139,10 @@ impl Provider {
         }
     }
 
-    /// Build the authorization URL with PKCE S256, a fresh state and nonce (and the person's
-    /// `login_hint` and `prompt`, already checked, when given).
+    /// Build the authorization URL with PKCE S256, a fresh state and nonce, the person's
+    /// `login_hint` and `prompt` (already checked) when given, and with `offline` what this
+    /// kind needs to issue a refresh token (see [`super::Quirks::extras`]).
     pub fn authorization_request(
-        &self,
-        login_hint: Option<&str>,
-        prompt: Option<&str>,
-    ) -> Result<AuthorizationRequest, ProviderError> {
-        self.authorization_request_with(&AuthOptions {
-            login_hint,
-            prompt,
-            offline: false,
-        })
-    }
-
-    /// [`Provider::authorization_request`] with every option; `offline` also asks for what
-    /// this kind needs to issue a refresh token (see [`super::Quirks::extras`]).
-    pub fn authorization_request_with(
         &self,
         options: &AuthOptions<'_>,
     ) -> Result<AuthorizationRequest, ProviderError> {
@@ -169,17 +156,13 @@ impl Provider {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
-        let extras = self.quirks().extras(options.offline);
-        let mut scopes: Vec<&str> = self.settings.scopes.iter().map(String::as_str).collect();
-        for scope in &extras.scopes {
-            if !scopes.contains(scope) {
-                scopes.push(scope);
+        let extras = self.extras(&d, options.offline);
+        for scope in self.asked_scopes(&extras) {
+            if scope != "openid" {
+                request = request.add_scope(Scope::new(scope));
             }
         }
-        for scope in scopes.into_iter().filter(|s| *s != "openid") {
-            request = request.add_scope(Scope::new(scope.to_string()));
-        }
-        // The kind's parameters; a `prompt` of its own (Google's `consent`) joins the person's.
+        // The kind's parameters; a `prompt` of its own joins the person's.
         let mut prompt: Vec<&str> = options.prompt.unwrap_or_default().split(' ').collect();
         prompt.retain(|p| !p.is_empty());
         for (name, value) in &extras.params {
@@ -207,6 +190,79 @@ impl Provider {
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
         })
+    }
+
+    /// What this kind adds to an authorization request, given the discovery document.
+    fn extras(&self, d: &Discovered, offline: bool) -> super::Extras {
+        let supported = d.metadata.scopes_supported().map(Vec::as_slice);
+        self.quirks().extras(offline, supported)
+    }
+
+    /// The scopes an authorization request asks for: the configured ones, then the kind's.
+    fn asked_scopes(&self, extras: &super::Extras) -> Vec<String> {
+        let mut scopes = self.settings.scopes.clone();
+        for scope in &extras.scopes {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_string());
+            }
+        }
+        scopes
+    }
+
+    /// Refresh a session's tokens at the token endpoint, with what this kind's refresh needs
+    /// ([`super::Quirks::refresh`]); the answer is capped like every token answer.
+    #[tracing::instrument(skip_all, fields(provider = %self.name()))]
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Refreshed, RefreshError> {
+        let d = self.discovered().map_err(RefreshError::Failed)?;
+        // A refresh token is only held when the sign-in asked for one.
+        let asked = self.asked_scopes(&self.extras(&d, true));
+        let params = self.quirks().refresh(&asked);
+        let token = RefreshToken::new(refresh_token.to_string());
+        let request = d
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|e| {
+                RefreshError::Failed(ProviderError::InvalidResponse(Stage::Token, e.to_string()))
+            })?
+            .add_scopes(params.scopes.into_iter().map(Scope::new));
+        let started = std::time::Instant::now();
+        let response = request
+            .request_async(&self.token_http())
+            .instrument(
+                tracing::info_span!("provider_call", provider = %self.name(), stage = "refresh"),
+            )
+            .await;
+        crate::metrics::provider_call(self.name(), "refresh", started.elapsed().as_secs_f64());
+        match response {
+            Ok(response) => Ok(Refreshed {
+                access_token: response.access_token().secret().clone(),
+                refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+                expires_in: response.expires_in(),
+            }),
+            Err(RequestTokenError::ServerResponse(r))
+                if matches!(r.error(), CoreErrorResponseType::InvalidGrant) =>
+            {
+                Err(RefreshError::InvalidGrant)
+            }
+            Err(e) => Err(RefreshError::Failed(token_error(e))),
+        }
+    }
+
+    /// Userinfo with `access_token`, for a re-validation: the account's claims (untrusted:
+    /// their `sub` not yet compared), `Ok(None)` when the provider has no userinfo endpoint.
+    #[tracing::instrument(skip_all, fields(provider = %self.name()))]
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+    ) -> Result<Option<Map<String, Value>>, UserinfoError> {
+        let d = self.discovered().map_err(UserinfoError::Failed)?;
+        let Some(endpoint) = d.metadata.userinfo_endpoint() else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        let claims = self.get_userinfo(endpoint.url(), access_token).await;
+        crate::metrics::provider_call(self.name(), "userinfo", started.elapsed().as_secs_f64());
+        claims.map(Some)
     }
 
     /// RFC 9207: when the response carries `iss`, it must be this provider's issuer.
@@ -415,21 +471,36 @@ impl Provider {
         access_token: &AccessToken,
         subject: &str,
     ) -> Result<Map<String, Value>, ProviderError> {
+        let claims = self
+            .get_userinfo(endpoint, access_token.secret())
+            .await
+            .map_err(ProviderError::from)?;
+        match claims.get("sub").and_then(Value::as_str) {
+            Some(sub) if sub == subject => Ok(claims),
+            _ => Err(ProviderError::SubjectMismatch),
+        }
+    }
+
+    /// GET userinfo with the access token: a JSON object of at most [`MAX_USERINFO_BYTES`].
+    async fn get_userinfo(
+        &self,
+        endpoint: &Url,
+        access_token: &str,
+    ) -> Result<Map<String, Value>, UserinfoError> {
+        let failed =
+            |e: &reqwest::Error| UserinfoError::Failed(super::transport_error(Stage::Userinfo, e));
         let response = self
             .http()
             .get(endpoint.clone())
-            .bearer_auth(access_token.secret())
+            .bearer_auth(access_token)
             .header(reqwest::header::ACCEPT, "application/json")
             .headers(crate::telemetry::trace_headers())
             .send()
             .await
-            .map_err(|e| super::transport_error(Stage::Userinfo, &e))?;
+            .map_err(|e| failed(&e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(ProviderError::Rejected(
-                Stage::Userinfo,
-                format!("HTTP {status}"),
-            ));
+            return Err(UserinfoError::Refused(status));
         }
         let is_jwt = response
             .headers()
@@ -437,27 +508,68 @@ impl Provider {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/jwt"));
         if is_jwt {
-            return Err(ProviderError::InvalidResponse(
+            return Err(UserinfoError::Signed);
+        }
+        let body = super::fetch::read_capped(response, MAX_USERINFO_BYTES)
+            .await
+            .map_err(|e| match e {
+                super::fetch::BodyError::TooLarge => {
+                    UserinfoError::Failed(ProviderError::InvalidResponse(
+                        Stage::Userinfo,
+                        format!("response larger than {MAX_USERINFO_BYTES} bytes"),
+                    ))
+                }
+                super::fetch::BodyError::Transport(e) => failed(&e),
+            })?;
+        serde_json::from_slice(&body).map_err(|e| {
+            UserinfoError::Failed(ProviderError::InvalidResponse(
+                Stage::Userinfo,
+                format!("not a JSON object: {e}"),
+            ))
+        })
+    }
+}
+
+/// A refresh the provider answered. Tokens never logged.
+pub struct Refreshed {
+    pub access_token: String,
+    /// A provider that rotates refresh tokens sends a new one; `None`: keep the old one.
+    pub refresh_token: Option<String>,
+    pub expires_in: Option<std::time::Duration>,
+}
+
+/// Why a refresh gave no tokens.
+#[derive(Debug)]
+pub enum RefreshError {
+    /// The provider refused the refresh token (`invalid_grant`): revoked, expired, or the
+    /// account is gone.
+    InvalidGrant,
+    /// Anything else: the provider could not be asked, or answered something unusable.
+    Failed(ProviderError),
+}
+
+/// Why userinfo gave no claims.
+#[derive(Debug)]
+pub enum UserinfoError {
+    /// The provider answered this non-2xx status (401 or 403: the token was refused).
+    Refused(reqwest::StatusCode),
+    /// The provider answered a signed (`application/jwt`) userinfo, which is not read.
+    Signed,
+    /// The provider could not be asked, or answered something unusable (too large, not JSON).
+    Failed(ProviderError),
+}
+
+impl From<UserinfoError> for ProviderError {
+    fn from(e: UserinfoError) -> Self {
+        match e {
+            UserinfoError::Refused(status) => {
+                ProviderError::Rejected(Stage::Userinfo, format!("HTTP {status}"))
+            }
+            UserinfoError::Signed => ProviderError::InvalidResponse(
                 Stage::Userinfo,
                 "signed (application/jwt) userinfo responses are not supported; configure the provider to answer JSON".into(),
-            ));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| super::transport_error(Stage::Userinfo, &e))?;
-        if body.len() > MAX_USERINFO_BYTES {
-            return Err(ProviderError::InvalidResponse(
-                Stage::Userinfo,
-                "response too large".into(),
-            ));
-        }
-        let claims: Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
-            ProviderError::InvalidResponse(Stage::Userinfo, format!("not a JSON object: {e}"))
-        })?;
-        match claims.get("sub").and_then(Value::as_str) {
-            Some(sub) if sub == subject => Ok(claims),
-            _ => Err(ProviderError::SubjectMismatch),
+            ),
+            UserinfoError::Failed(e) => e,
         }
     }
 }

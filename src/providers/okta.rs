@@ -9,13 +9,14 @@
 
 use std::time::Duration;
 
+use openidconnect::Scope;
 use serde_json::{Map, Value};
 use url::Url;
 
 use async_trait::async_trait;
 
 use super::fetch::{self, FetchError};
-use super::quirks::{self, Account, ApiCall, Extras, ProviderData, Quirks};
+use super::quirks::{self, Account, ApiCall, Extras, ProviderData, Quirks, OFFLINE_ACCESS};
 use crate::config::{OktaDomain, OktaSettings};
 
 /// How the Users API is named in errors.
@@ -111,13 +112,16 @@ impl Quirks for Okta {
         Some("Okta")
     }
 
-    fn extras(&self, offline: bool) -> Extras {
+    /// A refresh token needs `offline_access` (and the app's Refresh Token grant enabled in
+    /// Okta); a refresh without `scope` keeps the original grant's scopes, so [`Quirks::refresh`]
+    /// keeps its default.
+    fn extras(&self, offline: bool, _scopes_supported: Option<&[Scope]>) -> Extras {
         let mut scopes = Vec::new();
         if self.settings.users_api {
             scopes.push(USERS_SCOPE);
         }
         if offline {
-            scopes.push("offline_access");
+            scopes.push(OFFLINE_ACCESS);
         }
         Extras {
             scopes,
@@ -179,6 +183,10 @@ mod tests {
             issuer(&okta("http://127.0.0.1:9/", Some("x"))),
             "http://127.0.0.1:9/oauth2/x"
         );
+        let quirks = Okta::new(&okta("acme.okta.com", None));
+        assert_eq!(quirks.extras(true, None).scopes, vec!["offline_access"]);
+        assert_eq!(quirks.extras(false, None), Extras::default());
+        assert!(quirks.refresh(&["openid".into()]).scopes.is_empty());
         let domain = |d: &str| OktaDomain::try_from(d.to_string()).unwrap();
         assert_eq!(
             users_me_url(&domain("acme.okta.com")).unwrap().as_str(),

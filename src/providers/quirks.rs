@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use openidconnect::Scope;
 use serde_json::{Map, Value};
 
 use super::graph::GraphProfile;
@@ -17,6 +18,17 @@ pub struct Extras {
     pub scopes: Vec<&'static str>,
     pub params: Vec<(&'static str, &'static str)>,
 }
+
+/// What a refresh-token request of this kind sends beyond `grant_type`, `refresh_token` and
+/// the client's authentication (RFC 6749 §6).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RefreshParams {
+    /// `scope`: empty sends none, which keeps the scopes of the original grant (RFC 6749 §6).
+    pub scopes: Vec<String>,
+}
+
+/// The scope that asks an OpenID provider for a refresh token (OpenID Connect Core §11).
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// What the provider's own API said about the user (Microsoft Graph, the Okta Users API).
 #[derive(Debug, Default, Clone)]
@@ -80,10 +92,18 @@ pub trait Quirks: Send + Sync + std::fmt::Debug {
         Ok(discovered.to_string())
     }
 
-    /// Scopes and parameters this kind adds to an authorization request; with `offline`, also
-    /// what it needs to issue a refresh token (Google: `access_type=offline`, `prompt=consent`;
-    /// the others: the `offline_access` scope).
-    fn extras(&self, offline: bool) -> Extras;
+    /// Scopes and parameters this kind adds to an authorization request; with `offline`
+    /// (sessions are re-validated: `session.revalidate_secs` > 0), also what it needs to issue
+    /// a refresh token: Okta and Microsoft the `offline_access` scope, Google
+    /// `access_type=offline`, any other provider `offline_access` when its discovery document
+    /// lists it in `scopes_supported` (`scopes_supported`: that list, `None` when absent).
+    fn extras(&self, offline: bool, scopes_supported: Option<&[Scope]>) -> Extras;
+
+    /// What a refresh of this kind's tokens needs, given `asked`, the scopes the sign-in asked
+    /// for. Default: nothing beyond the refresh token (the original grant's scopes).
+    fn refresh(&self, _asked: &[String]) -> RefreshParams {
+        RefreshParams::default()
+    }
 
     /// Read the provider's own API after a sign-in (Graph, the Okta Users API). A failure is
     /// logged and counted and never fails the sign-in. Default: nothing to read.

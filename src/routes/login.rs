@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::login_context::{self, Campaign, LoginContext};
 use crate::pending_login::PendingCookies;
+use crate::providers::oidc::AuthOptions;
 use crate::providers::Providers;
 use crate::return_to;
 use crate::session::PendingLogin;
@@ -153,7 +154,13 @@ async fn begin_login(
             .or_else(|| cookie(&headers, "ajs_anonymous_id")),
     )?;
     let prompt = checked_prompt(params.prompt)?;
-    let request = provider.authorization_request(login_hint.as_deref(), prompt.as_deref())?;
+    let request = provider.authorization_request(&AuthOptions {
+        login_hint: login_hint.as_deref(),
+        prompt: prompt.as_deref(),
+        // A refresh token is what re-validation uses first: ask for one when sessions are
+        // re-validated.
+        offline: settings.session.revalidate_secs > 0,
+    })?;
     let cookie = pending.set_cookie(&PendingLogin {
         provider: name,
         state: request.state,

@@ -278,6 +278,49 @@ impl TestIdp {
             .await;
     }
 
+    /// Successful userinfo responses from now on carry a `padding` member of this many
+    /// characters; `None` stops it.
+    pub async fn set_userinfo_padding(&self, bytes: Option<usize>) {
+        self.control_post("mode", json!({ "userinfo_padding": bytes }))
+            .await;
+    }
+
+    /// When authorization requests get a refresh token from now on: `consent` (oidc-provider's
+    /// own rule), `scope` (Okta, Entra), `access_type` (Google) or `none`; `None` restores the
+    /// configured rule.
+    pub async fn set_offline(&self, rule: Option<&str>) {
+        self.control_post("mode", json!({ "offline": rule })).await;
+    }
+
+    /// `true`: every connection to the provider's routes is dropped unanswered (it cannot be
+    /// reached) while the control endpoints and the counters go on; `false` serves again.
+    pub async fn set_down(&self, down: bool) {
+        self.control_post("mode", json!({ "down": down })).await;
+    }
+
+    /// How many requests the token endpoint and userinfo have had since the provider started
+    /// (also those dropped while down), and how many refreshes it answered with tokens.
+    pub async fn requests(&self) -> Requests {
+        let mode = self
+            .get_json(&format!("{}/__control/mode", self.base_url()))
+            .await;
+        let count = |route: &str| mode["requests"][route].as_u64().expect("request count");
+        Requests {
+            token: count("token"),
+            userinfo: count("userinfo"),
+            refreshed: count("refreshed"),
+        }
+    }
+
+    /// The `scope`, `prompt` and `access_type` of the last authorization request, as the
+    /// client sent them (`null` before the first).
+    pub async fn last_authorization(&self) -> Value {
+        let mode = self
+            .get_json(&format!("{}/__control/mode", self.base_url()))
+            .await;
+        mode["last_authorization"].clone()
+    }
+
     /// How many requests the key set (`/jwks`) has had since the provider started.
     pub async fn jwks_requests(&self) -> u64 {
         let mode = self
@@ -502,6 +545,15 @@ fn install_node_modules_blocking() {
 const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// base64url without padding.
+/// Requests the provider has had, by endpoint ([`TestIdp::requests`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requests {
+    pub token: u64,
+    pub userinfo: u64,
+    /// Refresh-token grants answered with tokens.
+    pub refreshed: u64,
+}
+
 pub fn b64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {

@@ -10,8 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{location, CLIENT_SECRET};
-use crate::idp::{b64url_decode, b64url_encode, IdpClient};
+use crate::harness::poll;
+use crate::helpers::{location, spawn_app_with, AppOptions, Kind, CLIENT_SECRET};
+use crate::idp::{b64url_decode, b64url_encode, IdpClient, Requests};
 use crate::replicas::{browser, spawn_on_sqlite, spawn_replicas, Replicas};
 use crate::sink::TestSink;
 use identify_bridge::store::Store;
@@ -21,8 +22,11 @@ const WAIT: Duration = Duration::from_secs(15);
 /// The test provider's `google-consumer` account.
 const SUB: &str = "110248495921238986420";
 const ADMIN_KEY: &str = "admin-key-for-session-tests";
-/// Provider scopes that make the test provider issue a refresh token (with `prompt=consent`).
-const OFFLINE: &str = "scopes = [\"openid\", \"profile\", \"email\", \"offline_access\"]\n";
+/// The test provider's refresh-token rules ([`crate::idp::TestIdp::set_offline`]): Google's
+/// (the replicas' provider is `kind = "google"`, and the bridge asks with `access_type=offline`
+/// while re-validation is on), and never.
+const GOOGLE_OFFLINE: &str = "access_type";
+const NO_REFRESH_TOKEN: &str = "none";
 
 #[derive(Clone, Copy, Debug)]
 enum Stores {
@@ -61,6 +65,16 @@ async fn sign_in(r: &Replicas, client: &reqwest::Client, hint: &str) {
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
 }
 
+/// A browser signed in as `google-consumer` to [`bridge`] on `stores` with `session` lines,
+/// the test provider issuing refresh tokens by `rule` ([`GOOGLE_OFFLINE`], [`NO_REFRESH_TOKEN`]).
+async fn signed_in(stores: Stores, session: &str, rule: &str) -> (Replicas, reqwest::Client) {
+    let r = bridge(stores, session, "").await;
+    r.idp.set_offline(Some(rule)).await;
+    let client = browser();
+    sign_in(&r, &client, "google-consumer").await;
+    (r, client)
+}
+
 /// The status of `path` on the last replica.
 async fn status(r: &Replicas, client: &reqwest::Client, path: &str) -> StatusCode {
     let last = r.addresses.last().unwrap();
@@ -72,15 +86,38 @@ async fn status(r: &Replicas, client: &reqwest::Client, path: &str) -> StatusCod
         .status()
 }
 
-/// Ask `path` on the last replica until it answers `want` (at most 20 s).
+/// Ask `path` on the last replica until it answers `want`.
 async fn wait_for(r: &Replicas, client: &reqwest::Client, path: &str, want: StatusCode) {
-    for _ in 0..200 {
-        if status(r, client, path).await == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{path} never answered {want}");
+    poll(&format!("{path} answering {want}"), WAIT, || async {
+        (status(r, client, path).await == want).then_some(())
+    })
+    .await
+}
+
+/// Ask `/auth` on the last replica, which must answer 204 every time, until the provider has
+/// answered one more re-validation of the session: a refresh with tokens (`refresh`), else a
+/// userinfo call. With `session.revalidate_secs = 1` that is within a second or two, and no
+/// test waits longer than it must.
+async fn kept_through_a_revalidation(
+    r: &Replicas,
+    client: &reqwest::Client,
+    refresh: bool,
+) -> Requests {
+    let before = r.idp.requests().await;
+    poll("a re-validation that keeps the session", WAIT, || async {
+        assert_eq!(
+            status(r, client, "/auth").await,
+            StatusCode::NO_CONTENT,
+            "the session ended at a re-validation the provider accepted"
+        );
+        let now = r.idp.requests().await;
+        let done = match refresh {
+            true => now.refreshed > before.refreshed,
+            false => now.userinfo > before.userinfo,
+        };
+        done.then_some(now)
+    })
+    .await
 }
 
 async fn user_id(r: &Replicas, client: &reqwest::Client) -> String {
@@ -96,23 +133,26 @@ async fn user_id(r: &Replicas, client: &reqwest::Client) -> String {
     me["user_id"].as_str().expect("signed in").to_string()
 }
 
-/// Past `session.revalidate_secs = 1`: the next request re-validates.
-async fn past_the_revalidation_interval() {
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-}
-
 // ------------------------------------------------------------------ re-validation
 
-async fn a_revoked_grant_ends_the_session(stores: Stores, provider: &str, hint: &str) {
-    let r = bridge(stores, "revalidate_secs = 1\n", provider).await;
-    let client = browser();
-    sign_in(&r, &client, hint).await;
-    past_the_revalidation_interval().await;
+/// Signed in with the provider issuing refresh tokens by `rule`, the session survives a
+/// re-validation (a refresh when it holds a refresh token, else userinfo) and ends once the
+/// grant is revoked at the provider.
+async fn a_revoked_grant_ends_the_session(stores: Stores, rule: &str) {
+    let (r, client) = signed_in(stores, "revalidate_secs = 1\n", rule).await;
+    let asked = r.idp.last_authorization().await;
+    assert_eq!(asked["access_type"], "offline", "{asked}");
     assert_eq!(
-        status(&r, &client, "/auth").await,
-        StatusCode::NO_CONTENT,
-        "a re-validation the provider accepts keeps the session"
+        asked.get("prompt"),
+        None,
+        "no consent screen forced: {asked}"
     );
+    let refresh = rule != NO_REFRESH_TOKEN;
+    kept_through_a_revalidation(&r, &client, refresh).await;
+    if refresh {
+        // The stored refresh token is used again at the next re-validation.
+        kept_through_a_revalidation(&r, &client, true).await;
+    }
     assert!(r.idp.revoke_grants(SUB).await > 0);
     wait_for(&r, &client, "/auth", StatusCode::UNAUTHORIZED).await;
     assert_eq!(status(&r, &client, "/me").await, StatusCode::UNAUTHORIZED);
@@ -126,40 +166,97 @@ async fn a_revoked_grant_ends_the_session(stores: Stores, provider: &str, hint: 
 
 #[tokio::test]
 async fn a_revoked_refresh_token_signs_out_on_sqlite() {
-    a_revoked_grant_ends_the_session(Stores::Sqlite, OFFLINE, "google-consumer&prompt=consent")
-        .await;
+    a_revoked_grant_ends_the_session(Stores::Sqlite, GOOGLE_OFFLINE).await;
 }
 
 #[tokio::test]
 async fn a_revoked_refresh_token_signs_out_on_every_replica_with_database_sessions() {
-    a_revoked_grant_ends_the_session(
-        Stores::PgDatabase,
-        OFFLINE,
-        "google-consumer&prompt=consent",
-    )
-    .await;
+    a_revoked_grant_ends_the_session(Stores::PgDatabase, GOOGLE_OFFLINE).await;
 }
 
 #[tokio::test]
 async fn a_revoked_refresh_token_signs_out_on_every_replica_with_redis_sessions() {
-    a_revoked_grant_ends_the_session(Stores::PgRedis, OFFLINE, "google-consumer&prompt=consent")
-        .await;
+    a_revoked_grant_ends_the_session(Stores::PgRedis, GOOGLE_OFFLINE).await;
 }
 
 #[tokio::test]
 async fn without_a_refresh_token_a_revoked_access_token_signs_out_through_userinfo() {
-    a_revoked_grant_ends_the_session(Stores::Sqlite, "", "google-consumer").await;
+    a_revoked_grant_ends_the_session(Stores::Sqlite, NO_REFRESH_TOKEN).await;
 }
 
 #[tokio::test]
+async fn without_revalidation_sign_ins_ask_for_no_refresh_token() {
+    let (r, _client) = signed_in(Stores::Sqlite, "revalidate_secs = 0\n", GOOGLE_OFFLINE).await;
+    let asked = r.idp.last_authorization().await;
+    assert_eq!(asked.get("access_type"), None, "{asked}");
+    assert!(!asked["scope"].as_str().unwrap().contains("offline_access"));
+}
+
+/// Okta and Microsoft get the `offline_access` scope, as does another OpenID provider whose
+/// discovery lists it (the test provider's does); the refresh token they issue for it (the
+/// test provider imitating them: the scope alone suffices) is what re-validation uses.
+#[tokio::test]
+async fn okta_microsoft_and_other_providers_are_asked_for_offline_access_and_refreshed() {
+    for (kind, hint) in [
+        (Kind::Okta, "okta-user"),
+        (Kind::Microsoft, "microsoft-work"),
+        (Kind::Oidc, "generic"),
+    ] {
+        let app = spawn_app_with(AppOptions {
+            kind,
+            session_toml: "revalidate_secs = 1".into(),
+            ..Default::default()
+        })
+        .await;
+        app.idp.set_offline(Some("scope")).await;
+        let done = app.sign_in(hint, None).await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER, "{kind:?}");
+        let asked = app.idp.last_authorization().await;
+        let scopes: Vec<&str> = asked["scope"].as_str().unwrap().split(' ').collect();
+        assert!(scopes.contains(&"offline_access"), "{kind:?}: {asked}");
+        assert_eq!(asked.get("access_type"), None, "{kind:?}: {asked}");
+        assert_eq!(asked.get("prompt"), None, "{kind:?}: {asked}");
+        let before = app.idp.requests().await;
+        poll(
+            &format!("{kind:?}: a refresh that keeps the session"),
+            WAIT,
+            || async {
+                assert_eq!(
+                    app.get("/auth").await.status(),
+                    StatusCode::NO_CONTENT,
+                    "{kind:?}"
+                );
+                (app.idp.requests().await.refreshed > before.refreshed).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// The provider cannot be reached at a re-validation (connections dropped): the session goes
+/// on, and the failure is counted.
+#[tokio::test]
 async fn the_provider_down_during_revalidation_keeps_people_signed_in() {
-    let mut r = bridge(Stores::PgDatabase, "revalidate_secs = 1\n", OFFLINE).await;
-    let client = browser();
-    sign_in(&r, &client, "google-consumer&prompt=consent").await;
-    r.idp.stop().await;
-    past_the_revalidation_interval().await;
+    let (r, client) = signed_in(Stores::PgDatabase, "revalidate_secs = 1\n", GOOGLE_OFFLINE).await;
+    r.idp.set_down(true).await;
+    let before = r.idp.requests().await;
+    poll(
+        "a refresh tried while the provider is down",
+        WAIT,
+        || async {
+            assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+            (r.idp.requests().await.token > before.token).then_some(())
+        },
+    )
+    .await;
     assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
     assert_eq!(status(&r, &client, "/me").await, StatusCode::OK);
+    assert_unreachable_counted(&r, &client).await;
+}
+
+/// `identify_bridge_session_revalidations_total{outcome="unreachable"}` is on the last
+/// replica's metrics (the counter is the process's, shared by the tests of this binary).
+async fn assert_unreachable_counted(r: &Replicas, client: &reqwest::Client) {
     let metrics = client
         .get(format!("{}/metrics", r.addresses.last().unwrap()))
         .send()
@@ -172,6 +269,27 @@ async fn the_provider_down_during_revalidation_keeps_people_signed_in() {
         metrics.contains("identify_bridge_session_revalidations_total{provider=\"google\",outcome=\"unreachable\"}"),
         "{metrics}"
     );
+}
+
+/// A userinfo answer over its cap (256 KiB) at a re-validation is refused like an unreachable
+/// provider: the session goes on, nothing in the answer is read (a name changed at the provider
+/// does not reach the profile), and the failure is counted.
+#[tokio::test]
+async fn an_oversized_userinfo_answer_at_revalidation_is_refused_and_keeps_the_session() {
+    let (r, client) = signed_in(Stores::Sqlite, "revalidate_secs = 1\n", NO_REFRESH_TOKEN).await;
+    let id = user_id(&r, &client).await;
+    r.idp
+        .set_claims(SUB, json!({"name": "Ana Oversized"}))
+        .await;
+    r.idp.set_userinfo_padding(Some(2 * 1024 * 1024)).await;
+    kept_through_a_revalidation(&r, &client, false).await;
+    assert_eq!(status(&r, &client, "/me").await, StatusCode::OK);
+    assert_eq!(
+        profile(&r, &id).await["traits"]["enrichment_full_name"],
+        "Ana Souza",
+        "the oversized answer was read"
+    );
+    assert_unreachable_counted(&r, &client).await;
 }
 
 // ------------------------------------------------------------------ back-channel logout
@@ -335,13 +453,10 @@ async fn profile(r: &Replicas, id: &str) -> Value {
 /// A name changed at the provider after sign-in reaches the profile and the sink as a second
 /// identify call at the next re-validation; a re-validation with nothing changed writes and
 /// sends nothing. `provider` chooses the path: a refresh token, or userinfo alone.
-async fn changed_traits_at_revalidation_reach_the_profile_and_the_sink(
-    stores: Stores,
-    provider: &str,
-) {
+async fn changed_traits_at_revalidation_reach_the_profile_and_the_sink(stores: Stores, rule: &str) {
     let sink = TestSink::start().await;
     let extra = format!(
-        "{provider}[admin]\napi_key_hashes = [\"{}\"]\n\
+        "[admin]\napi_key_hashes = [\"{}\"]\n\
          [[sinks]]\nname = \"seed\"\nformat = \"seed\"\nurl = \"{}\"\n\
          backoff_base_ms = 50\nbackoff_cap_secs = 1\n",
         hex::encode(Sha256::digest(ADMIN_KEY.as_bytes())),
@@ -359,8 +474,10 @@ async fn changed_traits_at_revalidation_reach_the_profile_and_the_sink(
             .await
         }
     };
+    r.idp.set_offline(Some(rule)).await;
+    let refresh = rule != NO_REFRESH_TOKEN;
     let client = browser();
-    sign_in(&r, &client, "google-consumer&prompt=consent").await;
+    sign_in(&r, &client, "google-consumer").await;
     let id = user_id(&r, &client).await;
     let first = sink.wait_for(1, WAIT).await;
     assert_eq!(first[0].body["traits"]["name"], "Ana Souza");
@@ -372,8 +489,7 @@ async fn changed_traits_at_revalidation_reach_the_profile_and_the_sink(
     r.idp
         .set_claims(SUB, json!({"name": "Ana Souza Lima"}))
         .await;
-    past_the_revalidation_interval().await;
-    assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+    kept_through_a_revalidation(&r, &client, refresh).await;
     let got = sink.wait_for(2, WAIT).await;
     let second = &got[1].body;
     assert_eq!(second["user_id"], id.as_str());
@@ -392,8 +508,7 @@ async fn changed_traits_at_revalidation_reach_the_profile_and_the_sink(
 
     // Nothing changed since: the re-validation (the request waits for it) writes nothing and
     // enqueues nothing.
-    past_the_revalidation_interval().await;
-    assert_eq!(status(&r, &client, "/auth").await, StatusCode::NO_CONTENT);
+    kept_through_a_revalidation(&r, &client, refresh).await;
     assert_eq!(profile(&r, &id).await["updated_at"], changed["updated_at"]);
     let store = Store::connect(&r.database_url).await.unwrap();
     let stats = store.outbox_stats(chrono::Utc::now()).await.unwrap();
@@ -403,12 +518,17 @@ async fn changed_traits_at_revalidation_reach_the_profile_and_the_sink(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_name_changed_at_the_provider_reaches_the_sink_at_a_refresh_on_sqlite() {
-    changed_traits_at_revalidation_reach_the_profile_and_the_sink(Stores::Sqlite, OFFLINE).await;
+    changed_traits_at_revalidation_reach_the_profile_and_the_sink(Stores::Sqlite, GOOGLE_OFFLINE)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_name_changed_at_the_provider_reaches_the_sink_through_userinfo_on_postgres() {
-    changed_traits_at_revalidation_reach_the_profile_and_the_sink(Stores::PgDatabase, "").await;
+    changed_traits_at_revalidation_reach_the_profile_and_the_sink(
+        Stores::PgDatabase,
+        NO_REFRESH_TOKEN,
+    )
+    .await;
 }
 
 // ------------------------------------------------------------------ ending sessions

@@ -45,6 +45,10 @@ const ACCESS_TOKEN_AUDIENCE = rawConfig.access_token_audience || 'identify-api';
 const DEFAULT_ACCESS_TOKEN_TTL = Number(rawConfig.access_token_ttl) > 0
   ? Math.floor(Number(rawConfig.access_token_ttl)) : 600;
 const PKCE_REQUIRED = rawConfig.pkce_required !== false;
+// When a refresh token is issued (see `offlineRule`): oidc-provider's own rule, Okta's and
+// Entra's, Google's, or never.
+const OFFLINE_RULES = ['consent', 'scope', 'access_type', 'none'];
+const DEFAULT_OFFLINE = OFFLINE_RULES.includes(rawConfig.offline) ? rawConfig.offline : 'consent';
 // The client authentication methods the provider supports (and lists in discovery).
 const CLIENT_AUTH_METHODS = Array.isArray(rawConfig.client_auth_methods)
   && rawConfig.client_auth_methods.length
@@ -113,10 +117,18 @@ const mode = {
   nonce: null,
   access_token_ttl: null,
   token_padding: null,
+  userinfo_padding: null,
   jwks_status: null,
+  offline: DEFAULT_OFFLINE,
+  down: false,
 };
 // Requests to the key set (`{issuer}/jwks`) so far, shown by GET /__control/mode.
 let jwksRequests = 0;
+// Requests to the token endpoint and userinfo so far (also those refused while `down`), the
+// refreshes answered with tokens, and the last authorization request's scope, prompt and
+// access_type as the client sent them: shown by GET /__control/mode.
+const requests = { token: 0, userinfo: 0, refreshed: 0 };
+let lastAuthorization = null;
 
 const accessTokenTtl = () => (mode.access_token_ttl && mode.access_token_ttl > 0
   ? mode.access_token_ttl : DEFAULT_ACCESS_TOKEN_TTL);
@@ -405,18 +417,24 @@ function makeProvider(jwk) {
   });
   provider.proxy = false;
 
-  // userinfo_sub override: rewrite the `sub` of userinfo responses.
+  // userinfo_sub override: rewrite the `sub` of userinfo responses; userinfo_padding: add a
+  // `padding` member of that many characters (an oversized answer).
   provider.use(async (ctx, next) => {
     await next();
-    if (ctx.oidc?.route === 'userinfo' && mode.userinfo_sub && ctx.status === 200
+    if (ctx.oidc?.route === 'userinfo' && ctx.status === 200
       && ctx.body && typeof ctx.body === 'object') {
-      ctx.body = { ...ctx.body, sub: mode.userinfo_sub };
+      if (mode.userinfo_sub) ctx.body = { ...ctx.body, sub: mode.userinfo_sub };
+      if (mode.userinfo_padding) ctx.body = { ...ctx.body, padding: 'x'.repeat(mode.userinfo_padding) };
     }
   });
 
   // token_padding: add a `padding` member of that many characters to token responses.
   provider.use(async (ctx, next) => {
     await next();
+    if (ctx.oidc?.route === 'token' && ctx.status === 200
+      && ctx.oidc.params?.grant_type === 'refresh_token') {
+      requests.refreshed += 1;
+    }
     if (ctx.oidc?.route === 'token' && mode.token_padding && ctx.status === 200
       && ctx.body && typeof ctx.body === 'object') {
       ctx.body = { ...ctx.body, padding: 'x'.repeat(mode.token_padding) };
@@ -503,10 +521,19 @@ async function handleControl(req, res, path) {
       const n = Number(body.jwks_status);
       mode.jwks_status = body.jwks_status === null || !(n >= 400 && n < 600) ? null : n;
     }
-    if ('token_padding' in body) {
-      const n = Number(body.token_padding);
-      mode.token_padding = body.token_padding === null || !(n > 0) ? null : Math.floor(n);
+    for (const key of ['token_padding', 'userinfo_padding']) {
+      if (key in body) {
+        const n = Number(body[key]);
+        mode[key] = body[key] === null || !(n > 0) ? null : Math.floor(n);
+      }
     }
+    if ('offline' in body) {
+      if (body.offline !== null && !OFFLINE_RULES.includes(body.offline)) {
+        return sendJson(res, 400, { error: 'invalid_request', detail: `offline is one of ${OFFLINE_RULES.join(', ')}` });
+      }
+      mode.offline = body.offline ?? DEFAULT_OFFLINE;
+    }
+    if ('down' in body) mode.down = body.down === true;
     if ('access_token_ttl' in body) {
       const n = Number(body.access_token_ttl);
       mode.access_token_ttl = body.access_token_ttl === null || !(n > 0) ? null : Math.floor(n);
@@ -590,7 +617,9 @@ async function handleControl(req, res, path) {
     return sendJson(res, 200, { sub: body.sub, claims: claimsForSub(body.sub) });
   }
   if (path === '/__control/mode' && req.method === 'GET') {
-    return sendJson(res, 200, { mode, jwks_requests: jwksRequests });
+    return sendJson(res, 200, {
+      mode, jwks_requests: jwksRequests, requests, last_authorization: lastAuthorization,
+    });
   }
   return sendJson(res, 404, { error: 'not_found' });
 }
@@ -673,6 +702,14 @@ async function handle(req, res) {
     return sendJson(res, 404, { error: 'not_found', error_description: `not under issuer path ${ISSUER_PATH}` });
   }
 
+  if (inner === '/token') requests.token += 1;
+  if (inner === '/me') requests.userinfo += 1;
+  // down: the provider cannot be reached (the connection is dropped unanswered).
+  if (mode.down) {
+    req.socket.destroy();
+    return undefined;
+  }
+
   if (inner.startsWith('/interaction/')) return handleInteraction(req, res);
 
   if (inner === '/jwks') {
@@ -684,9 +721,14 @@ async function handle(req, res) {
 
   let innerUrl = inner + url.search;
 
-  // nonce override for authorization requests (GET /auth; not the /auth/:uid resume route).
-  if (inner === '/auth' && req.method === 'GET' && mode.nonce) {
-    url.searchParams.set('nonce', mode.nonce);
+  // Authorization requests (GET /auth; not the /auth/:uid resume route): remembered, the
+  // offline rule applied, and the nonce override.
+  if (inner === '/auth' && req.method === 'GET') {
+    const { searchParams } = url;
+    lastAuthorization = Object.fromEntries(['scope', 'prompt', 'access_type']
+      .filter((name) => searchParams.has(name)).map((name) => [name, searchParams.get(name)]));
+    offlineRule(searchParams);
+    if (mode.nonce) searchParams.set('nonce', mode.nonce);
     innerUrl = inner + url.search;
   }
 
@@ -726,6 +768,30 @@ async function handle(req, res) {
   }
   req.url = innerUrl;
   return current.callback(req, res);
+}
+
+// When an authorization request gets a refresh token. oidc-provider grants `offline_access`
+// only with `prompt=consent` (OpenID Connect Core §11), its `consent` rule, left alone. The
+// others rewrite the request into that form when the provider they imitate would issue one:
+// `scope` (Okta, Entra): the `offline_access` scope alone; `access_type` (Google):
+// `access_type=offline`, and `offline_access` is not a scope there (dropped); `none`: never.
+function offlineRule(params) {
+  const scopes = (params.get('scope') || '').split(' ').filter(Boolean);
+  const prompts = (params.get('prompt') || '').split(' ').filter(Boolean);
+  let offline;
+  switch (mode.offline) {
+    case 'scope': offline = scopes.includes('offline_access'); break;
+    case 'access_type': offline = params.get('access_type') === 'offline'; break;
+    case 'none': offline = false; break;
+    default: return;
+  }
+  const kept = scopes.filter((s) => s !== 'offline_access');
+  if (offline) {
+    kept.push('offline_access');
+    if (!prompts.includes('consent')) prompts.push('consent');
+  }
+  params.set('scope', kept.join(' '));
+  if (prompts.length) params.set('prompt', prompts.join(' '));
 }
 
 // Okta's Users API, as the user: the access token must be live and carry okta.users.read.self.
