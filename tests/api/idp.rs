@@ -329,8 +329,6 @@ impl TestIdp {
         mode["jwks_requests"].as_u64().expect("jwks_requests")
     }
 
-    /// A JWT signed with the provider's current key (RS256, its `kid`), with `header`'s fields
-    /// added to the header: for tokens the provider would not issue itself.
     /// Stop the provider (it cannot be reached any more).
     pub async fn stop(&mut self) {
         let _ = self.child.kill().await;
@@ -361,6 +359,8 @@ impl TestIdp {
         .await;
     }
 
+    /// A JWT signed with the provider's current key (RS256, its `kid`), with `header`'s fields
+    /// added to the header: for tokens the provider would not issue itself.
     pub async fn sign(&self, header: Value, payload: &Value) -> String {
         let v = self
             .control_post("sign", json!({ "header": header, "payload": payload }))
