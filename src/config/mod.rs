@@ -46,7 +46,7 @@ pub use server::{
     AccountSettings, AdminSettings, Origin, RateLimitSettings, ServerSettings,
     DEFAULT_MAX_TOKEN_BYTES,
 };
-pub use sinks::{SinkFormat, SinkSettings, SinkTokenSettings, TimestampRule};
+pub use sinks::{signing_key, SinkFormat, SinkSettings, SinkTokenSettings, TimestampRule};
 pub use telemetry::TelemetrySettings;
 pub use trait_names::{is_trait_name, TRAIT_NAMES};
 

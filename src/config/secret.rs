@@ -61,15 +61,43 @@ pub(super) fn resolve_secret(
             format!("set either {key} or {key}_file, not both"),
         )),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                super::ConfigError::at(
-                    format!("{key}_file"),
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
+            let text = read_file(path, key)?;
             *value = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// Fill a list of secrets from `file` (separated by whitespace) when only the file is given;
+/// both set is an error naming `{key}_file`.
+pub(super) fn resolve_secret_list(
+    values: &mut Vec<Secret>,
+    file: Option<&Path>,
+    key: &str,
+) -> Result<(), super::ConfigError> {
+    let Some(path) = file else {
+        return Ok(());
+    };
+    if !values.is_empty() {
+        return Err(super::ConfigError::at(
+            format!("{key}_file"),
+            format!("set either {key} or {key}_file, not both"),
+        ));
+    }
+    *values = read_file(path, key)?
+        .split_whitespace()
+        .map(Secret::new)
+        .collect();
+    Ok(())
+}
+
+/// The text of `{key}_file`; an error naming that key when it cannot be read.
+fn read_file(path: &Path, key: &str) -> Result<String, super::ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        super::ConfigError::at(
+            format!("{key}_file"),
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })
 }

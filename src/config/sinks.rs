@@ -19,6 +19,9 @@ pub enum SinkFormat {
     Thrivestack,
     /// Segment's HTTP tracking API `identify`, write key as basic auth.
     Segment,
+    /// A plain JSON event per request (type, id, time, user_id, traits, context, first sign-in
+    /// or not), for any HTTP receiver; sign it with `signing_secrets`.
+    Webhook,
 }
 
 /// What `timestamp` means in what a sink receives.
@@ -97,6 +100,13 @@ pub struct SinkSettings {
     /// Send the client's IP address in `context.ip` (personal data: off unless asked for).
     #[serde(default)]
     pub send_client_ip: bool,
+    /// Standard Webhooks secrets (`whsec_` + base64): every request is signed with each one
+    /// (`webhook-signature` lists them all), so a receiver can rotate to a new one.
+    #[serde(default)]
+    pub signing_secrets: Vec<Secret>,
+    /// A file holding the signing secrets, separated by whitespace (one a line).
+    #[serde(default)]
+    pub signing_secrets_file: Option<PathBuf>,
 }
 
 fn default_batch_size() -> usize {
@@ -119,7 +129,51 @@ impl SinkSettings {
     pub fn timestamp_rule(&self) -> TimestampRule {
         self.timestamp.unwrap_or(match self.format {
             SinkFormat::Seed => TimestampRule::CreatedAt,
-            SinkFormat::Thrivestack | SinkFormat::Segment => TimestampRule::EventTime,
+            SinkFormat::Thrivestack | SinkFormat::Segment | SinkFormat::Webhook => {
+                TimestampRule::EventTime
+            }
         })
     }
+
+    /// The HMAC keys of `signing_secrets`, in order (checked at start-up, so this holds for a
+    /// loaded configuration).
+    pub fn signing_keys(&self) -> Result<Vec<Vec<u8>>, String> {
+        self.signing_secrets
+            .iter()
+            .map(|s| signing_key(s.expose()))
+            .collect()
+    }
+}
+
+/// Standard Webhooks' secret prefix.
+pub const SIGNING_SECRET_PREFIX: &str = "whsec_";
+/// Key sizes Standard Webhooks asks for (bytes).
+const SIGNING_KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+
+/// The HMAC key of a Standard Webhooks secret: `whsec_` then standard base64 of 24–64 bytes.
+/// The message never repeats the secret.
+pub fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    let encoded = secret
+        .trim()
+        .strip_prefix(SIGNING_SECRET_PREFIX)
+        .ok_or_else(|| {
+            format!(
+                "a Standard Webhooks secret starts with `{SIGNING_SECRET_PREFIX}` (then base64)"
+            )
+        })?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| {
+            format!("after `{SIGNING_SECRET_PREFIX}` a Standard Webhooks secret is base64, and this one is not")
+        })?;
+    if !SIGNING_KEY_BYTES.contains(&key.len()) {
+        return Err(format!(
+            "a Standard Webhooks secret holds {} to {} bytes (this one {}); generate one with `echo whsec_$(openssl rand -base64 32)`",
+            SIGNING_KEY_BYTES.start(),
+            SIGNING_KEY_BYTES.end(),
+            key.len()
+        ));
+    }
+    Ok(key)
 }

@@ -367,3 +367,43 @@ fn database_and_redis_urls_come_from_mounted_files_and_not_from_both() {
     );
     assert!(load_err(&both, &[]).contains("database.url_file"));
 }
+
+#[test]
+fn signing_secrets_are_checked_at_start_up_with_a_clear_message() {
+    let sink = |secrets: &str| {
+        format!(
+            "[[sinks]]\nname = \"hooks\"\nformat = \"webhook\"\nurl = \"https://hooks.example.com/in\"\nsigning_secrets = {secrets}\n"
+        )
+    };
+    let good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYqr";
+    let settings = load(&sink(&format!("[\"{good}\"]")), &[]).unwrap();
+    assert_eq!(settings.sinks[0].signing_keys().unwrap().len(), 1);
+    assert_eq!(settings.sinks[0].format, SinkFormat::Webhook);
+
+    let e = load_err(&sink(&format!("[\"{good}\", \"not-a-secret\"]")), &[]);
+    assert!(
+        e.contains("`sinks[0] (hooks).signing_secrets[1]`") && e.contains("whsec_"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("not-a-secret"),
+        "the secret is never repeated: {e}"
+    );
+    let e = load_err(&sink("[\"whsec_c2hvcnQ=\"]"), &[]);
+    assert!(e.contains("24 to 64 bytes"), "{e}");
+
+    // From a file (a mounted secret), one a line; not together with the list.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("signing");
+    std::fs::write(&file, format!("{good}\n{good}\n")).unwrap();
+    let toml = format!(
+        "[[sinks]]\nname = \"hooks\"\nformat = \"webhook\"\nurl = \"https://hooks.example.com/in\"\nsigning_secrets_file = \"{}\"\n",
+        file.display()
+    );
+    assert_eq!(load(&toml, &[]).unwrap().sinks[0].signing_secrets.len(), 2);
+    let both = format!("{toml}signing_secrets = [\"{good}\"]\n");
+    assert!(load_err(&both, &[]).contains("signing_secrets_file"));
+
+    let keyed = format!("{}api_key = \"k\"\n", sink("[]"));
+    assert!(load_err(&keyed, &[]).contains("webhook format sends no API key"));
+}

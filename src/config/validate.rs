@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::secret::resolve_secret;
+use super::secret::{resolve_secret, resolve_secret_list};
 use super::trait_names::{is_trait_name, nearest_trait_name, TRAIT_NAMES};
 use super::{ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat};
 
@@ -52,6 +52,11 @@ impl Settings {
                 &mut sink.bearer_token,
                 sink.bearer_token_file.as_deref(),
                 &format!("{key}.bearer_token"),
+            )?;
+            resolve_secret_list(
+                &mut sink.signing_secrets,
+                sink.signing_secrets_file.as_deref(),
+                &format!("{key}.signing_secrets"),
             )?;
             if let Some(token) = sink.token.as_mut() {
                 resolve_secret(
@@ -217,6 +222,22 @@ impl Settings {
                     format!("{key}.api_key"),
                     "the Segment write key is required",
                 ));
+            }
+            if sink.format == SinkFormat::Webhook && sink.api_key.is_some() {
+                return Err(err(
+                    format!("{key}.api_key"),
+                    "the webhook format sends no API key: sign with signing_secrets, or use bearer_token or [sinks.token]",
+                ));
+            }
+            if sink.format == SinkFormat::Webhook && sink.timestamp.is_some() {
+                return Err(err(
+                    format!("{key}.timestamp"),
+                    "the webhook format sends both times (`time` and `created_at`)",
+                ));
+            }
+            for (j, secret) in sink.signing_secrets.iter().enumerate() {
+                super::sinks::signing_key(secret.expose())
+                    .map_err(|why| err(format!("{key}.signing_secrets[{j}]"), why))?;
             }
             if sink.batch_size == 0 || sink.batch_size > 1000 {
                 return Err(err(

@@ -157,6 +157,8 @@ pub fn prepare(
             hash_traits: Vec::new(),
             timestamp: None,
             send_client_ip: false,
+            signing_secrets: Vec::new(),
+            signing_secrets_file: None,
         });
         configure_identify_api(&mut base, &issuer, &api_key)?;
     }

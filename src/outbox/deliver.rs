@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::credentials::Credentials;
 use super::format;
+use super::signing::Signer;
 use super::IdentifyMessage;
 use crate::config::SinkSettings;
 
@@ -45,6 +46,7 @@ pub struct Sender {
     pub sink: SinkSettings,
     http: reqwest::Client,
     credentials: Credentials,
+    signer: Option<Signer>,
 }
 
 impl Sender {
@@ -62,10 +64,12 @@ impl Sender {
             .build()
             .expect("a client with rustls and no custom roots builds");
         let credentials = Credentials::for_sink(&sink, http.clone());
+        let signer = Signer::for_sink(&sink);
         Sender {
             sink,
             http,
             credentials,
+            signer,
         }
     }
 
@@ -96,7 +100,9 @@ impl Sender {
     }
 
     async fn send_once(&self, messages: &[IdentifyMessage]) -> Outcome {
-        let body = format::body(&self.sink, messages);
+        // The exact bytes sent are the bytes signed.
+        let body = serde_json::to_vec(&format::body(&self.sink, messages))
+            .expect("a JSON value serializes");
         let key = format::idempotency_key(messages);
         let mut refreshed = false;
         loop {
@@ -109,15 +115,22 @@ impl Sender {
                     }
                 }
             };
-            let request = format::apply_headers(
+            let mut request = format::apply_headers(
                 self.http
                     .post(self.sink.url.clone())
                     .headers(crate::telemetry::trace_headers()),
                 &self.sink,
                 token.as_ref().map(|t| t.expose()),
                 key,
-            )
-            .json(&body);
+            );
+            if let Some(signer) = &self.signer {
+                // Signed at each attempt: a receiver refuses an old `webhook-timestamp`.
+                let now = Utc::now().timestamp();
+                for (name, value) in signer.headers(&key.to_string(), now, &body) {
+                    request = request.header(name, value);
+                }
+            }
+            let request = request.body(body.clone());
             let timeout = Duration::from_secs(self.sink.timeout_secs);
             let response = match tokio::time::timeout(timeout, request.send()).await {
                 Err(_) => return retry(format!("timed out after {}s", self.sink.timeout_secs)),

@@ -5,6 +5,9 @@
 //!   (`user_id`, `traits`, `timestamp`, plus `context`), `Authorization: Bearer`, `KEY`.
 //! - `thrivestack`: a JSON array of identify objects per request, `x-api-key`.
 //! - `segment`: Segment's HTTP tracking API `identify` call, the write key as basic auth.
+//! - `webhook`: a plain JSON event (`type`, `id`, `time`, `user_id`, …) for any receiver.
+//!
+//! Any of them may also be signed (Standard Webhooks, [`super::signing`]).
 
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::RequestBuilder;
@@ -21,7 +24,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub fn messages_per_request(sink: &SinkSettings) -> usize {
     match sink.format {
         SinkFormat::Thrivestack => sink.batch_size,
-        SinkFormat::Seed | SinkFormat::Segment => 1,
+        SinkFormat::Seed | SinkFormat::Segment | SinkFormat::Webhook => 1,
     }
 }
 
@@ -32,6 +35,7 @@ pub fn body(sink: &SinkSettings, messages: &[IdentifyMessage]) -> Value {
         SinkFormat::Seed => seed_body(&messages[0], rule),
         SinkFormat::Segment => segment_body(&messages[0], rule),
         SinkFormat::Thrivestack => thrivestack_body(messages, rule),
+        SinkFormat::Webhook => webhook_body(&messages[0]),
     }
 }
 
@@ -136,6 +140,32 @@ pub fn segment_body(message: &IdentifyMessage, rule: TimestampRule) -> Value {
     body
 }
 
+/// The `webhook` format's event: what happened (`identify`), its id (the message id, also
+/// `webhook-id` when signed), when (`time`, the sign-in), who (`user_id`, `anonymous_id` when
+/// known), whether it was their first sign-in, when the account was created, the traits and
+/// the context.
+pub fn webhook_body(message: &IdentifyMessage) -> Value {
+    let mut context = message.context.clone();
+    let first_sign_in = context
+        .remove("first_sign_in")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let mut body = json!({
+        "type": "identify",
+        "id": message.message_id,
+        "time": message.event_at,
+        "user_id": message.user_id,
+        "first_sign_in": first_sign_in,
+        "created_at": message.created_at,
+        "traits": message.traits,
+        "context": context,
+    });
+    if let Some(anonymous_id) = &message.anonymous_id {
+        body["anonymous_id"] = json!(anonymous_id);
+    }
+    body
+}
+
 /// Add the format's headers and credentials to a request. `bearer` is the static or
 /// client-credentials token, when the sink has one. Secret header values are marked
 /// sensitive so they never show in `Debug` output.
@@ -168,7 +198,8 @@ pub fn apply_headers(
         }
         // Segment: the write key is the user name, the password is empty.
         (SinkFormat::Segment, Some(key)) => request = request.basic_auth(key, Some("")),
-        (_, None) => {}
+        // The configuration check refuses a key for a webhook sink.
+        (SinkFormat::Webhook, Some(_)) | (_, None) => {}
     }
     request
 }

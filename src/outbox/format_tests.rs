@@ -146,6 +146,29 @@ fn thrivestack_and_segment_headers() {
 }
 
 #[test]
+fn webhook_body_is_a_plain_event() {
+    let s = sink(json!({"format": "webhook"}));
+    assert_eq!(
+        body(&s, &[message(Some("anon-1"))]),
+        json!({
+            "type": "identify",
+            "id": "5d2f0c2e-1b7a-4c1e-9f0a-0a1b2c3d4e5f",
+            "time": "2026-11-29T10:00:00.000Z",
+            "user_id": "user123",
+            "anonymous_id": "anon-1",
+            "first_sign_in": true,
+            "created_at": "2023-11-20T22:28:55.111Z",
+            "traits": {"email": "ana@example.com", "name": "Ana Souza"},
+            "context": {"provider": "google", "user_agent": "UA"},
+        })
+    );
+    assert_eq!(messages_per_request(&s), 1);
+    let h = headers(&s, Some("tok"));
+    assert_eq!(h["authorization"], "Bearer tok");
+    assert!(h.get("key").is_none() && h.get("x-api-key").is_none());
+}
+
+#[test]
 fn the_login_context_reaches_each_format_under_its_names() {
     let mut m = message(None);
     m.context.extend(
@@ -169,10 +192,15 @@ fn the_login_context_reaches_each_format_under_its_names() {
         &sink(json!({"format": "thrivestack", "api_key": "k"})),
         std::slice::from_ref(&m),
     );
+    let webhook = body(
+        &sink(json!({"format": "webhook"})),
+        std::slice::from_ref(&m),
+    );
     for (format, context, agent) in [
         ("seed", &seed["context"], "user_agent"),
         ("segment", &segment["context"], "userAgent"),
         ("thrivestack", &thrivestack[0]["context"], "userAgent"),
+        ("webhook", &webhook["context"], "user_agent"),
     ] {
         assert_eq!(context[agent], "UA", "{format}: {context}");
         assert_eq!(context["locale"], "de-CH", "{format}");

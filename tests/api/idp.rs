@@ -455,14 +455,18 @@ impl Drop for TestIdp {
 // -------------------------------------------------------------------------------------------
 
 fn node_modules_ready() -> bool {
-    idp_dir()
-        .join("node_modules")
-        .join("oidc-provider")
-        .join("package.json")
-        .is_file()
+    ["oidc-provider", "standardwebhooks"].iter().all(|package| {
+        idp_dir()
+            .join("node_modules")
+            .join(package)
+            .join("package.json")
+            .is_file()
+    })
 }
 
-async fn ensure_node_modules() {
+/// `npm ci --prefix tests/idp` once, unless its packages are there (also for the webhook
+/// receiver).
+pub(crate) async fn ensure_node_modules() {
     static DONE: OnceLock<()> = OnceLock::new();
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     if DONE.get().is_some() {

@@ -25,3 +25,4 @@ mod sessions;
 mod sign_in;
 mod sink;
 mod traces;
+mod webhooks;
