@@ -42,6 +42,8 @@ pub enum AppError {
     UserNotFound,
     #[error("forbidden: {0}")]
     Forbidden(String),
+    #[error(transparent)]
+    AccessRefused(#[from] crate::access_policy::Refusal),
     #[error("session store failure: {0}")]
     Session(#[from] tower_sessions::session::Error),
     #[error("service unavailable: {0}")]
@@ -64,7 +66,7 @@ impl AppError {
             | AppError::LoginStateInvalid
             | AppError::LoginExpired => StatusCode::BAD_REQUEST,
             AppError::ProviderDenied { .. } | AppError::NotSignedIn => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::AccessRefused(_) => StatusCode::FORBIDDEN,
             AppError::Provider(e) => match e {
                 ProviderError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ProviderError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -152,6 +154,7 @@ impl AppError {
             AppError::Unauthorized(m) => ("Not authorised", m.clone()),
             AppError::UserNotFound => ("Unknown user", "No user has this user_id.".into()),
             AppError::Forbidden(m) => ("Not allowed", m.clone()),
+            AppError::AccessRefused(r) => ("This account cannot sign in here", r.message.clone()),
             AppError::Store(e) if !e.is_unavailable() => (
                 "Something went wrong",
                 "An unexpected error happened on our side. Please try again.".into(),
@@ -182,6 +185,7 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::UserNotFound => "user_not_found",
             AppError::Forbidden(_) => "forbidden",
+            AppError::AccessRefused(r) => r.rule.reason(),
             AppError::Session(_) => "session_store",
             AppError::Unavailable(_) => "unavailable",
             AppError::Store(_) => "database",
@@ -221,6 +225,7 @@ impl IntoResponse for AppError {
             AppError::LoginStateInvalid
             | AppError::LoginExpired
             | AppError::ProviderDenied { .. }
+            | AppError::AccessRefused(_)
             | AppError::Provider(_) => Some(("/login".to_string(), "Start again".to_string())),
             _ => None,
         };

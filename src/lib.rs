@@ -1,6 +1,7 @@
 //! identify-bridge: OpenID Connect sign-in for web apps, automatic profiles, enrichment traits
 //! and durable identify calls.
 
+pub mod access_policy;
 pub mod admin_auth;
 pub mod auth_throttle;
 pub mod client_ip;

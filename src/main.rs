@@ -64,11 +64,13 @@ enum Command {
     },
     /// Run the database migrations and exit.
     Migrate(ConfigArg),
-    /// Show the traits a claim set (JSON on stdin) would produce for a provider; no network.
+    /// Show the traits a claim set (JSON on stdin) would produce for a provider, custom traits
+    /// included; no network.
     ///
-    /// Input: the merged ID-token + userinfo claims as one JSON object, or
-    /// `{"claims": {...}, "graph": {"me": {...}, "organization": {...}}, "okta_user": {...}}`
-    /// (`okta_user`: the Okta Users API's `/api/v1/users/me` answer).
+    /// Input: the merged ID-token + userinfo claims as one JSON object, or `{"claims": {...},
+    /// "graph": {"me": {...}, "organization": {...}, "groups": [...]}, "okta_user": {...}}`
+    /// (`okta_user`: the Okta Users API's `/api/v1/users/me` answer; `graph.groups`: the group
+    /// ids Graph lists for an Entra group overage).
     Traits {
         #[command(flatten)]
         config: ConfigArg,
@@ -266,7 +268,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let value: serde_json::Value =
                 serde_json::from_str(&input).context("stdin is not JSON")?;
             let (claims, graph, okta_user) = split_claims(value)?;
-            let data = identify_bridge::providers::ProviderData { graph, okta_user };
+            let groups_unresolved = p.kind() == identify_bridge::config::ProviderKind::Microsoft
+                && identify_bridge::providers::microsoft::group_overage(&claims)
+                && graph.as_ref().is_none_or(|g| g.groups.is_none());
+            let data = identify_bridge::providers::ProviderData {
+                graph,
+                okta_user,
+                groups_unresolved,
+            };
             let quirks = identify_bridge::providers::quirks_for(p);
             let subject = claims
                 .get("sub")
@@ -386,10 +395,9 @@ fn split_claims(
             .all(|k| k == "claims" || k == "graph" || k == "okta_user");
     if wrapped {
         let graph = match map.remove("graph") {
-            Some(g) => Some(
-                serde_json::from_value(g)
-                    .context("`graph` must be {\"me\": {...}, \"organization\": {...}}")?,
-            ),
+            Some(g) => Some(serde_json::from_value(g).context(
+                "`graph` must be {\"me\": {...}, \"organization\": {...}, \"groups\": [...]}",
+            )?),
             None => None,
         };
         let okta_user = match map.remove("okta_user") {

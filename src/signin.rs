@@ -42,6 +42,11 @@ pub struct SignInFacts {
     /// A profile photo to keep and serve (Graph's needs the user's token, so it is re-hosted).
     pub avatar: Option<Avatar>,
     pub signed_in_at: DateTime<Utc>,
+    /// Google's `hd` from the ID token (access policies).
+    pub hosted_domain: Option<String>,
+    /// The `groups` claim (or, for an Entra group overage, Graph's list); `None` when the
+    /// provider said there are groups that could not be read (access policies).
+    pub groups: Option<Vec<String>>,
 }
 
 /// An email address, lower-cased, and whether the provider is authoritative for it (only
@@ -50,6 +55,9 @@ pub struct SignInFacts {
 pub struct Email {
     pub address: String,
     pub vouched: bool,
+    /// The provider says the address is confirmed (`email_verified = true`, or it vouches for
+    /// it): what `allowed_email_domains` requires.
+    pub verified: bool,
 }
 
 /// Read the provider's API (when its kind has one configured), then work out the facts.
@@ -60,7 +68,9 @@ pub async fn facts_for(
     public_url: &Url,
     signed_in_at: DateTime<Utc>,
 ) -> SignInFacts {
-    let data = provider.provider_data(login.access_token.secret()).await;
+    let data = provider
+        .provider_data(login.access_token.secret(), &login.claims)
+        .await;
     let verified = Verified {
         issuer: &login.issuer,
         subject: &login.subject,
@@ -103,10 +113,14 @@ pub fn facts_from(
             graph_me: data.graph.as_ref().map(|g| &g.me),
             graph_organization: data.graph.as_ref().and_then(|g| g.organization.as_ref()),
             users_api: data.okta_user.as_ref(),
+            graph_groups: data.graph.as_ref().and_then(|g| g.groups.as_deref()),
         },
         mapping: &mapping,
         signed_in_at,
     });
+    if data.groups_unresolved {
+        note_unresolved_groups(&mut traits, &mapping);
+    }
     let avatar = rehost_photo(&mut traits, data, public_url, verified.issuer, &account.key);
     let text = |key: &str| {
         claims
@@ -120,11 +134,17 @@ pub fn facts_from(
         Some(address) => Some(Email {
             address,
             vouched: true,
+            verified: true,
         }),
         None => text("email").map(|e| Email {
             address: e.to_ascii_lowercase(),
             vouched: false,
+            verified: claims.get("email_verified").and_then(Value::as_bool) == Some(true),
         }),
+    };
+    let groups = match data.groups_unresolved {
+        true => None,
+        false => Some(group_list(claims, data)),
     };
     let name = traits
         .traits
@@ -143,6 +163,25 @@ pub fn facts_from(
         created_at: account.created_at,
         avatar,
         signed_in_at,
+        hosted_domain: account.hosted_domain,
+        groups,
+    }
+}
+
+/// The `groups` claim (a list of strings, or one string), or Graph's list when it was read for
+/// a group overage.
+fn group_list(claims: &Map<String, Value>, data: &ProviderData) -> Vec<String> {
+    if let Some(groups) = data.graph.as_ref().and_then(|g| g.groups.as_ref()) {
+        return groups.clone();
+    }
+    match claims.get("groups") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
     }
 }
 
@@ -164,6 +203,29 @@ impl SignInFacts {
         })
     }
 }
+
+/// The provenance of an Entra group overage that was not resolved: each trait mapped from the
+/// `groups` claim that got no value says why, so the profile shows "unknown", not "no groups".
+fn note_unresolved_groups(traits: &mut MappedTraits, mapping: &traits::TraitMapping) {
+    for (name, pointers) in mapping {
+        let from_groups = pointers
+            .iter()
+            .any(|p| p == "/groups" || p == "claims:/groups");
+        if from_groups && traits.traits.get(name).is_none() {
+            traits.provenance.insert(
+                name.clone(),
+                TraitSource {
+                    source: GROUPS_UNRESOLVED.into(),
+                    verified: false,
+                },
+            );
+        }
+    }
+}
+
+/// The provenance note of an unresolved Entra group overage.
+pub const GROUPS_UNRESOLVED: &str =
+    "notice:group overage — the ID token had too many groups to carry them; not read (needs graph = true)";
 
 /// When Graph gave a photo and nothing else set the avatar: the photo to keep, with
 /// `enrichment_avatar` pointing at where the bridge serves it (`{public_url}/avatars/{id}`).
@@ -273,7 +335,8 @@ mod tests {
             f.email,
             Some(Email {
                 address: "ana@gmail.com".into(),
-                vouched: true
+                vouched: true,
+                verified: true,
             })
         );
         assert_eq!(f.name.as_deref(), Some("Ana"));
@@ -286,7 +349,8 @@ mod tests {
             f.email,
             Some(Email {
                 address: "p@globex.com".into(),
-                vouched: false
+                vouched: false,
+                verified: true,
             })
         );
         assert_eq!(f.sid.as_deref(), Some("s-1"));

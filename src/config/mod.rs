@@ -13,10 +13,12 @@
 //! - `server` (`[server]`, `[rate_limit]`, `[admin]`, `[accounts]`), `runtime` (`[session]`,
 //!   `[database]`, `[log]`), `providers` (`[[providers]]`, tagged by `kind`), `sinks`
 //!   (`[[sinks]]`), `identify_api` (`[identify_api]`), `telemetry` (`[telemetry]`).
+//! - `auth_request` (`[auth_request]`): the headers `GET /auth` answers with.
 //! - `secret`, `trait_names`, `suggest`: what the others share.
 //!
 //! Configuration imports nothing from the features it configures.
 
+mod auth_request;
 mod identify_api;
 mod load;
 mod providers;
@@ -35,10 +37,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use auth_request::AuthRequestSettings;
 pub use identify_api::{Credential, IdentifyApiSettings};
 pub use providers::{
     GoogleSettings, KindSettings, MicrosoftSettings, OidcSettings, OktaDomain, OktaSettings,
-    Pointers, ProviderKind, ProviderSettings, TokenAuthMethod,
+    PointerSource, Pointers, ProviderKind, ProviderSettings, SourcedPointer, TokenAuthMethod,
 };
 pub use runtime::{DatabaseSettings, LogFormat, LogSettings, SessionSettings, SessionStoreKind};
 pub use secret::Secret;
@@ -48,7 +51,7 @@ pub use server::{
 };
 pub use sinks::{signing_key, SinkFormat, SinkSettings, SinkTokenSettings, TimestampRule};
 pub use telemetry::TelemetrySettings;
-pub use trait_names::{is_trait_name, TRAIT_NAMES};
+pub use trait_names::{custom_trait_problem, is_trait_name, RESERVED_TRAIT_NAMES, TRAIT_NAMES};
 
 use load::Seg;
 
@@ -86,6 +89,9 @@ pub struct Settings {
     /// `[telemetry]`: traces over OTLP; off unless `otlp_endpoint` is set.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// `[auth_request]`: the headers `GET /auth` answers a reverse proxy with.
+    #[serde(default)]
+    pub auth_request: AuthRequestSettings,
 }
 
 /// A configuration error: one line naming the key, what is wrong, and where the value came
@@ -133,6 +139,19 @@ impl ConfigError {
 }
 
 impl Settings {
+    /// The custom traits (names outside the 25) that some provider's `[providers.traits]`
+    /// maps, sorted, each once.
+    pub fn custom_trait_names(&self) -> Vec<&str> {
+        let names: std::collections::BTreeSet<&str> = self
+            .providers
+            .iter()
+            .flat_map(|p| p.traits.keys())
+            .map(String::as_str)
+            .filter(|name| !is_trait_name(name))
+            .collect();
+        names.into_iter().collect()
+    }
+
     /// Load from an optional TOML file, then the environment, then validate.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         Self::load_with_env(file, std::env::vars())

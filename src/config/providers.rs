@@ -82,9 +82,18 @@ pub struct ProviderSettings {
     /// `client_secret_post`).
     #[serde(default)]
     pub token_auth_method: Option<TokenAuthMethod>,
-    /// Trait name → JSON Pointers into the merged claims; the first non-empty value wins.
+    /// Trait name (one of the 25, or a custom name) → JSON Pointers into the merged claims or
+    /// the provider's API (`graph:/…`, `users_api:/…`); the first non-empty value wins.
     #[serde(default)]
     pub traits: BTreeMap<String, Pointers>,
+    /// Only accounts whose provider-verified email is at one of these domains may sign in
+    /// (exact domain, case-insensitive); empty: any.
+    #[serde(default)]
+    pub allowed_email_domains: Vec<String>,
+    /// Only accounts in at least one of these groups (the `groups` claim; Entra group ids,
+    /// read from Graph on a group overage) may sign in; empty: any.
+    #[serde(default)]
+    pub required_groups: Vec<String>,
     /// The kind and its own keys.
     #[serde(flatten)]
     pub kind: KindSettings,
@@ -118,6 +127,10 @@ pub struct GoogleSettings {
     /// Overrides Google's issuer (`https://accounts.google.com`), e.g. for a test provider.
     #[serde(default)]
     pub issuer: Option<Url>,
+    /// Only Google Workspace accounts of these domains (`hd` in the ID token) may sign in;
+    /// empty: any account, personal ones too.
+    #[serde(default)]
+    pub allowed_hosted_domains: Vec<String>,
 }
 
 /// `kind = "microsoft"` (Entra ID).
@@ -288,5 +301,61 @@ impl ProviderSettings {
             .iter()
             .map(|(name, pointers)| (name.clone(), pointers.0.clone()))
             .collect()
+    }
+}
+
+/// Where one `[providers.traits]` pointer reads: the merged claims, or the provider's own API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointerSource {
+    /// `/ptr` or `claims:/ptr`: the ID token merged with userinfo.
+    Claims,
+    /// `graph:/me/ptr`: Microsoft Graph's user object (`graph = true`).
+    GraphMe,
+    /// `graph:/organization/ptr`: the tenant (`graph = true`).
+    GraphOrganization,
+    /// `graph:/groups`: the group ids Graph lists for an Entra group overage (`graph = true`).
+    GraphGroups,
+    /// `users_api:/ptr`: Okta's `/api/v1/users/me` record (`users_api = true`).
+    UsersApi,
+}
+
+/// One configured pointer, split into where it reads and the JSON Pointer there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcedPointer<'a> {
+    pub source: PointerSource,
+    /// A JSON Pointer (RFC 6901) into that source; empty for `graph:/groups`.
+    pub pointer: &'a str,
+}
+
+impl<'a> SourcedPointer<'a> {
+    /// Reads `/ptr`, `claims:/ptr`, `graph:/me/ptr`, `graph:/organization/ptr`,
+    /// `graph:/groups` or `users_api:/ptr`. The pointer itself is checked by the caller.
+    pub fn parse(text: &'a str) -> Result<SourcedPointer<'a>, String> {
+        let at = |source, pointer| Ok(SourcedPointer { source, pointer });
+        if let Some(rest) = text.strip_prefix("claims:") {
+            return at(PointerSource::Claims, rest);
+        }
+        if let Some(rest) = text.strip_prefix("users_api:") {
+            return at(PointerSource::UsersApi, rest);
+        }
+        if let Some(rest) = text.strip_prefix("graph:") {
+            if rest == "/groups" {
+                return at(PointerSource::GraphGroups, "");
+            }
+            if let Some(pointer) = rest.strip_prefix("/me").filter(|p| p.starts_with('/')) {
+                return at(PointerSource::GraphMe, pointer);
+            }
+            if let Some(pointer) = rest
+                .strip_prefix("/organization")
+                .filter(|p| p.starts_with('/'))
+            {
+                return at(PointerSource::GraphOrganization, pointer);
+            }
+            return Err(format!(
+                "`{text}`: a Graph source is `graph:/me/…`, `graph:/organization/…` or \
+                 `graph:/groups`"
+            ));
+        }
+        at(PointerSource::Claims, text)
     }
 }

@@ -2,8 +2,9 @@
 
 use std::collections::HashSet;
 
+use super::providers::{PointerSource, SourcedPointer};
 use super::secret::{resolve_secret, resolve_secret_list};
-use super::trait_names::{is_trait_name, nearest_trait_name, TRAIT_NAMES};
+use super::trait_names::{custom_trait_problem, is_trait_name, nearest_trait_name, TRAIT_NAMES};
 use super::{ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat};
 
 fn err(key: impl Into<String>, what: impl Into<String>) -> ConfigError {
@@ -149,6 +150,10 @@ impl Settings {
         self.telemetry
             .validate()
             .map_err(|(key, what)| err(key, what))?;
+        let custom = self.custom_trait_names();
+        self.auth_request
+            .validate(|name| is_trait_name(name) || custom.contains(&name))
+            .map_err(|(key, what)| err(key, what))?;
         self.validate_providers()
     }
 
@@ -180,6 +185,7 @@ impl Settings {
             }
             validate_kind(&key, &p.kind)?;
             validate_trait_mapping(&format!("{key}.traits"), p)?;
+            validate_access_policy(&key, p)?;
         }
         Ok(())
     }
@@ -253,10 +259,13 @@ impl Settings {
                 ("hash_traits", &sink.hash_traits),
             ] {
                 for (j, name) in names.iter().enumerate() {
-                    if !is_trait_name(name) && name != "email" && name != "name" {
+                    let custom = self.providers.iter().any(|p| p.traits.contains_key(name));
+                    if !is_trait_name(name) && !custom && name != "email" && name != "name" {
+                        let mut known = vec!["email", "name"];
+                        known.extend(self.custom_trait_names());
                         return Err(err(
                             format!("{key}.{field}[{j}]"),
-                            unknown_trait(name, &["email", "name"]),
+                            unknown_trait(name, &known),
                         ));
                     }
                 }
@@ -358,28 +367,91 @@ fn validate_kind(key: &str, kind: &KindSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `[providers.traits]`: known trait names and RFC 6901 pointers.
+/// `[providers.traits]`: one of the 25 traits or a custom name the Identify API accepts, and
+/// RFC 6901 pointers into a source this provider reads.
 fn validate_trait_mapping(key: &str, p: &ProviderSettings) -> Result<(), ConfigError> {
     for (name, pointers) in &p.traits {
         if !is_trait_name(name) {
-            return Err(err(format!("{key}.{name}"), unknown_trait(name, &[])));
+            if let Some(problem) = custom_trait_problem(name) {
+                return Err(err(format!("{key}.{name}"), problem));
+            }
         }
         if pointers.0.is_empty() {
             return Err(err(format!("{key}.{name}"), "no claim path given"));
         }
-        for pointer in &pointers.0 {
-            if !is_json_pointer(pointer) {
+        for text in &pointers.0 {
+            let sourced =
+                SourcedPointer::parse(text).map_err(|e| err(format!("{key}.{name}"), e))?;
+            if !is_json_pointer(sourced.pointer) {
                 return Err(err(
                     format!("{key}.{name}"),
                     format!(
-                        "`{pointer}` is not a JSON Pointer (RFC 6901): it must be empty or start \
+                        "`{text}` is not a JSON Pointer (RFC 6901): it must be empty or start \
                          with '/', and '~' must be followed by 0 or 1"
+                    ),
+                ));
+            }
+            if let Some(missing) = source_unavailable(sourced.source, &p.kind) {
+                return Err(err(format!("{key}.{name}"), format!("`{text}` {missing}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `allowed_email_domains`, `allowed_hosted_domains`: plain domain names; `required_groups`:
+/// non-empty names.
+fn validate_access_policy(key: &str, p: &ProviderSettings) -> Result<(), ConfigError> {
+    let hosted: &[String] = match &p.kind {
+        KindSettings::Google(g) => &g.allowed_hosted_domains,
+        _ => &[],
+    };
+    for (field, domains) in [
+        ("allowed_email_domains", &p.allowed_email_domains[..]),
+        ("allowed_hosted_domains", hosted),
+    ] {
+        for (j, domain) in domains.iter().enumerate() {
+            let plain = !domain.is_empty()
+                && !domain.starts_with('.')
+                && domain
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+            if !plain {
+                return Err(err(
+                    format!("{key}.{field}[{j}]"),
+                    format!(
+                        "{domain:?} is not a domain name: write it as `example.com` (no `@`, \
+                         no scheme, no wildcard; subdomains are listed one by one)"
                     ),
                 ));
             }
         }
     }
+    for (j, group) in p.required_groups.iter().enumerate() {
+        if group.trim().is_empty() {
+            return Err(err(
+                format!("{key}.required_groups[{j}]"),
+                "must not be empty",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Why this provider never reads `source`, if it does not.
+fn source_unavailable(source: PointerSource, kind: &KindSettings) -> Option<&'static str> {
+    match (source, kind) {
+        (PointerSource::Claims, _) => None,
+        (
+            PointerSource::GraphMe | PointerSource::GraphOrganization | PointerSource::GraphGroups,
+            KindSettings::Microsoft(m),
+        ) if m.graph => None,
+        (PointerSource::UsersApi, KindSettings::Okta(o)) if o.users_api => None,
+        (PointerSource::UsersApi, _) => {
+            Some("reads the Okta Users API: it needs kind = \"okta\" with users_api = true")
+        }
+        _ => Some("reads Microsoft Graph: it needs kind = \"microsoft\" with graph = true"),
+    }
 }
 
 fn is_json_pointer(pointer: &str) -> bool {

@@ -125,6 +125,8 @@ pub fn prepare(
                 .to_vec(),
             token_auth_method: None,
             traits: Default::default(),
+            allowed_email_domains: Vec::new(),
+            required_groups: Vec::new(),
             kind: KindSettings::Oidc(OidcSettings {
                 issuer: issuer.clone(),
                 trust_email_verified: false,

@@ -56,6 +56,7 @@ impl Quirks for Generic {
             key: quirks::subject(claims),
             vouched_email,
             created_at: None,
+            hosted_domain: None,
         }
     }
 }

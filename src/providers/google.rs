@@ -56,11 +56,12 @@ impl Quirks for Google {
     /// Google vouches for an address only when `email_verified` and it is a Gmail address or
     /// in the Workspace domain `hd`: a consumer account can be registered with any address.
     fn account(&self, claims: &Map<String, Value>, _data: &ProviderData) -> Account {
+        let hd = claims
+            .get("hd")
+            .and_then(Value::as_str)
+            .map(|hd| hd.trim().to_ascii_lowercase())
+            .filter(|hd| !hd.is_empty());
         let vouched_email = quirks::email_claim(claims).and_then(|(email, domain)| {
-            let hd = claims
-                .get("hd")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase);
             let owned = matches!(domain.as_str(), "gmail.com" | "googlemail.com")
                 || hd.as_deref() == Some(domain.as_str());
             (quirks::email_verified(claims) && owned).then_some(email)
@@ -70,6 +71,8 @@ impl Quirks for Google {
             vouched_email,
             // Google gives no creation time (the Directory API's is admin-only).
             created_at: None,
+            // The verified claims' `hd`: the ID token's, or Google's own userinfo (same `sub`).
+            hosted_domain: hd,
         }
     }
 }

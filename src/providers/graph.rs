@@ -1,5 +1,6 @@
 //! Microsoft Graph enrichment (providers.md §2.3(d)): `GET /me?$select=…` and
-//! `GET /organization`, with the user's Graph access token (`User.Read`).
+//! `GET /organization`, with the user's Graph access token (`User.Read`); and for an Entra group
+//! overage, the user's group ids from `GET /me/transitiveMemberOf` (also `User.Read`).
 //!
 //! A `/me` failure is an error for the caller to log and count; the sign-in goes on with the
 //! claims alone. An `/organization` failure only leaves `organization` empty. The access token is
@@ -31,6 +32,10 @@ pub struct GraphProfile {
     /// The user's photo (`/me/photo/$value`), when they have one and it is a known image type.
     #[serde(skip)]
     pub photo: Option<Photo>,
+    /// Group ids from `/me/transitiveMemberOf`, read only when the ID token had too many groups
+    /// to carry them (`_claim_names.groups` or `hasgroups`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 /// A profile photo: the bytes and the image type read from them (never from the header).
@@ -103,7 +108,54 @@ pub async fn fetch_graph(
         me,
         organization,
         photo,
+        groups: None,
     })
+}
+
+/// The most pages of `/me/transitiveMemberOf` read (999 objects each).
+const MAX_GROUP_PAGES: usize = 5;
+
+/// The ids of the groups the user belongs to, directly or through other groups, as the `groups`
+/// claim would have carried them. Pages are followed only on Graph's own origin: the bearer token
+/// never goes anywhere a response names.
+#[tracing::instrument(skip_all)]
+pub async fn fetch_groups(
+    http: &reqwest::Client,
+    base_url: &Url,
+    access_token: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, GraphError> {
+    const ENDPOINT: &str = "/me/transitiveMemberOf";
+    let mut url = join(base_url, "me/transitiveMemberOf", ENDPOINT)?;
+    url.set_query(Some("$select=id&$top=999"));
+    let mut ids = Vec::new();
+    for _ in 0..MAX_GROUP_PAGES {
+        let mut page = get_object(http, url, access_token, timeout, ENDPOINT).await?;
+        if let Some(Value::Array(items)) = page.get("value") {
+            ids.extend(items.iter().filter_map(group_id));
+        }
+        let next = page
+            .remove("@odata.nextLink")
+            .and_then(|v| v.as_str().and_then(|s| Url::parse(s).ok()));
+        match next {
+            Some(next) if next.origin() == base_url.origin() => url = next,
+            Some(_) => {
+                tracing::warn!("Graph named a next page on another origin; not followed");
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok(ids)
+}
+
+/// The id of a group in a directory-object list (roles and administrative units are skipped).
+fn group_id(item: &Value) -> Option<String> {
+    let kind = item.get("@odata.type").and_then(Value::as_str);
+    if kind.is_some_and(|k| k != "#microsoft.graph.group") {
+        return None;
+    }
+    item.get("id")?.as_str().map(str::to_owned)
 }
 
 /// The user's photo, or `None` (no photo: 404; a failure or an unknown type: logged).

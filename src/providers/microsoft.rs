@@ -115,6 +115,33 @@ impl Microsoft {
         );
         quirks::best_effort(call.provider, "graph", crate::metrics::graph_failure, fetch).await
     }
+
+    /// The user's group ids from Graph, for a group overage.
+    async fn groups(&self, call: &ApiCall<'_>) -> Option<Vec<String>> {
+        let fetch = graph::fetch_groups(
+            call.http,
+            &self.settings.graph_url,
+            call.access_token,
+            call.timeout,
+        );
+        quirks::best_effort(
+            call.provider,
+            "graph_groups",
+            crate::metrics::graph_failure,
+            fetch,
+        )
+        .await
+    }
+}
+
+/// Entra's group overage: the ID token names a claim source for `groups` (`_claim_names`)
+/// instead of the list (more than 200 groups), or says `hasgroups` (implicit flow, over 6).
+pub fn group_overage(claims: &Map<String, Value>) -> bool {
+    let named = claims
+        .get("_claim_names")
+        .and_then(|names| names.get("groups"))
+        .is_some();
+    named || claims.get("hasgroups").and_then(Value::as_bool) == Some(true)
 }
 
 #[async_trait]
@@ -172,12 +199,30 @@ impl Quirks for Microsoft {
         }
     }
 
+    /// Graph when `graph = true`; with a group overage, also the user's groups. Without Graph an
+    /// overage is said plainly (a warning here, a notice in the provenance): the groups are
+    /// unknown, not empty.
     async fn provider_data(&self, call: ApiCall<'_>) -> ProviderData {
+        let overage = group_overage(call.claims);
+        if !self.settings.graph {
+            if overage {
+                tracing::warn!(
+                    "the ID token says this user has more groups than it can carry (Entra group \
+                     overage); set graph = true on this provider to read them from Microsoft Graph"
+                );
+            }
+            return ProviderData {
+                groups_unresolved: overage,
+                ..ProviderData::default()
+            };
+        }
+        let mut graph = self.graph(&call).await;
+        if let (true, Some(profile)) = (overage, graph.as_mut()) {
+            profile.groups = self.groups(&call).await;
+        }
         ProviderData {
-            graph: match self.settings.graph {
-                true => self.graph(&call).await,
-                false => None,
-            },
+            groups_unresolved: overage && graph.as_ref().is_none_or(|g| g.groups.is_none()),
+            graph,
             okta_user: None,
         }
     }
@@ -217,6 +262,7 @@ impl Quirks for Microsoft {
             key,
             vouched_email,
             created_at: quirks::time_value(graph.and_then(|g| g.me.get("createdDateTime"))),
+            hosted_domain: None,
         }
     }
 }
@@ -224,6 +270,22 @@ impl Quirks for Microsoft {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_overage_is_either_a_claim_source_or_hasgroups() {
+        let overage = |claims: serde_json::Value| group_overage(claims.as_object().unwrap());
+        assert!(overage(
+            serde_json::json!({"_claim_names": {"groups": "src1"},
+            "_claim_sources": {"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}}})
+        ));
+        assert!(overage(serde_json::json!({"hasgroups": true})));
+        assert!(!overage(
+            serde_json::json!({"groups": ["a"], "hasgroups": false})
+        ));
+        assert!(!overage(
+            serde_json::json!({"_claim_names": {"roles": "src1"}})
+        ));
+    }
 
     const WORK: &str = "4f8e1c2a-7b3d-4e5f-9a10-2c3d4e5f6a7b";
 
@@ -313,8 +375,10 @@ mod tests {
                     serde_json::json!({"verifiedDomains": [{"name": "contoso.com"}]}),
                 )),
                 photo: None,
+                groups: None,
             }),
             okta_user: None,
+            groups_unresolved: false,
         };
         let account = ms.account(&plain, &graph);
         assert!(account.vouched_email.is_some());

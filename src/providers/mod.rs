@@ -29,6 +29,7 @@ use openidconnect::core::{
 };
 use openidconnect::{AdditionalProviderMetadata, IssuerUrl, JsonWebKeySet, ProviderMetadata};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -230,11 +231,16 @@ impl Provider {
 
     /// Read the provider's own API with the user's access token (Graph, the Okta Users API);
     /// never fails the sign-in.
-    pub async fn provider_data(&self, access_token: &str) -> ProviderData {
+    pub async fn provider_data(
+        &self,
+        access_token: &str,
+        claims: &Map<String, Value>,
+    ) -> ProviderData {
         self.quirks
             .provider_data(ApiCall {
                 http: &self.http,
                 access_token,
+                claims,
                 timeout: self.timeout,
                 provider: self.name(),
             })

@@ -136,6 +136,7 @@ impl Quirks for Okta {
                 true => self.user(&call).await,
                 false => None,
             },
+            groups_unresolved: false,
         }
     }
 
@@ -152,6 +153,7 @@ impl Quirks for Okta {
             key: quirks::subject(claims),
             vouched_email: None,
             created_at: quirks::time_value(created),
+            hosted_domain: None,
         }
     }
 }
@@ -208,8 +210,8 @@ mod tests {
         let claims = claims.as_object().unwrap();
         let user = serde_json::json!({"created": "2022-02-07T15:04:11.000Z"});
         let data = ProviderData {
-            graph: None,
             okta_user: user.as_object().cloned(),
+            ..ProviderData::default()
         };
         let account = okta.account(claims, &data);
         assert_eq!(account.vouched_email, None);

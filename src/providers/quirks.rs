@@ -36,6 +36,9 @@ pub struct ProviderData {
     pub graph: Option<GraphProfile>,
     /// Okta's `/api/v1/users/me` user object.
     pub okta_user: Option<Map<String, Value>>,
+    /// The ID token said the user has more groups than it carries (an Entra group overage) and
+    /// they were not read: Graph is off, or the call failed.
+    pub groups_unresolved: bool,
 }
 
 /// Who signed in, as this kind determines it from the verified claims and its API data.
@@ -48,12 +51,16 @@ pub struct Account {
     pub vouched_email: Option<String>,
     /// The provider's own account-creation time.
     pub created_at: Option<DateTime<Utc>>,
+    /// Google's `hd`: the Workspace domain of the account, from the signed ID token.
+    pub hosted_domain: Option<String>,
 }
 
 /// A call to the provider's API with the signed-in user's access token (never logged).
 pub struct ApiCall<'a> {
     pub http: &'a reqwest::Client,
     pub access_token: &'a str,
+    /// The verified claims (what to read may depend on them: an Entra group overage).
+    pub claims: &'a Map<String, Value>,
     pub timeout: Duration,
     /// The configured provider name, for metrics and logs.
     pub provider: &'a str,

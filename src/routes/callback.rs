@@ -16,7 +16,8 @@ use axum::Router;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::config::Settings;
+use crate::access_policy::{self, Applicant};
+use crate::config::{ProviderSettings, Settings};
 use crate::error::AppError;
 use crate::providers::Providers;
 use crate::session::{NewSignedIn, PendingLogin, SignedInUser};
@@ -127,6 +128,7 @@ async fn complete_sign_in(
         chrono::Utc::now(),
     )
     .await;
+    check_access(&provider.settings, &facts)?;
     let client = client.with_login(&pending);
     let spent = spent_state(&pending, settings.session.login_timeout_secs);
     // The signed-in session is written by the sign-in transaction (its record too, when
@@ -170,6 +172,21 @@ async fn complete_sign_in(
     }
     tracing::info!(user_id = %outcome.user_id, first_sign_in = outcome.first_sign_in, "sign-in finished");
     Ok(Redirect::to(&pending.return_to).into_response())
+}
+
+/// The provider's access policies, before anything is written: a refused person leaves no
+/// profile, session or outbox row (their pending login's cookie is spent like any other).
+fn check_access(settings: &ProviderSettings, facts: &SignInFacts) -> Result<(), AppError> {
+    let who = Applicant {
+        verified_email: facts
+            .email
+            .as_ref()
+            .filter(|e| e.verified)
+            .map(|e| e.address.as_str()),
+        hosted_domain: facts.hosted_domain.as_deref(),
+        groups: facts.groups.as_deref(),
+    };
+    Ok(access_policy::check(settings, &who)?)
 }
 
 /// The state as the sign-in transaction records it: hashed, kept until the pending login

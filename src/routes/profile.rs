@@ -12,6 +12,7 @@ use axum::Router;
 use serde_json::Value;
 use tower_sessions::Session;
 
+use crate::config::RESERVED_TRAIT_NAMES;
 use crate::error::AppError;
 use crate::routes::logout::check_same_origin;
 use crate::routes::signed_in::{current_user, end_session};
@@ -28,33 +29,55 @@ pub fn router() -> Router<AppState> {
 
 /// One trait as the profile and the admin user page show it: its value and provenance.
 pub(crate) struct TraitRow {
-    pub name: &'static str,
+    pub name: String,
     pub value: String,
     pub source: String,
     pub verified: bool,
 }
 
-/// The profile's traits in the specification's order, with where each came from.
+/// The profile's traits: the 25 in the specification's order, then the custom ones by name,
+/// then notices about traits that have no value (an unresolved group overage), each with where
+/// it came from.
 pub(crate) fn trait_rows(profile: &crate::store::UserRecord) -> Vec<TraitRow> {
+    let row = |name: &str, value: String| {
+        let provenance = profile.provenance.get(name);
+        TraitRow {
+            name: name.to_owned(),
+            value,
+            source: provenance
+                .and_then(|p| p.get("source"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            verified: provenance
+                .and_then(|p| p.get("verified"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }
+    };
+    let empty = serde_json::Map::new();
+    let traits = profile.traits.as_object().unwrap_or(&empty);
+    // `email` and `name` head the page; they are fields of the identify call, not traits.
+    let listed = |name: &&String| !RESERVED_TRAIT_NAMES.contains(&name.as_str());
+    let custom = traits
+        .keys()
+        .filter(listed)
+        .filter(|name| !TraitSet::is_known(name))
+        .map(String::as_str);
+    let notices = profile
+        .provenance
+        .as_object()
+        .unwrap_or(&empty)
+        .keys()
+        .filter(listed)
+        .filter(|name| !traits.contains_key(*name))
+        .map(|name| row(name.as_str(), "unknown".into()));
     TraitSet::NAMES
         .iter()
-        .filter_map(|name| {
-            let value = profile.traits.get(*name)?;
-            let provenance = profile.provenance.get(*name);
-            Some(TraitRow {
-                name,
-                value: display_value(value),
-                source: provenance
-                    .and_then(|p| p.get("source"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                verified: provenance
-                    .and_then(|p| p.get("verified"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-            })
-        })
+        .copied()
+        .chain(custom)
+        .filter_map(|name| Some(row(name, display_value(traits.get(name)?))))
+        .chain(notices)
         .collect()
 }
 

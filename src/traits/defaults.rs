@@ -51,6 +51,15 @@ pub(super) struct Raw {
     pub verified_domains: Option<Vec<String>>,
     /// Microsoft `xms_edov` (email domain owner verified) is true.
     pub xms_edov: bool,
+    /// Custom traits (names outside the 25) the configured mapping found, by name.
+    pub custom: BTreeMap<String, Custom>,
+}
+
+/// One custom trait's value (a string, number, boolean or list of strings) and its source.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Custom {
+    pub value: Value,
+    pub source: String,
 }
 
 /// Reads one claim as text. Numbers are not accepted: a number is never a name or a city.

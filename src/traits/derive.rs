@@ -214,6 +214,17 @@ pub(super) fn finish(mut raw: Raw, input: &MappingInput) -> MappedTraits {
             out.put_sourced(name, &v);
         }
     }
+    // Custom traits are kept as the mapping read them (already cleaned there).
+    for (name, custom) in std::mem::take(&mut raw.custom) {
+        out.m.traits.custom.insert(name.clone(), custom.value);
+        out.m.provenance.insert(
+            name,
+            TraitSource {
+                source: custom.source,
+                verified: true,
+            },
+        );
+    }
     out.m
 }
 

@@ -1,4 +1,5 @@
-//! Claims → the 25 enrichment traits of the Identify API (spec §1.3, providers.md §5).
+//! Claims → the 25 enrichment traits of the Identify API (spec §1.3, providers.md §5), and the
+//! custom traits a provider's `[providers.traits]` names (groups, plan, an org id).
 //!
 //! [`map_traits`] is a pure function: provider defaults ([`defaults`]), then the operator's
 //! configured JSON-Pointer mapping ([`mapping`]), then normalisation and derivations
@@ -8,7 +9,8 @@
 //! Provenance sources look like `claims:/address/locality` (a JSON Pointer into the merged
 //! claims), `graph:/me/jobTitle` and `graph:/organization/displayName` (Microsoft Graph),
 //! `users_api:/profile/title` (the Okta Users API's `/api/v1/users/me`),
-//! `mapping:/custom/ptr` (the configured mapping), `derived:country_code→country` (a derivation
+//! `mapping:/custom/ptr` (the configured mapping; a mapped API pointer keeps its own source, e.g.
+//! `graph:/groups`), `derived:country_code→country` (a derivation
 //! rule) and `bridge:sign_in_time` (observed by the bridge).
 
 mod defaults;
@@ -78,6 +80,8 @@ pub struct ApiData<'a> {
     pub graph_organization: Option<&'a Map<String, Value>>,
     /// `users_api:/…`: Okta's `/api/v1/users/me` user object.
     pub users_api: Option<&'a Map<String, Value>>,
+    /// `graph:/groups`: the group ids Graph listed for an Entra group overage.
+    pub graph_groups: Option<&'a [String]>,
 }
 
 /// The Microsoft tenant id of personal (MSA) accounts.
@@ -87,7 +91,7 @@ pub const MSA_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 #[tracing::instrument(level = "debug", skip_all, fields(kind = ?input.kind))]
 pub fn map_traits(input: &MappingInput) -> MappedTraits {
     let mut raw = defaults::gather(input);
-    mapping::apply_overrides(&mut raw, input.claims, input.mapping);
+    mapping::apply_overrides(&mut raw, input);
     derive::finish(raw, input)
 }
 

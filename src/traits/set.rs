@@ -1,4 +1,7 @@
-//! `TraitSet`: the 25 `enrichment_*` traits of the Identify API (spec §1.3), in spec order.
+//! `TraitSet`: the 25 `enrichment_*` traits of the Identify API (spec §1.3), in spec order, and
+//! the custom traits a provider's mapping names.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,6 +59,10 @@ pub struct TraitSet {
     pub enrichment_inactive_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrichment_active_at: Option<String>,
+    /// Custom traits (names outside the 25, from `[providers.traits]`): each a string, number,
+    /// boolean or list of strings, as the Identify API accepts them.
+    #[serde(flatten)]
+    pub custom: BTreeMap<String, Value>,
 }
 
 /// Generates `get`, `set_string` and `is_empty` from one field list so they cannot drift.
@@ -71,7 +78,7 @@ macro_rules! trait_fields {
                         .as_ref()
                         .map(|v| Value::Array(v.iter().cloned().map(Value::String).collect())),
                     $(stringify!($field) => self.$field.clone().map(Value::String),)*
-                    _ => None,
+                    _ => self.custom.get(name).cloned(),
                 }
             }
 
@@ -85,7 +92,7 @@ macro_rules! trait_fields {
 
             /// True when no trait is set.
             pub fn is_empty(&self) -> bool {
-                self.enrichment_phone.is_none() $(&& self.$field.is_none())*
+                self.enrichment_phone.is_none() && self.custom.is_empty() $(&& self.$field.is_none())*
             }
         }
     };
@@ -127,11 +134,13 @@ impl TraitSet {
         Self::NAMES.contains(&name)
     }
 
-    /// The traits as a JSON object of plain values, keyed by name, absent ones omitted.
+    /// The traits as a JSON object of plain values, keyed by name, absent ones omitted; the
+    /// custom traits after the 25.
     pub fn to_map(&self) -> serde_json::Map<String, Value> {
         Self::NAMES
             .iter()
             .filter_map(|n| self.get(n).map(|v| ((*n).to_owned(), v)))
+            .chain(self.custom.iter().map(|(k, v)| (k.clone(), v.clone())))
             .collect()
     }
 }

@@ -27,6 +27,7 @@ fn api<'a>(
         graph_me: graph.map(|g| &g.me),
         graph_organization: graph.and_then(|g| g.organization.as_ref()),
         users_api,
+        graph_groups: None,
     }
 }
 
@@ -776,4 +777,40 @@ mod props {
             prop_assert!(json.contains("\"traits\""));
         }
     }
+}
+
+#[test]
+fn custom_traits_keep_their_type_and_say_where_they_came_from() {
+    let mapping: TraitMapping = [
+        ("groups", vec!["/groups"]),
+        ("seats", vec!["/seats"]),
+        ("beta", vec!["/beta"]),
+        ("org", vec!["/missing", "/org/id"]),
+        ("nested", vec!["/org"]),
+        ("title", vec!["graph:/me/jobTitle"]),
+        ("codes", vec!["/codes"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+    .collect();
+    let graph = GraphProfile {
+        me: obj(json!({"jobTitle": "CTO"})),
+        organization: None,
+    };
+    let claims = json!({"groups": [" staff ", "", "a\u{0}dmins", {"x": 1}], "seats": 12,
+                        "beta": true, "org": {"id": "org-42"}, "codes": [1, 2]});
+    let got = run(ProviderKind::Microsoft, claims, Some(&graph), &mapping);
+    let custom = &got.traits.custom;
+    assert_eq!(custom["groups"], json!(["staff", "admins"]));
+    assert_eq!(custom["seats"], json!(12));
+    assert_eq!(custom["beta"], json!(true));
+    assert_eq!(custom["org"], json!("org-42"));
+    assert!(!custom.contains_key("nested"), "objects are skipped");
+    assert_eq!(custom["title"], json!("CTO"));
+    assert_eq!(custom["codes"], json!(["1", "2"]));
+    assert_eq!(got.provenance["org"].source, "mapping:/org/id");
+    assert_eq!(got.provenance["title"].source, "graph:/me/jobTitle");
+    let map = got.traits.to_map();
+    assert_eq!(map["groups"], json!(["staff", "admins"]));
+    assert!(map.contains_key("enrichment_active_at"));
 }

@@ -25,4 +25,5 @@ mod sessions;
 mod sign_in;
 mod sink;
 mod traces;
+mod traits_policies;
 mod webhooks;

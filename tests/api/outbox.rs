@@ -9,7 +9,7 @@ use crate::sink::{Reply, TestSink};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn sink_toml(name: &str, format: &str, url: &str, extra: &str) -> String {
+pub fn sink_toml(name: &str, format: &str, url: &str, extra: &str) -> String {
     format!(
         "[[sinks]]\nname = \"{name}\"\nformat = \"{format}\"\nurl = \"{url}\"\n\
          backoff_base_ms = 50\nbackoff_cap_secs = 1\n{extra}\n"

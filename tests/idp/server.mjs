@@ -342,6 +342,9 @@ function makeProvider(jwk) {
         'name', 'family_name', 'given_name', 'middle_name', 'nickname', 'preferred_username',
         'profile', 'picture', 'website', 'gender', 'birthdate', 'zoneinfo', 'locale', 'updated_at',
         'hd', 'tid', 'oid', 'ver', 'ctry', 'title', 'department', 'organization', 'created',
+        // Claims beyond the standard ones, released when an account has them (tests add them
+        // with POST /__control/claims): groups and Entra's group overage, an org id, a plan.
+        'groups', 'hasgroups', 'org_id', 'plan', 'seats',
       ],
       email: ['email', 'email_verified', 'xms_edov'],
       address: ['address'],
