@@ -59,7 +59,8 @@ fn texts(value: &Value, list: bool, cap: usize, what: &str) -> Vec<String> {
 }
 
 /// A custom trait's value: a cleaned string, a number, a boolean or a list of cleaned strings
-/// (numbers in a list become text); `None` for an empty value or an object.
+/// (numbers in a list become text; an empty list stays, so a stored list is replaced); `None`
+/// for an empty string, null or an object.
 fn custom_value(value: &Value, what: &str) -> Option<Value> {
     match value {
         Value::Bool(_) | Value::Number(_) => Some(value.clone()),
@@ -71,7 +72,8 @@ fn custom_value(value: &Value, what: &str) -> Option<Value> {
                 .take(MAX_LIST_ITEMS)
                 .map(Value::String)
                 .collect();
-            (!list.is_empty()).then_some(Value::Array(list))
+            // An empty list is a value: "in no group" replaces the groups stored before.
+            Some(Value::Array(list))
         }
         Value::Null => None,
         Value::Object(_) => {

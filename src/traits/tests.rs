@@ -789,6 +789,7 @@ fn custom_traits_keep_their_type_and_say_where_they_came_from() {
         ("nested", vec!["/org"]),
         ("title", vec!["graph:/me/jobTitle"]),
         ("codes", vec!["/codes"]),
+        ("roles", vec!["/roles"]),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
@@ -798,7 +799,7 @@ fn custom_traits_keep_their_type_and_say_where_they_came_from() {
         organization: None,
     };
     let claims = json!({"groups": [" staff ", "", "a\u{0}dmins", {"x": 1}], "seats": 12,
-                        "beta": true, "org": {"id": "org-42"}, "codes": [1, 2]});
+                        "beta": true, "org": {"id": "org-42"}, "codes": [1, 2], "roles": []});
     let got = run(ProviderKind::Microsoft, claims, Some(&graph), &mapping);
     let custom = &got.traits.custom;
     assert_eq!(custom["groups"], json!(["staff", "admins"]));
@@ -808,6 +809,11 @@ fn custom_traits_keep_their_type_and_say_where_they_came_from() {
     assert!(!custom.contains_key("nested"), "objects are skipped");
     assert_eq!(custom["title"], json!("CTO"));
     assert_eq!(custom["codes"], json!(["1", "2"]));
+    assert_eq!(
+        custom["roles"],
+        json!([]),
+        "no roles replaces the roles stored before"
+    );
     assert_eq!(got.provenance["org"].source, "mapping:/org/id");
     assert_eq!(got.provenance["title"].source, "graph:/me/jobTitle");
     let map = got.traits.to_map();
