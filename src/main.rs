@@ -245,6 +245,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     identify_bridge::providers::callback_url(public, &p.name),
                     identify_bridge::routes::backchannel::backchannel_logout_url(public, &p.name)
                 );
+                if let Some(key) = &p.client_key {
+                    eprintln!(
+                        "provider {}: private_key_jwt with a {:?} key{}{}",
+                        p.name,
+                        key.algorithm(),
+                        key.key_id()
+                            .map(|kid| format!(", kid {kid}"))
+                            .unwrap_or_default(),
+                        key.thumbprint()
+                            .map(|t| format!(", certificate thumbprint (x5t#S256) {t}"))
+                            .unwrap_or_default(),
+                    );
+                }
             }
             eprintln!("configuration is valid");
         }

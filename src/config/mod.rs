@@ -14,11 +14,13 @@
 //!   `[database]`, `[log]`), `providers` (`[[providers]]`, tagged by `kind`), `sinks`
 //!   (`[[sinks]]`), `identify_api` (`[identify_api]`), `telemetry` (`[telemetry]`).
 //! - `auth_request` (`[auth_request]`): the headers `GET /auth` answers with.
+//! - `client_key`: the `private_key_jwt` key and certificate, read and parsed at load time.
 //! - `secret`, `trait_names`, `suggest`: what the others share.
 //!
 //! Configuration imports nothing from the features it configures.
 
 mod auth_request;
+mod client_key;
 mod identify_api;
 mod load;
 mod providers;
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use auth_request::AuthRequestSettings;
+pub use client_key::{certificate_thumbprint, ClientKey, KeyPart};
 pub use identify_api::{Credential, IdentifyApiSettings};
 pub use providers::{
     GoogleSettings, KindSettings, MicrosoftSettings, OidcSettings, OktaDomain, OktaSettings,
@@ -208,6 +211,7 @@ impl Settings {
         settings
             .resolve_secret_files()
             .and_then(|()| settings.validate())
+            .and_then(|()| settings.load_client_keys())
             .map_err(|e| annotate(e, None))?;
         Ok(settings)
     }

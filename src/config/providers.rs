@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 use uuid::Uuid;
 
+use super::client_key::ClientKey;
 use super::Secret;
 
 /// Which family a configured provider belongs to.
@@ -48,6 +49,8 @@ pub enum TokenAuthMethod {
     ClientSecretBasic,
     /// The client id and secret in the form body.
     ClientSecretPost,
+    /// An RFC 7523 client assertion signed with `private_key_file` (no client secret).
+    PrivateKeyJwt,
 }
 
 impl TokenAuthMethod {
@@ -55,6 +58,7 @@ impl TokenAuthMethod {
         match self {
             TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -68,7 +72,7 @@ pub struct ProviderSettings {
     #[serde(default)]
     pub display_name: Option<String>,
     pub client_id: String,
-    /// The client secret (or `client_secret_file`).
+    /// The client secret (or `client_secret_file`); not used with `private_key_jwt`.
     #[serde(default)]
     pub client_secret: Option<Secret>,
     /// A file holding the client secret (a trailing newline is ignored).
@@ -77,11 +81,26 @@ pub struct ProviderSettings {
     /// Scopes to request; must include `openid`. The kind adds what its options need.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
-    /// `client_secret_basic` or `client_secret_post`. Unset: chosen from
+    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`. Unset: chosen from
     /// the provider's discovery document (`client_secret_basic` when listed, else
     /// `client_secret_post`).
     #[serde(default)]
     pub token_auth_method: Option<TokenAuthMethod>,
+    /// `private_key_jwt`: a PEM file with the RSA (RS256) or P-256 (ES256) private key that
+    /// signs the client assertion.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// `private_key_jwt`: the `kid` header of the client assertion (the key id registered
+    /// with the provider).
+    #[serde(default)]
+    pub private_key_id: Option<String>,
+    /// `private_key_jwt`: a PEM certificate for the key; its SHA-256 thumbprint goes in the
+    /// `x5t#S256` header (Microsoft's certificate credentials).
+    #[serde(default)]
+    pub certificate_file: Option<PathBuf>,
+    /// The key read from `private_key_file` (and `certificate_file`) at load time.
+    #[serde(skip)]
+    pub client_key: Option<ClientKey>,
     /// Trait name (one of the 25, or a custom name) → JSON Pointers into the merged claims or
     /// the provider's API (`graph:/…`, `users_api:/…`); the first non-empty value wins.
     #[serde(default)]

@@ -278,6 +278,111 @@ fn serve_refuses_an_open_admin_api_naming_the_key() {
     assert!(load(GOOGLE, &[]).unwrap().check_for_serve().is_ok());
 }
 
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Okta with `private_key_jwt` and the given key (and more) lines instead of the secret.
+fn okta_private_key_jwt(lines: &str) -> String {
+    format!(
+        "{}\n{}",
+        OKTA.replace(
+            "client_secret = \"s\"",
+            "token_auth_method = \"private_key_jwt\""
+        ),
+        lines
+    )
+}
+
+#[test]
+fn private_key_jwt_needs_a_key_file_and_no_secret() {
+    let e = load_err(&okta_private_key_jwt(""), &[]);
+    assert!(e.contains("`providers[0] (okta).private_key_file`"), "{e}");
+    assert!(e.contains("required with token_auth_method"), "{e}");
+    let e = load_err(
+        &okta_private_key_jwt(&format!(
+            "private_key_file = \"{}\"\nclient_secret = \"s\"\n",
+            fixture("client-key-rsa.pem")
+        )),
+        &[],
+    );
+    assert!(e.contains("`providers[0] (okta).client_secret`"), "{e}");
+    for line in [
+        "private_key_file = \"/k.pem\"",
+        "private_key_id = \"k1\"",
+        "certificate_file = \"/c.pem\"",
+    ] {
+        let e = load_err(&format!("{OKTA}{line}\n"), &[]);
+        assert!(e.contains("only used with token_auth_method"), "{e}");
+    }
+}
+
+#[test]
+fn a_private_key_that_cannot_be_read_or_used_stops_loading_naming_its_key() {
+    let e = load_err(
+        &okta_private_key_jwt("private_key_file = \"/nonexistent/client.pem\"\n"),
+        &[],
+    );
+    assert!(e.contains("`providers[0] (okta).private_key_file`"), "{e}");
+    assert!(e.contains("cannot read /nonexistent/client.pem"), "{e}");
+    // A public key is no private key; the file's content is never shown.
+    let e = load_err(
+        &okta_private_key_jwt(&format!(
+            "private_key_file = \"{}\"\n",
+            fixture("client-key-rsa.pub.pem")
+        )),
+        &[],
+    );
+    assert!(e.contains("`providers[0] (okta).private_key_file`"), "{e}");
+    assert!(e.contains("is not a PEM private key"), "{e}");
+    assert!(!e.contains("MII"), "{e}");
+    // A key where the certificate belongs.
+    let e = load_err(
+        &okta_private_key_jwt(&format!(
+            "private_key_file = \"{}\"\ncertificate_file = \"{}\"\n",
+            fixture("client-key-rsa.pem"),
+            fixture("client-key-rsa.pem")
+        )),
+        &[],
+    );
+    assert!(e.contains("`providers[0] (okta).certificate_file`"), "{e}");
+    assert!(e.contains("not a PEM certificate"), "{e}");
+    assert!(!e.contains("MII"), "{e}");
+}
+
+#[test]
+fn a_private_key_loads_with_its_algorithm_key_id_and_certificate_thumbprint() {
+    let s = load(
+        &okta_private_key_jwt(&format!(
+            "private_key_file = \"{}\"\nprivate_key_id = \"k1\"\ncertificate_file = \"{}\"\n",
+            fixture("client-key-rsa.pem"),
+            fixture("client-cert-rsa.pem")
+        )),
+        &[],
+    )
+    .unwrap();
+    let key = s.providers[0].client_key.as_ref().unwrap();
+    assert_eq!(key.algorithm(), jsonwebtoken::Algorithm::RS256);
+    assert_eq!(key.key_id(), Some("k1"));
+    assert_eq!(
+        key.thumbprint(),
+        Some("jYQL_xz2GuxUtJWdl7Vt2439sx3kN-FUtyaRbRdo1fE")
+    );
+    // Neither Debug nor the printed configuration shows the key.
+    let shown = format!("{s:?}{}", serde_json::to_string(&s).unwrap());
+    assert!(!shown.contains("MII"), "{shown}");
+    let s = load(
+        &okta_private_key_jwt(&format!(
+            "private_key_file = \"{}\"\n",
+            fixture("client-key-p256.pem")
+        )),
+        &[],
+    )
+    .unwrap();
+    let key = s.providers[0].client_key.as_ref().unwrap();
+    assert_eq!(key.algorithm(), jsonwebtoken::Algorithm::ES256);
+}
+
 /// The README's configuration tables list exactly the keys the schema has.
 #[test]
 fn the_readme_tables_and_the_schema_have_the_same_keys() {

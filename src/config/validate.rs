@@ -4,8 +4,12 @@ use std::collections::HashSet;
 
 use super::providers::{PointerSource, SourcedPointer};
 use super::secret::{resolve_secret, resolve_secret_list};
+use super::client_key::{ClientKey, KeyPart};
 use super::trait_names::{custom_trait_problem, is_trait_name, nearest_trait_name, TRAIT_NAMES};
-use super::{ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat};
+use super::{
+    ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat,
+    TokenAuthMethod,
+};
 
 fn err(key: impl Into<String>, what: impl Into<String>) -> ConfigError {
     ConfigError::at(key, what)
@@ -66,6 +70,34 @@ impl Settings {
                     &format!("{key}.token.client_secret"),
                 )?;
             }
+        }
+        Ok(())
+    }
+
+    /// Read each `private_key_jwt` provider's key (and certificate): an unreadable or unusable
+    /// file stops start-up with a message naming its key.
+    pub(super) fn load_client_keys(&mut self) -> Result<(), ConfigError> {
+        for (i, p) in self.providers.iter_mut().enumerate() {
+            if p.token_auth_method != Some(TokenAuthMethod::PrivateKeyJwt) {
+                continue;
+            }
+            let key = provider_key(i, p);
+            let Some(file) = p.private_key_file.as_deref() else {
+                continue; // refused by `validate`
+            };
+            let loaded = ClientKey::load_files(
+                file,
+                p.private_key_id.as_deref(),
+                p.certificate_file.as_deref(),
+            )
+            .map_err(|(part, message)| {
+                let field = match part {
+                    KeyPart::Key => "private_key_file",
+                    KeyPart::Certificate => "certificate_file",
+                };
+                err(format!("{key}.{field}"), message)
+            })?;
+            p.client_key = Some(loaded);
         }
         Ok(())
     }
@@ -292,6 +324,33 @@ fn unknown_trait(name: &str, extra: &[&str]) -> String {
 }
 
 fn validate_client_auth(key: &str, p: &ProviderSettings) -> Result<(), ConfigError> {
+    if p.token_auth_method == Some(TokenAuthMethod::PrivateKeyJwt) {
+        if p.private_key_file.is_none() {
+            return Err(err(
+                format!("{key}.private_key_file"),
+                "required with token_auth_method = \"private_key_jwt\"",
+            ));
+        }
+        if p.client_secret.is_some() {
+            return Err(err(
+                format!("{key}.client_secret"),
+                "not used with token_auth_method = \"private_key_jwt\": remove it",
+            ));
+        }
+        return Ok(());
+    }
+    for (field, set) in [
+        ("private_key_file", p.private_key_file.is_some()),
+        ("private_key_id", p.private_key_id.is_some()),
+        ("certificate_file", p.certificate_file.is_some()),
+    ] {
+        if set {
+            return Err(err(
+                format!("{key}.{field}"),
+                "only used with token_auth_method = \"private_key_jwt\"",
+            ));
+        }
+    }
     if p.client_secret.as_ref().is_none_or(|s| s.is_blank()) {
         return Err(err(
             format!("{key}.client_secret"),

@@ -124,6 +124,10 @@ pub fn prepare(
                 .map(String::from)
                 .to_vec(),
             token_auth_method: None,
+            private_key_file: None,
+            private_key_id: None,
+            certificate_file: None,
+            client_key: None,
             traits: Default::default(),
             allowed_email_domains: Vec::new(),
             required_groups: Vec::new(),

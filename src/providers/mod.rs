@@ -6,6 +6,7 @@
 //!
 //! [`graph`] and [`fetch`] read a provider's own API (Microsoft Graph, the Okta Users API).
 
+pub mod client_auth;
 pub mod fetch;
 pub mod generic;
 pub mod google;
@@ -295,6 +296,11 @@ impl Provider {
                     Some(Arc::new(d.clone()));
                 *self.last_error.write().expect("provider lock poisoned") = None;
                 tracing::info!(issuer = %d.metadata.issuer().as_str(), "provider metadata loaded");
+                if let Some(warning) =
+                    client_auth::unlisted_auth_method(self.settings.token_auth_method, &d.metadata)
+                {
+                    tracing::warn!(provider = %self.name(), "{warning}");
+                }
             }
             Err(e) => {
                 *self.last_error.write().expect("provider lock poisoned") = Some(e.to_string());

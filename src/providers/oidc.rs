@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use tracing::Instrument;
 use url::Url;
 
+use super::client_auth::token_auth_method;
 use super::{issuer_url, Discovered, Metadata, Provider, ProviderError, Stage};
 use crate::config::TokenAuthMethod;
 
@@ -125,16 +126,26 @@ impl Provider {
     /// refetch) and kept in [`Discovered`]: building it clones the whole metadata document,
     /// which is wasted work on every sign-in.
     pub(super) fn build_client(&self, metadata: &Metadata) -> OidcClient {
+        let method = token_auth_method(self.settings.token_auth_method, metadata);
+        // With private_key_jwt there is no secret: the client id goes in the form body, next
+        // to the assertion each request adds (`client_auth_params`).
+        let secret = match method {
+            TokenAuthMethod::PrivateKeyJwt => None,
+            _ => self
+                .settings
+                .secret()
+                .map(|s| ClientSecret::new(s.expose().to_string())),
+        };
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(self.settings.client_id.clone()),
-            self.settings
-                .secret()
-                .map(|s| ClientSecret::new(s.expose().to_string())),
+            secret,
         )
         .set_redirect_uri(RedirectUrl::from_url(self.redirect_url.clone()));
-        match token_auth_method(self.settings.token_auth_method, metadata) {
-            TokenAuthMethod::ClientSecretPost => client.set_auth_type(AuthType::RequestBody),
+        match method {
+            TokenAuthMethod::ClientSecretPost | TokenAuthMethod::PrivateKeyJwt => {
+                client.set_auth_type(AuthType::RequestBody)
+            }
             TokenAuthMethod::ClientSecretBasic => client.set_auth_type(AuthType::BasicAuth),
         }
     }
@@ -218,13 +229,17 @@ impl Provider {
         let asked = self.asked_scopes(&self.extras(&d, true));
         let params = self.quirks().refresh(&asked);
         let token = RefreshToken::new(refresh_token.to_string());
-        let request = d
+        let mut request = d
             .client
             .exchange_refresh_token(&token)
             .map_err(|e| {
                 RefreshError::Failed(ProviderError::InvalidResponse(Stage::Token, e.to_string()))
             })?
             .add_scopes(params.scopes.into_iter().map(Scope::new));
+        // private_key_jwt: a fresh client assertion for this request too.
+        for (name, value) in self.client_auth_params(&d).map_err(RefreshError::Failed)? {
+            request = request.add_extra_param(name, value);
+        }
         let started = std::time::Instant::now();
         let response = request
             .request_async(&self.token_http())
@@ -305,11 +320,15 @@ impl Provider {
     ) -> Result<VerifiedLogin, ProviderError> {
         let d = self.discovered()?;
         let client = &d.client;
-        let started = std::time::Instant::now();
-        let response = client
+        let mut request = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| ProviderError::InvalidResponse(Stage::Token, e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier));
+        for (name, value) in self.client_auth_params(&d)? {
+            request = request.add_extra_param(name, value);
+        }
+        let started = std::time::Instant::now();
+        let response = request
             .request_async(&self.token_http())
             .instrument(
                 tracing::info_span!("provider_call", provider = %self.name(), stage = "token"),
@@ -571,28 +590,6 @@ impl From<UserinfoError> for ProviderError {
             ),
             UserinfoError::Failed(e) => e,
         }
-    }
-}
-
-/// The token endpoint's client authentication: the configured one, else from discovery
-/// (`client_secret_basic` when listed or when the list is absent, its default per OpenID
-/// Discovery; else `client_secret_post`).
-pub fn token_auth_method(
-    configured: Option<TokenAuthMethod>,
-    metadata: &Metadata,
-) -> TokenAuthMethod {
-    use openidconnect::core::CoreClientAuthMethod;
-    if let Some(method) = configured {
-        return method;
-    }
-    match metadata.token_endpoint_auth_methods_supported() {
-        Some(methods)
-            if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
-                && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
-        {
-            TokenAuthMethod::ClientSecretPost
-        }
-        _ => TokenAuthMethod::ClientSecretBasic,
     }
 }
 

@@ -94,6 +94,10 @@ pub struct AppOptions {
     /// The only token endpoint authentication method the test IdP supports (and lists in
     /// discovery); the client is registered with it. `None`: basic and post, either accepted.
     pub idp_auth_method: Option<&'static str>,
+    /// The client's public keys at the test IdP (for `private_key_jwt`).
+    pub idp_client_jwks: Option<serde_json::Value>,
+    /// TOML lines in the provider's table instead of its `client_secret` line.
+    pub client_auth_toml: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -106,6 +110,8 @@ impl Default for AppOptions {
             database_url: None,
             metrics_listen: None,
             idp_auth_method: None,
+            idp_client_jwks: None,
+            client_auth_toml: None,
         }
     }
 }
@@ -129,6 +135,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let redirect = format!("{address}/callback/{}", kind.name());
     let mut client = IdpClient::web(kind.name(), CLIENT_SECRET, &redirect);
     client.token_endpoint_auth_method = options.idp_auth_method.map(str::to_owned);
+    client.jwks = options.idp_client_jwks.clone();
     let mut idp_config = serde_json::json!({
         "issuer_path": kind.issuer_path(),
         "clients": [client.to_json()],
@@ -153,7 +160,12 @@ login_timeout_secs = {timeout}
 "#,
         timeout = options.login_timeout_secs,
         session = options.session_toml,
-        provider = kind.toml(&idp),
+        provider = match &options.client_auth_toml {
+            Some(lines) => kind
+                .toml(&idp)
+                .replace(&format!("client_secret = \"{CLIENT_SECRET}\"\n"), lines),
+            None => kind.toml(&idp),
+        },
         // `{idp_issuer}` in the extra TOML is the test IdP's issuer (e.g. for `[identify_api]`).
         extra = options.extra_toml.replace("{idp_issuer}", &idp.issuer),
         metrics_listen = options

@@ -41,6 +41,8 @@ pub struct IdpClient {
     pub backchannel_logout_uri: Option<String>,
     /// Registered `token_endpoint_auth_method`; `None`: basic and post both accepted.
     pub token_endpoint_auth_method: Option<String>,
+    /// `private_key_jwt`: the client's public keys (`{"keys": [...]}`).
+    pub jwks: Option<Value>,
 }
 
 impl IdpClient {
@@ -53,6 +55,7 @@ impl IdpClient {
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             backchannel_logout_uri: None,
             token_endpoint_auth_method: None,
+            jwks: None,
         }
     }
 
@@ -71,6 +74,7 @@ impl IdpClient {
             grant_types: vec!["client_credentials".into()],
             backchannel_logout_uri: None,
             token_endpoint_auth_method: None,
+            jwks: None,
         }
     }
 
@@ -88,6 +92,9 @@ impl IdpClient {
         }
         if let Some(method) = &self.token_endpoint_auth_method {
             v["token_endpoint_auth_method"] = json!(method);
+        }
+        if let Some(jwks) = &self.jwks {
+            v["jwks"] = jwks.clone();
         }
         v
     }

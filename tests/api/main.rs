@@ -3,6 +3,7 @@
 mod auth_throttle;
 mod avatars;
 mod cli;
+mod client_auth;
 mod dashboard;
 mod dev_mode;
 mod harness;

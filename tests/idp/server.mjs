@@ -100,6 +100,8 @@ function normalizeClient(c) {
     redirect_uris: hasCode ? (c.redirect_uris || []) : [],
     token_endpoint_auth_method: c.token_endpoint_auth_method || 'client_secret_basic',
   };
+  // private_key_jwt: the client's public keys, which verify its client assertions.
+  if (c.jwks) out.jwks = c.jwks;
   if (c.post_logout_redirect_uris) out.post_logout_redirect_uris = c.post_logout_redirect_uris;
   if (c.backchannel_logout_uri) {
     out.backchannel_logout_uri = c.backchannel_logout_uri;
