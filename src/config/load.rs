@@ -574,18 +574,21 @@ pub(super) fn deserialize(value: &Value) -> Result<Settings, (Vec<Seg>, String)>
 
 /// Type `value` as `T`; an error comes with its key path.
 fn read_typed<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, (Vec<Seg>, String)> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
-        let path = e
-            .path()
-            .iter()
-            .filter_map(|seg| match seg {
-                serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
-                serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-                _ => None,
-            })
-            .collect();
-        (path, e.into_inner().to_string())
-    })
+    serde_path_to_error::deserialize::<_, T>(value).map_err(path_and_message)
+}
+
+/// A typing error as its key path and message.
+fn path_and_message(e: serde_path_to_error::Error<serde_json::Error>) -> (Vec<Seg>, String) {
+    let path = e
+        .path()
+        .iter()
+        .filter_map(|seg| match seg {
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            _ => None,
+        })
+        .collect();
+    (path, e.into_inner().to_string())
 }
 
 /// `missing field `tenant`` → (`tenant`, "missing"); other messages as they are.
@@ -603,7 +606,6 @@ pub(super) fn locate_kind_error(
     entry: &Value,
     kind: ProviderKind,
 ) -> Option<(Vec<Seg>, String)> {
-    use super::providers::{GoogleSettings, MicrosoftSettings, OidcSettings, OktaSettings};
     let keys = walker.kind_keys("providers", kind);
     let own: Map<String, Value> = entry
         .as_object()?
@@ -612,10 +614,5 @@ pub(super) fn locate_kind_error(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let own = Value::Object(own);
-    match kind {
-        ProviderKind::Google => read_typed::<GoogleSettings>(&own).err(),
-        ProviderKind::Microsoft => read_typed::<MicrosoftSettings>(&own).err(),
-        ProviderKind::Okta => read_typed::<OktaSettings>(&own).err(),
-        ProviderKind::Oidc => read_typed::<OidcSettings>(&own).err(),
-    }
+    kind.read_own_keys(&own).err().map(path_and_message)
 }

@@ -1,5 +1,7 @@
-//! `[[providers]]`: the keys every provider has, and each kind's own keys. The kind is the
-//! tag, so a key of another kind is an error when the file is read, not a surprise later.
+//! `[[providers]]`: the keys every provider has, and each kind's own keys with their rules.
+//! The kind is the tag, so a key of another kind is an error when the file is read, not a
+//! surprise later. A new kind is its settings struct here, one variant in [`ProviderKind`]
+//! and [`KindSettings`] (and their matches below); nothing else in `config/` names a kind.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::client_key::ClientKey;
-use super::Secret;
+use super::{ConfigError, Secret};
 
 /// Which family a configured provider belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -137,6 +139,49 @@ impl KindSettings {
             KindSettings::Oidc(_) => ProviderKind::Oidc,
         }
     }
+
+    /// The kind's own rules; `key` names the provider (`providers[0] (okta)`).
+    pub(super) fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        match self {
+            KindSettings::Google(google) => google.validate(key),
+            KindSettings::Microsoft(ms) => ms.validate(key),
+            KindSettings::Okta(okta) => okta.validate(key),
+            KindSettings::Oidc(oidc) => oidc.validate(key),
+        }
+    }
+}
+
+impl ProviderKind {
+    /// Type a provider's kind keys alone as this kind's settings, for the key of a typing
+    /// error (read through the flattened, tagged [`KindSettings`] the key is lost).
+    pub(super) fn read_own_keys(
+        self,
+        keys: &serde_json::Value,
+    ) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+        fn read<T: serde::de::DeserializeOwned>(
+            keys: &serde_json::Value,
+        ) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+            serde_path_to_error::deserialize::<_, T>(keys).map(|_| ())
+        }
+        match self {
+            ProviderKind::Google => read::<GoogleSettings>(keys),
+            ProviderKind::Microsoft => read::<MicrosoftSettings>(keys),
+            ProviderKind::Okta => read::<OktaSettings>(keys),
+            ProviderKind::Oidc => read::<OidcSettings>(keys),
+        }
+    }
+}
+
+/// `{key}.{field}` must be an http(s) URL.
+fn http_url(key: &str, field: &str, url: &Url) -> Result<(), ConfigError> {
+    if matches!(url.scheme(), "http" | "https") {
+        Ok(())
+    } else {
+        Err(ConfigError::at(
+            format!("{key}.{field}"),
+            "must be an http(s) URL",
+        ))
+    }
 }
 
 /// `kind = "google"`.
@@ -150,6 +195,15 @@ pub struct GoogleSettings {
     /// empty: any account, personal ones too.
     #[serde(default)]
     pub allowed_hosted_domains: Vec<String>,
+}
+
+impl GoogleSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        match &self.issuer {
+            Some(issuer) => http_url(key, "issuer", issuer),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `kind = "microsoft"` (Entra ID).
@@ -175,6 +229,28 @@ pub struct MicrosoftSettings {
     pub graph_url: Url,
 }
 
+impl MicrosoftSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let tenant = self.tenant.as_str();
+        if tenant.is_empty()
+            || !tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return Err(ConfigError::at(
+                format!("{key}.tenant"),
+                "common, organizations, consumers, a tenant id or a domain",
+            ));
+        }
+        http_url(key, "authority", &self.authority)?;
+        http_url(key, "graph_url", &self.graph_url)?;
+        match &self.issuer {
+            Some(issuer) => http_url(key, "issuer", issuer),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `kind = "okta"`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +271,39 @@ pub struct OktaSettings {
     pub issuer: Option<Url>,
 }
 
+impl OktaSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if let Some(issuer) = &self.issuer {
+            http_url(key, "issuer", issuer)?;
+        } else if self.domain.is_none() {
+            return Err(ConfigError::at(
+                format!("{key}.domain"),
+                "missing: required for kind = \"okta\" (or set issuer)",
+            ));
+        }
+        if self.users_api {
+            if self.domain.is_none() {
+                return Err(ConfigError::at(
+                    format!("{key}.domain"),
+                    "required with users_api = true",
+                ));
+            }
+            if self
+                .authorization_server
+                .as_deref()
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Err(ConfigError::at(
+                    format!("{key}.users_api"),
+                    "needs the org authorization server (remove `authorization_server`): \
+                     custom authorization servers cannot grant okta.users.read.self",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `kind = "oidc"`: any OpenID provider.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -204,6 +313,12 @@ pub struct OidcSettings {
     /// Count `email_verified = true` as proof of address ownership for account linking.
     #[serde(default)]
     pub trust_email_verified: bool,
+}
+
+impl OidcSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        http_url(key, "issuer", &self.issuer)
+    }
 }
 
 fn default_authority() -> Url {

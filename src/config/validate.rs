@@ -2,9 +2,9 @@
 
 use std::collections::HashSet;
 
+use super::client_key::{ClientKey, KeyPart};
 use super::providers::{PointerSource, SourcedPointer};
 use super::secret::{resolve_secret, resolve_secret_list};
-use super::client_key::{ClientKey, KeyPart};
 use super::trait_names::{custom_trait_problem, is_trait_name, nearest_trait_name, TRAIT_NAMES};
 use super::{
     ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat,
@@ -215,7 +215,7 @@ impl Settings {
             if !p.scopes.iter().any(|s| s == "openid") {
                 return Err(err(format!("{key}.scopes"), "must include \"openid\""));
             }
-            validate_kind(&key, &p.kind)?;
+            p.kind.validate(&key)?;
             validate_trait_mapping(&format!("{key}.traits"), p)?;
             validate_access_policy(&key, p)?;
         }
@@ -356,72 +356,6 @@ fn validate_client_auth(key: &str, p: &ProviderSettings) -> Result<(), ConfigErr
             format!("{key}.client_secret"),
             "missing: set client_secret, client_secret_file or the environment variable",
         ));
-    }
-    Ok(())
-}
-
-fn validate_kind(key: &str, kind: &KindSettings) -> Result<(), ConfigError> {
-    let http_url = |field: &str, url: &url::Url| {
-        if matches!(url.scheme(), "http" | "https") {
-            Ok(())
-        } else {
-            Err(err(format!("{key}.{field}"), "must be an http(s) URL"))
-        }
-    };
-    match kind {
-        KindSettings::Google(google) => {
-            if let Some(issuer) = &google.issuer {
-                http_url("issuer", issuer)?;
-            }
-        }
-        KindSettings::Oidc(oidc) => http_url("issuer", &oidc.issuer)?,
-        KindSettings::Microsoft(ms) => {
-            let tenant = ms.tenant.as_str();
-            if tenant.is_empty()
-                || !tenant
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-            {
-                return Err(err(
-                    format!("{key}.tenant"),
-                    "common, organizations, consumers, a tenant id or a domain",
-                ));
-            }
-            http_url("authority", &ms.authority)?;
-            http_url("graph_url", &ms.graph_url)?;
-            if let Some(issuer) = &ms.issuer {
-                http_url("issuer", issuer)?;
-            }
-        }
-        KindSettings::Okta(okta) => {
-            if let Some(issuer) = &okta.issuer {
-                http_url("issuer", issuer)?;
-            } else if okta.domain.is_none() {
-                return Err(err(
-                    format!("{key}.domain"),
-                    "missing: required for kind = \"okta\" (or set issuer)",
-                ));
-            }
-            if okta.users_api {
-                if okta.domain.is_none() {
-                    return Err(err(
-                        format!("{key}.domain"),
-                        "required with users_api = true",
-                    ));
-                }
-                if okta
-                    .authorization_server
-                    .as_deref()
-                    .is_some_and(|a| !a.is_empty())
-                {
-                    return Err(err(
-                        format!("{key}.users_api"),
-                        "needs the org authorization server (remove `authorization_server`): \
-                         custom authorization servers cannot grant okta.users.read.self",
-                    ));
-                }
-            }
-        }
     }
     Ok(())
 }
