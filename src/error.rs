@@ -31,6 +31,10 @@ pub enum AppError {
     ProviderDenied {
         error: String,
         description: Option<String>,
+        /// The provider's name when it answered `invalid_scope` to a request that asked for
+        /// `offline_access` (an app without the Refresh Token grant): the page and the log say
+        /// what to change.
+        offline_access_refused_by: Option<String>,
     },
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -118,6 +122,13 @@ impl AppError {
                 "The sign-in took too long",
                 "For your security a sign-in must be finished within a few minutes. Please start again.".into(),
             ),
+            AppError::ProviderDenied {
+                offline_access_refused_by: Some(_),
+                ..
+            } => (
+                "Sign-in was not completed",
+                format!("The identity provider refused the offline access (a refresh token) this service asks for to keep sessions checked, so you are not signed in. An administrator can enable the Refresh Token grant for this application at the provider, or set {REFRESH_TOKENS_OFF} for this provider in the service's configuration."),
+            ),
             AppError::ProviderDenied { error, .. } => (
                 "Sign-in was not completed",
                 match error.as_str() {
@@ -194,6 +205,9 @@ impl AppError {
     }
 }
 
+/// The provider key that stops sign-ins asking for a refresh token.
+const REFRESH_TOKENS_OFF: &str = "refresh_tokens = false";
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -230,11 +244,21 @@ impl IntoResponse for AppError {
             _ => None,
         };
         let detail = match &self {
-            AppError::ProviderDenied { error, description } => {
-                format!(
+            AppError::ProviderDenied {
+                error,
+                description,
+                offline_access_refused_by,
+            } => {
+                let mut detail = format!(
                     "provider error={error:?} description={:?}",
                     description.as_deref().unwrap_or("")
-                )
+                );
+                if let Some(provider) = offline_access_refused_by {
+                    detail.push_str(&format!(
+                        "; the request asked for offline_access (a refresh token, as session re-validation does): enable the Refresh Token grant for this client at the provider, or set {REFRESH_TOKENS_OFF} on provider {provider:?}"
+                    ));
+                }
+                detail
             }
             other => other.to_string(),
         };
@@ -447,4 +471,35 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
 /// Fallback for unknown routes.
 pub async fn not_found() -> AppError {
     AppError::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Okta app without the Refresh Token grant refuses `offline_access`: the page and the
+    /// operator's log line say what to change; another `invalid_scope` says nothing of it.
+    #[test]
+    fn a_refused_offline_access_names_the_refresh_token_grant_and_the_key() {
+        let denied = |refused_by: Option<&str>| AppError::ProviderDenied {
+            error: "invalid_scope".into(),
+            description: Some("The following scopes are not allowed: offline_access".into()),
+            offline_access_refused_by: refused_by.map(str::to_string),
+        };
+        let info = |e: AppError| e.into_response().extensions().get::<ErrorInfo>().cloned();
+        let told = info(denied(Some("okta"))).expect("error info");
+        for text in [&told.message, &told.detail] {
+            assert!(text.contains("Refresh Token grant"), "{text}");
+            assert!(text.contains("refresh_tokens = false"), "{text}");
+        }
+        assert!(told.detail.contains("\"okta\""), "{}", told.detail);
+        assert_eq!(told.status, StatusCode::UNAUTHORIZED);
+        let other = info(denied(None)).expect("error info");
+        assert!(
+            !other.message.contains("refresh_tokens"),
+            "{}",
+            other.message
+        );
+        assert!(!other.detail.contains("refresh_tokens"), "{}", other.detail);
+    }
 }

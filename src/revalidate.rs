@@ -1,9 +1,9 @@
 //! Staying true to the provider: every `session.revalidate_secs`, on a request, a session is
 //! checked back with the provider that signed its person in. With a refresh token (sign-ins ask
 //! for one while re-validation is on: Okta and Microsoft with `offline_access`, Google with
-//! `access_type=offline`, another provider with `offline_access` when it lists the scope) the
-//! token is refreshed; otherwise userinfo is asked while the access token is valid. A refused
-//! refresh (`invalid_grant`) or a userinfo refusal (account gone, grant revoked) ends the
+//! `access_type=offline`, another provider with `offline_access` when it lists the scope; none
+//! when the provider has `refresh_tokens = false`) the token is refreshed; otherwise userinfo
+//! is asked while the access token is valid. A refused refresh (`invalid_grant`) or a userinfo refusal (account gone, grant revoked) ends the
 //! session. A provider that cannot be reached, or answers something unusable (an answer over
 //! its cap, not JSON), signs nobody out.
 //!

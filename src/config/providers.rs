@@ -103,6 +103,12 @@ pub struct ProviderSettings {
     /// The key read from `private_key_file` (and `certificate_file`) at load time.
     #[serde(skip)]
     pub client_key: Option<ClientKey>,
+    /// Ask for a refresh token (offline access: the `offline_access` scope, Google's
+    /// `access_type=offline`) while sessions are re-validated (`session.revalidate_secs` > 0).
+    /// `false`: re-validation calls userinfo while the access token lasts; for an app without
+    /// the Refresh Token grant (Okta), whose provider refuses the scope.
+    #[serde(default = "default_true")]
+    pub refresh_tokens: bool,
     /// Trait name (one of the 25, or a custom name) → JSON Pointers into the merged claims or
     /// the provider's API (`graph:/…`, `users_api:/…`); the first non-empty value wins.
     #[serde(default)]
@@ -327,6 +333,10 @@ fn default_authority() -> Url {
 
 fn default_graph_url() -> Url {
     Url::parse("https://graph.microsoft.com/v1.0/").expect("static URL")
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_scopes() -> Vec<String> {

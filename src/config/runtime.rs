@@ -41,7 +41,7 @@ pub struct SessionSettings {
     /// A signed-in session ends this many seconds after its sign-in, however active.
     pub max_lifetime_secs: u64,
     /// Check a session back with its provider after this many seconds (0: never). While it is
-    /// on, sign-ins ask the provider for a refresh token.
+    /// on, sign-ins ask the provider for a refresh token (unless its `refresh_tokens = false`).
     pub revalidate_secs: u64,
 }
 

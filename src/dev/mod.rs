@@ -128,6 +128,7 @@ pub fn prepare(
             private_key_id: None,
             certificate_file: None,
             client_key: None,
+            refresh_tokens: true,
             traits: Default::default(),
             allowed_email_domains: Vec::new(),
             required_groups: Vec::new(),

@@ -75,7 +75,8 @@ pub struct AuthOptions<'a> {
     /// The person's `prompt` (`login`, `consent`, `select_account`), already checked.
     pub prompt: Option<&'a str>,
     /// Also ask for a refresh token, as the kind needs (`offline_access`, or Google's
-    /// `access_type=offline`): when sessions are re-validated (`session.revalidate_secs` > 0).
+    /// `access_type=offline`): when sessions are re-validated (`session.revalidate_secs` > 0)
+    /// and the provider's `refresh_tokens` is on ([`Provider::asks_refresh_token`]).
     pub offline: bool,
 }
 /// Claims about the token itself, not the person: userinfo never overrides them.
@@ -201,6 +202,24 @@ impl Provider {
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
         })
+    }
+
+    /// Whether sign-ins ask this provider for a refresh token: while sessions are re-validated
+    /// (`revalidated`), unless its `refresh_tokens = false`.
+    pub fn asks_refresh_token(&self, revalidated: bool) -> bool {
+        revalidated && self.settings.refresh_tokens
+    }
+
+    /// Whether an authorization request asks for the `offline_access` scope (the kind's, or
+    /// configured in `scopes`), which a provider may refuse with `invalid_scope`.
+    pub fn asks_offline_access(&self, revalidated: bool) -> bool {
+        let Ok(d) = self.discovered() else {
+            return false;
+        };
+        let extras = self.extras(&d, self.asks_refresh_token(revalidated));
+        self.asked_scopes(&extras)
+            .iter()
+            .any(|s| s == super::quirks::OFFLINE_ACCESS)
     }
 
     /// What this kind adds to an authorization request, given the discovery document.

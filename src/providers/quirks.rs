@@ -100,7 +100,8 @@ pub trait Quirks: Send + Sync + std::fmt::Debug {
     }
 
     /// Scopes and parameters this kind adds to an authorization request; with `offline`
-    /// (sessions are re-validated: `session.revalidate_secs` > 0), also what it needs to issue
+    /// (sessions are re-validated: `session.revalidate_secs` > 0, and the provider's
+    /// `refresh_tokens` is on), also what it needs to issue
     /// a refresh token: Okta and Microsoft the `offline_access` scope, Google
     /// `access_type=offline`, any other provider `offline_access` when its discovery document
     /// lists it in `scopes_supported` (`scopes_supported`: that list, `None` when absent).

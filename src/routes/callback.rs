@@ -107,7 +107,12 @@ async fn complete_sign_in(
         return Err(AppError::LoginExpired);
     }
     if let Some(error) = params.error {
+        // An app without the Refresh Token grant: the provider refuses the whole request.
+        let offline_access_refused_by = (error == "invalid_scope"
+            && provider.asks_offline_access(settings.session.revalidate_secs > 0))
+        .then(|| name.to_string());
         return Err(AppError::ProviderDenied {
+            offline_access_refused_by,
             error: error.chars().take(64).collect(),
             description: params
                 .error_description

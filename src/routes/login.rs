@@ -158,8 +158,8 @@ async fn begin_login(
         login_hint: login_hint.as_deref(),
         prompt: prompt.as_deref(),
         // A refresh token is what re-validation uses first: ask for one when sessions are
-        // re-validated.
-        offline: settings.session.revalidate_secs > 0,
+        // re-validated, unless the provider's `refresh_tokens = false`.
+        offline: provider.asks_refresh_token(settings.session.revalidate_secs > 0),
     })?;
     let cookie = pending.set_cookie(&PendingLogin {
         provider: name,

@@ -233,6 +233,56 @@ async fn okta_microsoft_and_other_providers_are_asked_for_offline_access_and_ref
     }
 }
 
+/// An Okta app without the Refresh Token grant (the test provider refuses `offline_access`
+/// from such a client with `invalid_scope`, as Okta does): the sign-in ends on the
+/// provider-error page naming the grant and the key; with `refresh_tokens = false` the sign-in
+/// asks for no offline access, succeeds, and re-validation reads userinfo instead.
+#[tokio::test]
+async fn an_okta_app_without_the_refresh_token_grant_is_told_what_to_change_and_signs_in_with_refresh_tokens_off(
+) {
+    for refresh_tokens in [true, false] {
+        let app = spawn_app_with(AppOptions {
+            kind: Kind::Okta,
+            session_toml: "revalidate_secs = 1".into(),
+            // Lands in the provider's table, the last one before it.
+            extra_toml: format!("refresh_tokens = {refresh_tokens}"),
+            ..Default::default()
+        })
+        .await;
+        app.idp.set_offline(Some("scope")).await;
+        let redirect = format!("{}/callback/{}", app.address, Kind::Okta.name());
+        let mut without_grant = IdpClient::web(Kind::Okta.name(), CLIENT_SECRET, &redirect);
+        without_grant.grant_types = vec!["authorization_code".into()];
+        app.idp.add_client(without_grant).await;
+
+        let done = app.sign_in("okta-user", None).await;
+        let asked = app.idp.last_authorization().await;
+        let scopes: Vec<&str> = asked["scope"].as_str().unwrap().split(' ').collect();
+        assert_eq!(
+            scopes.contains(&"offline_access"),
+            refresh_tokens,
+            "{asked}"
+        );
+        if refresh_tokens {
+            assert_eq!(done.status(), StatusCode::UNAUTHORIZED);
+            let page = done.text().await.unwrap();
+            assert!(page.contains("Refresh Token grant"), "{page}");
+            assert!(page.contains("refresh_tokens = false"), "{page}");
+            assert_eq!(app.me().await.0, StatusCode::UNAUTHORIZED);
+            continue;
+        }
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        let before = app.idp.requests().await;
+        poll("a re-validation through userinfo", WAIT, || async {
+            assert_eq!(app.get("/auth").await.status(), StatusCode::NO_CONTENT);
+            let now = app.idp.requests().await;
+            assert_eq!(now.refreshed, before.refreshed, "no refresh token to use");
+            (now.userinfo > before.userinfo).then_some(())
+        })
+        .await;
+    }
+}
+
 /// The provider cannot be reached at a re-validation (connections dropped): the session goes
 /// on, and the failure is counted.
 #[tokio::test]

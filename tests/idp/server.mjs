@@ -732,6 +732,11 @@ async function handle(req, res) {
     const { searchParams } = url;
     lastAuthorization = Object.fromEntries(['scope', 'prompt', 'access_type']
       .filter((name) => searchParams.has(name)).map((name) => [name, searchParams.get(name)]));
+    const refused = refusedOffline(searchParams);
+    if (refused) {
+      res.writeHead(303, { Location: refused });
+      return res.end();
+    }
     offlineRule(searchParams);
     if (mode.nonce) searchParams.set('nonce', mode.nonce);
     innerUrl = inner + url.search;
@@ -797,6 +802,24 @@ function offlineRule(params) {
   }
   params.set('scope', kept.join(' '));
   if (prompts.length) params.set('prompt', prompts.join(' '));
+}
+
+// Okta (the `scope` rule): `offline_access` from an app without the Refresh Token grant is
+// refused, the whole request answered `error=invalid_scope` at the redirect URI (oidc-provider
+// would drop the scope silently). The redirect to send, or null.
+function refusedOffline(params) {
+  const scopes = (params.get('scope') || '').split(' ');
+  if (mode.offline !== 'scope' || !scopes.includes('offline_access')) return null;
+  const client = clients.find((c) => c.client_id === params.get('client_id'));
+  const redirectUri = params.get('redirect_uri');
+  if (!client || client.grant_types.includes('refresh_token')
+    || !client.redirect_uris.includes(redirectUri)) return null;
+  const target = new URL(redirectUri);
+  target.searchParams.set('error', 'invalid_scope');
+  target.searchParams.set('error_description', 'The following scopes are not allowed: offline_access');
+  if (params.has('state')) target.searchParams.set('state', params.get('state'));
+  target.searchParams.set('iss', issuer);
+  return target.toString();
 }
 
 // Okta's Users API, as the user: the access token must be live and carry okta.users.read.self.
