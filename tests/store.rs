@@ -10,8 +10,8 @@ use std::{collections::HashSet, future::Future, panic::AssertUnwindSafe, time::D
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures::FutureExt;
 use identify_bridge::store::{
-    Backend, Callback, IdentifyCall, IdentifyOutcome, NewOutboxMessage, NewSession, OutboxStatus,
-    SignIn, SignInOutcome, SpentState, Store, StoreError,
+    request_digest, Backend, Callback, IdentifyCall, IdentifyOutcome, NewOutboxMessage, NewSession,
+    OutboxStatus, SignIn, SignInOutcome, SpentState, Store, StoreError,
 };
 use serde_json::json;
 use sqlx::postgres::PgPool;
@@ -935,13 +935,15 @@ async fn unknown_url_scheme_is_refused() {
 // ---------------------------------------------------------------- Identify API
 
 fn identify_call(user_id: &str, key: Option<&str>, traits: serde_json::Value) -> IdentifyCall {
+    let context_json = Some(json!({"ip": "203.0.113.1"}).to_string());
     IdentifyCall {
         caller: "key:abc".into(),
         idempotency_key: key.map(str::to_string),
         user_id: user_id.into(),
         traits: traits.as_object().unwrap().clone(),
         traits_json: traits.to_string(),
-        context_json: Some(json!({"ip": "203.0.113.1"}).to_string()),
+        request_digest: request_digest(user_id, &traits.to_string(), context_json.as_deref(), None),
+        context_json,
         account_created_at: None,
         response: json!({"status": "success", "data": {"user_id": user_id, "traits": traits}})
             .to_string(),
@@ -958,17 +960,28 @@ async fn identify_calls_create_merge_and_replay(store: Store) {
         .record_identify_calls(&[
             first.clone(),
             identify_call("api-user", None, json!({"b": null, "c": 3})),
-            // Same key inside the same batch: the first call's answer, nothing written.
+            // Same key and request inside the same batch: the first call's answer, nothing
+            // written; the same key for another request: refused, nothing written.
+            first.clone(),
             identify_call("api-user", Some("m-1"), json!({"a": "changed"})),
         ])
         .await
         .unwrap();
     assert_eq!(outcomes[0], IdentifyOutcome::Applied { created: true });
     assert_eq!(outcomes[1], IdentifyOutcome::Applied { created: false });
-    assert_eq!(
-        outcomes[2],
-        IdentifyOutcome::Replayed(first.response.clone())
-    );
+    let mut retry = first.clone();
+    retry.received_at = Utc::now();
+    let replays = store
+        .record_identify_calls(&[retry, identify_call("api-user", Some("m-1"), json!({}))])
+        .await
+        .unwrap();
+    for outcomes in [&outcomes[2..], &replays[..]] {
+        assert_eq!(
+            outcomes[0],
+            IdentifyOutcome::Replayed(first.response.clone())
+        );
+        assert_eq!(outcomes[1], IdentifyOutcome::KeyReused);
+    }
     let user = store.get_user("api-user").await.unwrap().unwrap();
     assert_eq!(user.traits, json!({"a": "1", "c": 3}));
     assert_eq!(user.created_at, created);

@@ -68,6 +68,24 @@ impl ApiError {
         e
     }
 
+    /// An idempotency key reused with a different request (draft-ietf-httpapi-idempotency-key-header §2.7).
+    pub fn key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this idempotency key (Idempotency-Key, or message_id) was already used with a different request: send a new key",
+        )
+    }
+
+    /// A request whose Idempotency-Key is already being processed (the draft's 409).
+    pub fn key_in_flight() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_KEY_IN_USE",
+            "a request with this Idempotency-Key is still being processed: retry after it answers",
+        )
+    }
+
     pub fn rate_limited(retry_after: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -14,8 +14,9 @@ pub mod openapi;
 mod timestamp;
 mod writer;
 
+use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -31,9 +32,9 @@ pub use error::ApiError;
 pub use timestamp::parse_created_at;
 
 use crate::config::{IdentifyApiSettings, Settings};
-use crate::store::{IdentifyCall, Store};
+use crate::store::{request_digest, IdentifyCall, Store};
 use body::{IdentifyItem, Payload};
-use writer::{Recorded, Writer};
+use writer::{Answer, Recorded, Writer};
 
 /// The success message of the specification.
 pub const SUCCESS_MESSAGE: &str = "User identity updated successfully";
@@ -47,6 +48,26 @@ struct Inner {
     auth: auth::Authenticator,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
     writer: Writer,
+    /// `(caller, Idempotency-Key)` of the requests being processed on this replica: a second
+    /// one with the same key meanwhile is refused (409). Bounded by the requests in flight.
+    in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+/// A claimed `Idempotency-Key`, released when the request ends however it ends.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<(String, String)>>,
+    key: Option<(String, String)>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.set
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        }
+    }
 }
 
 impl IdentifyApi {
@@ -68,6 +89,7 @@ impl IdentifyApi {
             auth: auth::Authenticator::new(&s, http),
             limiter,
             writer,
+            in_flight: Mutex::default(),
             settings: s,
         };
         (IdentifyApi(Some(Arc::new(inner))), Some(task))
@@ -88,7 +110,7 @@ impl IdentifyApi {
         description = "One identify object, or an array of up to 100 (ThriveStack's current API)."),
     params(
         ("KEY" = Option<String>, Header, description = "API key (also accepted as `x-api-key`); required unless `[identify_api] require` leaves it out"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Up to 256 visible characters; a repeat returns the first answer without writing again. For an array, item i uses `<key>#<i>`. Without it, an object's `message_id` is its key."),
+        ("Idempotency-Key" = Option<String>, Header, description = "Up to 256 visible characters; a repeat of the same request (the same user_id, traits, context and timestamp) returns the first answer without writing again; the key reused for a different request answers 422, and while a request holding it is in progress 409. For an array, item i uses `<key>#<i>`. Without it, an object's `message_id` is its key."),
         ("Accept" = Option<String>, Header, description = "Ignored: the answer is always application/json."),
     ),
     responses(
@@ -97,8 +119,10 @@ impl IdentifyApi {
         (status = 401, description = "UNAUTHORIZED: missing, invalid or expired token or key.", body = openapi::ErrorBody),
         (status = 403, description = "FORBIDDEN: the token lacks the `telemetry_apis` scope.", body = openapi::ErrorBody),
         (status = 405, description = "METHOD_NOT_ALLOWED: only POST.", body = openapi::ErrorBody),
+        (status = 409, description = "IDEMPOTENCY_KEY_IN_USE: a request with this Idempotency-Key is still in progress; retry after it answers.", body = openapi::ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: body over 512 KB, an object over 32 KB, or more than 100 objects.", body = openapi::ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: Content-Type is not application/json.", body = openapi::ErrorBody),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the Idempotency-Key (or message_id) was first used for a different request; nothing was written. In an array, that item's result.", body = openapi::ErrorBody),
         (status = 429, description = "RATE_LIMITED: too many requests for this key.", body = openapi::ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 500, description = "INTERNAL_ERROR: nothing was recorded.", body = openapi::ErrorBody),
@@ -128,6 +152,7 @@ impl Inner {
         self.check_rate(&caller.id)?;
         body::check_content_type(&parts.headers)?;
         let idempotency_key = idempotency_key(&parts.headers)?;
+        let _claimed = self.claim(&caller.id, idempotency_key.as_deref())?;
         let bytes = body::read_body(&parts.headers, body, s.max_request_bytes).await?;
         let now = Utc::now();
         match body::parse_payload(&bytes, s)? {
@@ -177,6 +202,28 @@ impl Inner {
         }
     }
 
+    /// Claim `(caller, key)` for this request, or 409 while another request holds it.
+    fn claim(&self, caller: &str, key: Option<&str>) -> Result<InFlight<'_>, ApiError> {
+        let Some(key) = key else {
+            return Ok(InFlight {
+                set: &self.in_flight,
+                key: None,
+            });
+        };
+        let claimed = (caller.to_string(), key.to_string());
+        let mut set = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !set.insert(claimed.clone()) {
+            return Err(ApiError::key_in_flight());
+        }
+        Ok(InFlight {
+            set: &self.in_flight,
+            key: Some(claimed),
+        })
+    }
+
     /// One token from the caller's bucket, or 429 with the wait in whole seconds.
     fn check_rate(&self, caller: &str) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
@@ -219,15 +266,23 @@ fn to_call(
 ) -> IdentifyCall {
     let traits_json = json_text(&item.traits);
     let response = success_json(&item.user_id, &traits_json, &item.timestamp_echo);
+    let context_json = item.context.as_ref().map(json_text);
+    let request_digest = request_digest(
+        &item.user_id,
+        &traits_json,
+        context_json.as_deref(),
+        item.created_at,
+    );
     IdentifyCall {
         caller: caller.to_string(),
         idempotency_key,
         user_id: item.user_id,
         traits: item.traits,
         traits_json,
-        context_json: item.context.as_ref().map(json_text),
+        context_json,
         account_created_at: item.created_at,
         response,
+        request_digest,
         received_at: now,
     }
 }
@@ -264,24 +319,45 @@ fn json_response(status: StatusCode, body: String) -> Response {
 }
 
 fn respond_one(recorded: Recorded) -> Response {
-    let (body, replayed) = recorded.answer();
-    let mut r = json_response(StatusCode::OK, body);
-    if replayed {
-        r.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    match recorded.answer() {
+        Answer::Recorded(body) => json_response(StatusCode::OK, body),
+        Answer::Replayed(body) => {
+            let mut r = json_response(StatusCode::OK, body);
+            r.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            r
+        }
+        Answer::KeyReused(e) => e.into_response(),
     }
-    r
 }
 
 /// `{"status": "success" | "partial" | "error", "message", "results": [...]}`; all failed is a
 /// 400 that is also the spec's error shape (with `error_code`). `slots` holds each item's
-/// refusal, `None` where the item went to the writer (whose results come in the same order).
+/// refusal, `None` where the item went to the writer (whose results come in the same order); a
+/// recorded item whose idempotency key was used for another request is refused there (422's
+/// error object).
 fn respond_batch(slots: Vec<Option<ApiError>>, recorded: Vec<Recorded>) -> Response {
-    let total = slots.len();
-    let accepted = recorded.len();
+    let mut recorded = recorded.into_iter();
+    let results: Vec<Result<String, ApiError>> = slots
+        .into_iter()
+        .map(|slot| match slot {
+            Some(e) => Err(e),
+            None => match recorded.next().map(Recorded::answer) {
+                Some(Answer::Recorded(body) | Answer::Replayed(body)) => Ok(body),
+                Some(Answer::KeyReused(e)) => Err(e),
+                None => Err(ApiError::internal("the writer answered too few results")),
+            },
+        })
+        .collect();
+    let total = results.len();
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
     let message = format!("{accepted} of {total} identify calls recorded");
     if accepted == 0 {
-        let results: Vec<Value> = slots.into_iter().flatten().map(|e| e.body()).collect();
+        let results: Vec<Value> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .map(ApiError::body)
+            .collect();
         let body = json!({"status": "error", "message": message, "error_code": "INVALID_REQUEST", "results": results});
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
@@ -292,15 +368,14 @@ fn respond_batch(slots: Vec<Option<ApiError>>, recorded: Vec<Recorded>) -> Respo
     };
     // Keys in serde_json's (sorted) order, as `json!` would give; the recorded answers are
     // already JSON text.
-    let mut recorded = recorded.into_iter();
     let mut body = format!(r#"{{"message":{},"results":["#, Value::from(message));
-    for (i, slot) in slots.into_iter().enumerate() {
+    for (i, result) in results.into_iter().enumerate() {
         if i > 0 {
             body.push(',');
         }
-        match slot {
-            Some(e) => body.push_str(&e.body().to_string()),
-            None => body.push_str(&recorded.next().map_or("null".into(), |r| r.answer().0)),
+        match result {
+            Ok(answer) => body.push_str(&answer),
+            Err(e) => body.push_str(&e.body().to_string()),
         }
     }
     body.push_str(&format!(r#"],"status":"{status}"}}"#));

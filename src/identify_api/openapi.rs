@@ -37,14 +37,15 @@ pub enum TraitValue {
 pub struct IdentifyRequest {
     /// The unique identifier of the user: 1 to 256 characters, no control or bidirectional
     /// control characters, no leading byte-order mark, at least one visible character.
-    #[schema(example = "user123", min_length = 1, max_length = 256)]
+    #[schema(example = "user123", min_length = 1, max_length = 256, pattern = r"\S")]
     pub user_id: String,
     /// Traits to set on the profile (at most 100; names up to 128 characters, strings up to
     /// 4096, lists up to 50 strings). A trait sent as `null` is removed. A value the profile
     /// already holds keeps its recorded source; a new or changed one is recorded as set
     /// through this API.
     pub traits: Option<BTreeMap<String, TraitValue>>,
-    /// The same as `traits` (the name in the specification's parameter table); send one of them.
+    /// The same as `traits` (the name in the specification's parameter table); send one of
+    /// them, not both.
     pub user_traits: Option<BTreeMap<String, TraitValue>>,
     /// When the user's account was first created: RFC 3339, or the specification sample's
     /// `YY-MM-DDTHH:MM:SS.sssZ` read as 20YY. Absent: now. Not in the future, not before 1970.
@@ -53,8 +54,9 @@ pub struct IdentifyRequest {
     /// Extra information about the call, kept in the call log (nesting up to 8 levels).
     #[schema(value_type = Option<Object>)]
     pub context: Option<serde_json::Value>,
-    /// Idempotency key of this object when no `Idempotency-Key` header is sent.
-    #[schema(max_length = 256)]
+    /// Idempotency key of this object when no `Idempotency-Key` header is sent; the same
+    /// rules as `user_id`. Reused for a different object: 422.
+    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
     pub message_id: Option<String>,
 }
 
@@ -97,6 +99,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
+    IdempotencyKeyReused,
+    IdempotencyKeyInUse,
     InternalError,
     ServiceUnavailable,
 }
@@ -183,8 +187,9 @@ impl Modify for SecuritySchemes {
 )]
 pub struct ApiDoc;
 
-/// The document for this server: the security requirement follows `require`.
-pub fn document(api: &IdentifyApi) -> utoipa::openapi::OpenApi {
+/// The document for this server: the security requirement follows `require`, and what the
+/// derive cannot say is added ([`refuse_both_trait_fields`]).
+pub fn document(api: &IdentifyApi) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     let required = api
         .settings()
@@ -205,7 +210,20 @@ pub fn document(api: &IdentifyApi) -> utoipa::openapi::OpenApi {
     {
         op.security = Some(vec![requirement]);
     }
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    refuse_both_trait_fields(&mut doc);
     doc
+}
+
+/// `traits` and `user_traits` are one field under two names: an object with both (neither
+/// `null`) is refused, as the server does.
+fn refuse_both_trait_fields(doc: &mut serde_json::Value) {
+    if let Some(request) = doc.pointer_mut("/components/schemas/IdentifyRequest") {
+        request["not"] = serde_json::json!({
+            "required": ["traits", "user_traits"],
+            "properties": {"traits": {"type": "object"}, "user_traits": {"type": "object"}},
+        });
+    }
 }
 
 /// `GET /api/openapi.json`.

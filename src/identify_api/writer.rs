@@ -22,12 +22,24 @@ pub struct Recorded {
     pub outcome: IdentifyOutcome,
 }
 
+/// What one recorded call answers.
+pub enum Answer {
+    /// This call's own answer (JSON text).
+    Recorded(String),
+    /// The first answer for its idempotency key (JSON text).
+    Replayed(String),
+    /// Its idempotency key was first used with a different request (422).
+    KeyReused(ApiError),
+}
+
 impl Recorded {
-    /// What the caller gets: the first answer for a replay, else this call's own.
-    pub fn answer(self) -> (String, bool) {
+    /// What the caller gets: the first answer for a replay, a refusal for a reused key, else
+    /// this call's own.
+    pub fn answer(self) -> Answer {
         match self.outcome {
-            IdentifyOutcome::Replayed(first) => (first, true),
-            IdentifyOutcome::Applied { .. } => (self.response, false),
+            IdentifyOutcome::Replayed(first) => Answer::Replayed(first),
+            IdentifyOutcome::KeyReused => Answer::KeyReused(ApiError::key_reused()),
+            IdentifyOutcome::Applied { .. } => Answer::Recorded(self.response),
         }
     }
 }

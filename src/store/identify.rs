@@ -34,7 +34,50 @@ pub struct IdentifyCall {
     pub account_created_at: Option<DateTime<Utc>>,
     /// What this call answers (JSON text), kept for replays.
     pub response: String,
+    /// What the call asked for ([`request_digest`]): a repeat of its idempotency key with
+    /// another digest is refused, not replayed.
+    pub request_digest: String,
     pub received_at: DateTime<Utc>,
+}
+
+/// The SHA-256 (hex) of what a call asks for: its `user_id`, traits and context (as compact
+/// JSON, keys sorted) and account creation time. Equal for a retry of the same request,
+/// whatever its whitespace or key order, or a `timestamp` left out.
+pub fn request_digest(
+    user_id: &str,
+    traits_json: &str,
+    context_json: Option<&str>,
+    account_created_at: Option<DateTime<Utc>>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    // Each part length-prefixed, so no two requests hash the same text.
+    let created = account_created_at.map(|t| t.timestamp_millis().to_string());
+    for part in [
+        Some(user_id),
+        Some(traits_json),
+        context_json,
+        created.as_deref(),
+    ] {
+        match part {
+            Some(text) => hash.update(format!("{}:{text}", text.len())),
+            None => hash.update("-"),
+        }
+    }
+    hex::encode(hash.finalize())
+}
+
+/// What a call whose idempotency key was logged before gets: the first answer when it asks
+/// for the same thing (or the first call predates digests), else [`IdentifyOutcome::KeyReused`].
+pub(super) fn replay_of(
+    call: &IdentifyCall,
+    first_response: String,
+    first_digest: Option<String>,
+) -> IdentifyOutcome {
+    match first_digest {
+        Some(digest) if digest != call.request_digest => IdentifyOutcome::KeyReused,
+        _ => IdentifyOutcome::Replayed(first_response),
+    }
 }
 
 /// What recording a call did.
@@ -45,6 +88,8 @@ pub enum IdentifyOutcome {
     /// The idempotency key was seen before: nothing written, this is the first answer (JSON
     /// text, as stored).
     Replayed(String),
+    /// The idempotency key was first used with a different request: nothing written.
+    KeyReused,
 }
 
 /// Where a trait set through the Identify API came from.
@@ -174,7 +219,7 @@ impl Store {
             for (chunk, chunk_ids) in calls.chunks(CHUNK).zip(ids.chunks(CHUNK)) {
                 let mut q = sqlx::QueryBuilder::<db::Db>::new(
                     "insert into identify_call (call_id, caller, idempotency_key, user_id, traits, \
-                     context, account_created_at, response, received_at) ",
+                     context, account_created_at, response, request_digest, received_at) ",
                 );
                 q.push_values(chunk.iter().zip(chunk_ids), |mut b, (c, id)| {
                     b.push_bind(db::uuid(*id))
@@ -185,6 +230,7 @@ impl Store {
                         .push_bind(c.context_json.as_deref().map(db::json_text))
                         .push_bind(c.account_created_at.map(ms))
                         .push_bind(db::json_text(&c.response))
+                        .push_bind(&c.request_digest)
                         .push_bind(ms(c.received_at));
                 });
                 if chunk.iter().all(|c| c.idempotency_key.is_none()) {
@@ -204,14 +250,15 @@ impl Store {
                     outcomes.push(None);
                     continue;
                 }
-                let first: Json<Value> = sqlx::query_scalar(
-                    "select response from identify_call where caller = $1 and idempotency_key = $2",
+                let (first, digest): (Json<Value>, Option<String>) = sqlx::query_as(
+                    "select response, request_digest from identify_call \
+                     where caller = $1 and idempotency_key = $2",
                 )
                 .bind(&c.caller)
                 .bind(&c.idempotency_key)
                 .fetch_one(&mut *tx)
                 .await?;
-                outcomes.push(Some(IdentifyOutcome::Replayed(first.0.to_string())));
+                outcomes.push(Some(replay_of(c, first.0.to_string(), digest)));
             }
 
             // 2. The profiles these calls touch, locked in key order.

@@ -72,7 +72,7 @@ mod users;
 
 pub use dashboard::{OutboxEvent, ReceivedCall, RecentSignIn};
 pub use error::StoreError;
-pub use identify::{IdentifyCall, IdentifyOutcome};
+pub use identify::{request_digest, IdentifyCall, IdentifyOutcome};
 pub use model::{
     Avatar, IdentityRecord, NewOutboxMessage, NewSession, OutboxMessage, OutboxStatus,
     ProfileSummary, SessionRow, SessionsOf, SignIn, SignInOutcome, SinkStats, SpentState,

@@ -14,19 +14,19 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::{Map, Value};
 
-use super::identify::{call_id, IdentifyCall, IdentifyOutcome, Profile};
+use super::identify::{call_id, replay_of, IdentifyCall, IdentifyOutcome, Profile};
 use super::{ms, StoreError};
 
 const INSERT_CALL: &str = "insert into identify_call (call_id, caller, idempotency_key, user_id, \
-     traits, context, account_created_at, response, received_at) \
-     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+     traits, context, account_created_at, response, request_digest, received_at) \
+     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 /// With an idempotency key: a repeat is not inserted (and then answers the first response).
 const INSERT_KEYED_CALL: &str = "insert into identify_call (call_id, caller, idempotency_key, \
-     user_id, traits, context, account_created_at, response, received_at) \
-     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+     user_id, traits, context, account_created_at, response, request_digest, received_at) \
+     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
      on conflict (caller, idempotency_key) do nothing";
-const FIRST_RESPONSE: &str =
-    "select response from identify_call where caller = ?1 and idempotency_key = ?2";
+const FIRST_RESPONSE: &str = "select response, request_digest from identify_call \
+     where caller = ?1 and idempotency_key = ?2";
 const READ_PROFILE: &str = "select traits, provenance, created_at, created_at_source from profile \
      where user_id = ?1";
 const INSERT_PROFILE: &str = "insert into profile (user_id, created_at, created_at_source, \
@@ -105,6 +105,7 @@ fn record(
                 c.context_json,
                 c.account_created_at.map(time_text),
                 c.response,
+                c.request_digest,
                 time_text(c.received_at),
             ];
             let Some(key) = &c.idempotency_key else {
@@ -115,8 +116,9 @@ fn record(
             if insert_keyed.execute(row)? == 1 {
                 outcomes.push(None);
             } else {
-                let response: String = first.query_row(params![c.caller, key], |r| r.get(0))?;
-                outcomes.push(Some(IdentifyOutcome::Replayed(response)));
+                let (response, digest): (String, Option<String>) =
+                    first.query_row(params![c.caller, key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                outcomes.push(Some(replay_of(c, response, digest)));
             }
         }
     }

@@ -583,10 +583,14 @@ async fn a_batch_answers_each_item_in_order() {
     assert_eq!(body["results"].as_array().unwrap().len(), 2);
 }
 
+/// A retry (same key, same request: whitespace, key order and a left-out `timestamp` aside)
+/// replays the first answer; the key reused for another request is refused with 422 in the
+/// spec's error shape (draft-ietf-httpapi-idempotency-key-header), writing nothing; the same
+/// for a `message_id`.
 #[tokio::test]
-async fn a_repeated_idempotency_key_or_message_id_replays_the_first_answer() {
+async fn a_repeated_idempotency_key_replays_and_a_reused_one_is_refused_with_422() {
     let api = spawn_api("").await;
-    let send = |key: &'static str, body: Value| {
+    let send = |key: &'static str, body: String| {
         let request = api
             .app
             .client
@@ -595,30 +599,110 @@ async fn a_repeated_idempotency_key_or_message_id_replays_the_first_answer() {
             .header("KEY", KEY)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", key)
-            .body(body.to_string());
+            .body(body);
         async move { request.send().await.unwrap() }
     };
-    let first = send("k-1", json!({"user_id": "idem", "traits": {"plan": "pro"}})).await;
+    let body = r#"{"user_id": "idem", "traits": {"plan": "pro", "seats": 3}}"#;
+    let first = send("k-1", body.into()).await;
     assert!(first.headers().get("idempotent-replayed").is_none());
     let (_, first) = read(first).await;
-    let again = send(
-        "k-1",
-        json!({"user_id": "idem", "traits": {"plan": "enterprise"}}),
-    )
-    .await;
+    let retry = r#"{"traits":{"seats":3,"plan":"pro"},"user_id":"idem"}"#;
+    let again = send("k-1", retry.into()).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let (status, again) = read(again).await;
     assert_eq!((status, &again), (StatusCode::OK, &first));
+
+    let other = json!({"user_id": "idem", "traits": {"plan": "enterprise"}});
+    let (status, refused) = read(send("k-1", other.to_string()).await).await;
+    assert_error(
+        status,
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "IDEMPOTENCY_KEY_REUSED",
+        "different request",
+    );
     let user = api.app.store.get_user("idem").await.unwrap().unwrap();
-    assert_eq!(user.traits["plan"], "pro", "the replay wrote nothing");
+    assert_eq!(
+        user.traits["plan"], "pro",
+        "neither the replay nor the refusal wrote"
+    );
 
     let with_id = json!({"user_id": "idem", "traits": {"seats": 5}, "message_id": "m-1"});
     api.post(&with_id).await;
     let (status, _) = api.post(&with_id).await;
     assert_eq!(status, StatusCode::OK);
+    let reused = json!({"user_id": "idem", "traits": {"seats": 6}, "message_id": "m-1"});
+    let (status, refused) = api.post(&reused).await;
+    assert_error(
+        status,
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "IDEMPOTENCY_KEY_REUSED",
+        "message_id",
+    );
     let calls = api.app.store.identify_calls("idem").await.unwrap();
     let keys: Vec<Option<String>> = calls.into_iter().map(|c| c.0).collect();
     assert_eq!(keys, vec![Some("k-1".to_string()), Some("m-1".to_string())]);
+}
+
+/// While a request holds an `Idempotency-Key` (here: its body is half sent), another request
+/// with that key answers 409 in the spec's error shape; once the first answers, the key
+/// replays as usual.
+#[tokio::test]
+async fn the_same_idempotency_key_while_the_first_request_is_in_flight_answers_409() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = spawn_api("").await;
+    let body = json!({"user_id": "in-flight", "traits": {"plan": "pro"}}).to_string();
+    let (head, tail) = body.split_at(10);
+    let mut first = tokio::net::TcpStream::connect(("127.0.0.1", api.app.port))
+        .await
+        .unwrap();
+    let request = format!(
+        "POST /api/identify HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         KEY: {KEY}\r\nContent-Type: application/json\r\nIdempotency-Key: busy\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        api.token,
+        body.len()
+    );
+    first.write_all(request.as_bytes()).await.unwrap();
+    let second = |body: String| {
+        api.app
+            .client
+            .post(api.app.url("/api/identify"))
+            .header("Authorization", format!("Bearer {}", api.token))
+            .header("KEY", KEY)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "busy")
+            .body(body)
+            .send()
+    };
+    // The first request holds the key once the server has read its headers; until then the
+    // probe, an invalid body, is refused with 400 and writes nothing.
+    let refused = poll(
+        "the key held by the first request",
+        Duration::from_secs(10),
+        || async {
+            let (status, answer) = read(second("{}".into()).await.unwrap()).await;
+            assert_ne!(status, StatusCode::OK, "{answer}");
+            (status == StatusCode::CONFLICT).then_some(answer)
+        },
+    )
+    .await;
+    assert_error(
+        StatusCode::CONFLICT,
+        &refused,
+        StatusCode::CONFLICT,
+        "IDEMPOTENCY_KEY_IN_USE",
+        "Idempotency-Key",
+    );
+    assert!(api.app.store.get_user("in-flight").await.unwrap().is_none());
+    first.write_all(tail.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    first.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let replay = second(body.clone()).await.unwrap();
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
 }
 
 #[tokio::test]
@@ -761,7 +845,7 @@ async fn the_openapi_document_describes_the_endpoint() {
         .map(String::as_str)
         .collect();
     for code in [
-        "200", "400", "401", "403", "405", "413", "415", "429", "500", "503",
+        "200", "400", "401", "403", "405", "409", "413", "415", "422", "429", "500", "503",
     ] {
         assert!(codes.contains(&code), "{code} missing from {codes:?}");
     }
@@ -782,6 +866,21 @@ async fn the_openapi_document_describes_the_endpoint() {
         assert!(schemas.contains_key(name), "{name} schema missing");
     }
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    // What the server enforces: not both trait fields, no empty or blank ids.
+    let request = &schemas["IdentifyRequest"];
+    assert_eq!(
+        request["not"]["required"],
+        json!(["traits", "user_traits"]),
+        "{request}"
+    );
+    for id in ["user_id", "message_id"] {
+        assert_eq!(request["properties"][id]["minLength"], 1, "{request}");
+        assert_eq!(request["properties"][id]["pattern"], "\\S", "{request}");
+    }
+    let codes = &schemas["ErrorCode"]["enum"];
+    for code in ["IDEMPOTENCY_KEY_REUSED", "IDEMPOTENCY_KEY_IN_USE"] {
+        assert!(codes.as_array().unwrap().contains(&json!(code)), "{codes}");
+    }
 }
 
 #[test]
