@@ -1,66 +1,45 @@
-//! Configured OpenID providers. The generic authorization-code flow is [`oidc`] (with
-//! discovery, key caching and the background checks here); what one kind of provider does
-//! differently is behind the [`Quirks`] trait, one file per kind: [`google`], [`microsoft`],
-//! [`okta`] and [`generic`] (`kind = "oidc"`). A new kind is one file implementing `Quirks`,
-//! its settings in `config/providers.rs` and one line in [`quirks_for`].
+//! Configured OpenID providers. The generic authorization-code flow is [`oidc`]; [`discovery`]
+//! loads and refreshes each provider's metadata, [`keys`] caches its signing keys (refetch
+//! limit included), [`verify`] checks ID tokens and [`client_auth`] authenticates the bridge at
+//! the token endpoint. What one kind of provider does differently is behind the [`Quirks`]
+//! trait, one file per kind: [`google`], [`microsoft`], [`okta`] and [`generic`]
+//! (`kind = "oidc"`).
+//!
+//! A new kind touches: its file here implementing `Quirks` (and its tests), its settings struct
+//! and variant in `config/providers.rs` (configuration may not import this module, so the
+//! settings cannot live in the kind's file), a `mod` line and its arm in [`quirks_for`], and
+//! its table in the README (a test holds the README to the schema).
 //!
 //! [`graph`] and [`fetch`] read a provider's own API (Microsoft Graph, the Okta Users API).
 
 pub mod client_auth;
+pub mod discovery;
 pub mod fetch;
 pub mod generic;
 pub mod google;
 pub mod graph;
+pub mod keys;
 pub mod microsoft;
 pub mod oidc;
 pub mod okta;
 pub mod quirks;
 mod ring_jwk;
+pub mod verify;
 
+pub use discovery::{Discovered, ExtraMetadata, Metadata};
+pub use keys::JWKS_REFRESH_MIN_INTERVAL;
 pub use quirks::{Account, ApiCall, Extras, ProviderData, Quirks, RefreshParams};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
-};
-use openidconnect::{AdditionalProviderMetadata, IssuerUrl, JsonWebKeySet, ProviderMetadata};
-use serde::{Deserialize, Serialize};
+use openidconnect::IssuerUrl;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::config::{KindSettings, ProviderSettings, Settings};
-
-/// Discovery fields the core metadata type leaves out.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct ExtraMetadata {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_session_endpoint: Option<Url>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorization_response_iss_parameter_supported: Option<bool>,
-}
-impl AdditionalProviderMetadata for ExtraMetadata {}
-
-/// Provider metadata with the extra fields above.
-pub type Metadata = ProviderMetadata<
-    ExtraMetadata,
-    CoreAuthDisplay,
-    CoreClientAuthMethod,
-    CoreClaimName,
-    CoreClaimType,
-    CoreGrantType,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
-    CoreResponseMode,
-    CoreResponseType,
-    CoreSubjectIdentifierType,
->;
 
 /// The placeholder in multi-tenant (Microsoft) discovery documents' issuers.
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
@@ -68,14 +47,6 @@ pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
 /// (`server.max_token_response_bytes`; also the cap for sinks' client-credentials tokens).
 /// Defined with the setting: configuration never imports the features it configures.
 pub use crate::config::DEFAULT_MAX_TOKEN_BYTES;
-/// Discovery documents and key sets larger than this are refused.
-const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
-/// At most one JWKS refetch per provider in this interval, however many unknown `kid`s arrive.
-pub const JWKS_REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
-/// Discovery is refreshed this often once loaded (keys rotate; endpoints rarely move).
-const METADATA_REFRESH: Duration = Duration::from_secs(12 * 3600);
-const RETRY_MAX: Duration = Duration::from_secs(60);
-
 /// What a failed provider call was doing, for messages and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -157,16 +128,6 @@ impl WithoutUrl for reqwest::Error {
         }
         msg
     }
-}
-
-/// Loaded metadata for one provider.
-#[derive(Debug, Clone)]
-pub struct Discovered {
-    pub metadata: Metadata,
-    /// Microsoft `common`/`organizations`: the issuer holds `{tenantid}`.
-    pub issuer_template: Option<String>,
-    /// The OAuth client built from `metadata` (see [`Provider::discovered_from`]).
-    pub client: oidc::OidcClient,
 }
 
 /// One configured provider and its live state.
@@ -255,217 +216,6 @@ impl Provider {
     /// The bound on each call to this provider.
     pub fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// The loaded metadata, or `NotReady`.
-    pub fn discovered(&self) -> Result<Arc<Discovered>, ProviderError> {
-        self.discovered
-            .read()
-            .expect("provider lock poisoned")
-            .clone()
-            .ok_or_else(|| ProviderError::NotReady(self.name().to_string()))
-    }
-
-    /// Metadata loaded and the provider answering its last check.
-    pub fn is_ready(&self) -> bool {
-        self.is_reachable() && self.has_metadata()
-    }
-
-    /// Metadata loaded (sign-ins can start).
-    pub fn has_metadata(&self) -> bool {
-        self.discovered
-            .read()
-            .expect("provider lock poisoned")
-            .is_some()
-    }
-
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .read()
-            .expect("provider lock poisoned")
-            .clone()
-    }
-
-    /// Fetch the discovery document and keys once.
-    #[tracing::instrument(skip_all, fields(provider = %self.name()))]
-    pub async fn discover(&self) -> Result<(), ProviderError> {
-        let result = self.fetch_metadata().await;
-        match &result {
-            Ok(d) => {
-                *self.discovered.write().expect("provider lock poisoned") =
-                    Some(Arc::new(d.clone()));
-                *self.last_error.write().expect("provider lock poisoned") = None;
-                tracing::info!(issuer = %d.metadata.issuer().as_str(), "provider metadata loaded");
-                if let Some(warning) =
-                    client_auth::unlisted_auth_method(self.settings.token_auth_method, &d.metadata)
-                {
-                    tracing::warn!(provider = %self.name(), "{warning}");
-                }
-            }
-            Err(e) => {
-                *self.last_error.write().expect("provider lock poisoned") = Some(e.to_string());
-                tracing::warn!(error = %e, "provider discovery failed");
-            }
-        }
-        result.map(|_| ())
-    }
-
-    async fn fetch_metadata(&self) -> Result<Discovered, ProviderError> {
-        let url = format!("{}/.well-known/openid-configuration", self.discovery_base);
-        // Fetched directly rather than with `discover_async`: Microsoft's templated and
-        // domain-named tenants publish an issuer that differs from the URL, which that
-        // function rejects. The issuer check moves to ID-token verification, where it stays exact.
-        let metadata: Metadata = self
-            .get_json(&url, Stage::Discovery, "a discovery document")
-            .await?;
-        let issuer = metadata.issuer().as_str().to_string();
-        if !self.quirks.accepts_discovered_issuer(&issuer) {
-            return Err(ProviderError::InvalidResponse(
-                Stage::Discovery,
-                format!(
-                    "issuer {issuer:?} does not match the configured {:?}",
-                    self.discovery_base
-                ),
-            ));
-        }
-        let issuer_template = issuer.contains(TENANT_PLACEHOLDER).then(|| issuer.clone());
-        let jwks = self.fetch_jwks(&metadata).await?;
-        Ok(self.discovered_from(metadata.set_jwks(jwks), issuer_template))
-    }
-
-    /// Loaded metadata with the client built from it, so sign-ins share one client.
-    fn discovered_from(&self, metadata: Metadata, issuer_template: Option<String>) -> Discovered {
-        Discovered {
-            client: self.build_client(&metadata),
-            metadata,
-            issuer_template,
-        }
-    }
-
-    async fn fetch_jwks(
-        &self,
-        metadata: &Metadata,
-    ) -> Result<JsonWebKeySet<CoreJsonWebKey>, ProviderError> {
-        self.get_json(metadata.jwks_uri().url().as_str(), Stage::Jwks, "a JWK set")
-            .await
-    }
-
-    /// GET a JSON document from the provider: 2xx only, at most [`MAX_DOCUMENT_BYTES`].
-    #[tracing::instrument(name = "provider_call", skip_all, fields(provider = %self.name(), stage = ?stage))]
-    async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        url: &str,
-        stage: Stage,
-        what: &str,
-    ) -> Result<T, ProviderError> {
-        let response = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .headers(crate::telemetry::trace_headers())
-            .send()
-            .await
-            .map_err(|e| transport_error(stage, &e))?;
-        if !response.status().is_success() {
-            return Err(ProviderError::InvalidResponse(
-                stage,
-                format!("HTTP {} from {url}", response.status()),
-            ));
-        }
-        let body = fetch::read_capped(response, MAX_DOCUMENT_BYTES)
-            .await
-            .map_err(|e| match e {
-                fetch::BodyError::TooLarge => ProviderError::InvalidResponse(
-                    stage,
-                    format!("{url} answered more than {MAX_DOCUMENT_BYTES} bytes"),
-                ),
-                fetch::BodyError::Transport(e) => transport_error(stage, &e),
-            })?;
-        serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::InvalidResponse(stage, format!("not {what}: {e}")))
-    }
-
-    /// Fetch the keys again after a token named an unknown `kid`. Rate-limited: returns
-    /// `false` without a request when the last refetch was under [`JWKS_REFRESH_MIN_INTERVAL`]
-    /// ago (the fetch at discovery does not count, so a rotation right after start-up is seen).
-    pub async fn refresh_jwks(&self) -> Result<bool, ProviderError> {
-        {
-            let mut last = self.last_jwks_fetch.lock().expect("provider lock poisoned");
-            if last.is_some_and(|t| t.elapsed() < JWKS_REFRESH_MIN_INTERVAL) {
-                return Ok(false);
-            }
-            *last = Some(Instant::now());
-        }
-        let current = self.discovered()?;
-        let jwks = self.fetch_jwks(&current.metadata).await?;
-        let updated = self.discovered_from(
-            current.metadata.clone().set_jwks(jwks),
-            current.issuer_template.clone(),
-        );
-        *self.discovered.write().expect("provider lock poisoned") = Some(Arc::new(updated));
-        tracing::info!(provider = %self.name(), "provider signing keys refetched");
-        Ok(true)
-    }
-
-    /// Keep trying discovery with exponential backoff until it works, then refresh it
-    /// periodically, until `stop` fires.
-    pub async fn keep_discovered(self: Arc<Self>, check_every: Duration, stop: CancellationToken) {
-        let mut delay = Duration::from_secs(1);
-        let mut loaded_at: Option<Instant> = None;
-        loop {
-            let due_for_refresh = loaded_at.is_none_or(|t| t.elapsed() >= METADATA_REFRESH);
-            let ok = if due_for_refresh || !self.is_reachable() {
-                // Load (or reload) discovery and keys.
-                let ok = self.discover().await.is_ok();
-                if ok {
-                    loaded_at = Some(Instant::now());
-                }
-                ok
-            } else {
-                // Loaded: only check that the provider still answers, for /readyz.
-                self.probe().await
-            };
-            self.reachable
-                .store(ok, std::sync::atomic::Ordering::Relaxed);
-            let wait = if ok {
-                delay = Duration::from_secs(1);
-                check_every
-            } else {
-                let wait = delay;
-                delay = (delay * 2).min(RETRY_MAX);
-                wait
-            };
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
-    }
-
-    /// Whether the last discovery or probe succeeded.
-    pub fn is_reachable(&self) -> bool {
-        self.reachable.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// GET the discovery document and report whether the provider answered 2xx.
-    async fn probe(&self) -> bool {
-        let url = format!("{}/.well-known/openid-configuration", self.discovery_base);
-        match self.http.get(&url).send().await {
-            Ok(r) if r.status().is_success() => true,
-            Ok(r) => {
-                self.set_error(format!("discovery answered HTTP {}", r.status()));
-                false
-            }
-            Err(e) => {
-                self.set_error(transport_error(Stage::Discovery, &e).to_string());
-                false
-            }
-        }
-    }
-
-    fn set_error(&self, e: String) {
-        tracing::warn!(provider = %self.name(), error = %e, "provider check failed");
-        *self.last_error.write().expect("provider lock poisoned") = Some(e);
     }
 }
 

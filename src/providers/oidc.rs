@@ -1,40 +1,23 @@
-//! The generic authorization-code flow: authorize URL (PKCE S256, state, nonce), code exchange,
-//! ID-token verification with the checks the library lacks (`azp`, `iat`, `at_hash`, Microsoft
-//! tenant issuers), userinfo with the subject check, and the merged claims.
+//! The generic authorization-code flow: authorize URL (PKCE S256, state, nonce), code exchange
+//! and refresh (with the client authentication of [`super::client_auth`]), the ID token
+//! verified by [`super::verify`], userinfo with the subject check, and the merged claims.
 
-use chrono::{Duration as ChronoDuration, Utc};
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreErrorResponseType};
 use openidconnect::{
-    AccessToken, AccessTokenHash, AdditionalClaims, AuthType, AuthorizationCode,
-    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IdToken, IdTokenClaims,
-    IdTokenVerifier, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    AccessToken, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, TokenResponse,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::Instrument;
 use url::Url;
 
 use super::client_auth::token_auth_method;
-use super::{issuer_url, Discovered, Metadata, Provider, ProviderError, Stage};
+use super::verify::ExtIdToken;
+/// The claims type, where the dev provider and tests have always found it.
+pub use super::verify::ExtraClaims;
+use super::{Discovered, Metadata, Provider, ProviderError, Stage};
 use crate::config::TokenAuthMethod;
-
-/// Every claim the token carries beyond the standard ones, kept as JSON.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(transparent)]
-pub struct ExtraClaims(pub Map<String, Value>);
-impl AdditionalClaims for ExtraClaims {}
-
-type ExtIdToken = IdToken<
-    ExtraClaims,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
->;
-type ExtIdTokenClaims = IdTokenClaims<ExtraClaims, CoreGenderClaim>;
 
 /// The client as built from discovery: authorization endpoint set, token and userinfo
 /// endpoints as the metadata says.
@@ -46,26 +29,6 @@ pub type OidcClient = CoreClient<
     openidconnect::EndpointMaybeSet,
     openidconnect::EndpointMaybeSet,
 >;
-
-/// ID tokens issued more than this far in the future are refused (clock skew allowance).
-pub const MAX_IAT_FUTURE: ChronoDuration = ChronoDuration::minutes(5);
-
-/// An ID token's `iat`: one in the future beyond the clock-skew allowance is refused; one in
-/// the past is fine while the token is unexpired (the library checks `exp`; the nonce binds the
-/// token to this sign-in, so its age proves nothing more).
-pub fn check_issued_at(
-    iat: chrono::DateTime<Utc>,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), String> {
-    if iat > now + MAX_IAT_FUTURE {
-        Err(format!(
-            "issued {}s in the future",
-            (iat - now).num_seconds()
-        ))
-    } else {
-        Ok(())
-    }
-}
 
 /// Options of an authorization request.
 #[derive(Debug, Default, Clone, Copy)]
@@ -124,7 +87,7 @@ pub struct VerifiedLogin {
 
 impl Provider {
     /// The OAuth client for this provider's metadata. Built once per discovery (and key
-    /// refetch) and kept in [`Discovered`]: building it clones the whole metadata document,
+    /// refetch) and kept in [`super::Discovered`]: building it clones the whole metadata document,
     /// which is wasted work on every sign-in.
     pub(super) fn build_client(&self, metadata: &Metadata) -> OidcClient {
         let method = token_auth_method(self.settings.token_auth_method, metadata);
@@ -374,19 +337,9 @@ impl Provider {
                 .map(|d| chrono::Utc::now().timestamp() + d.as_secs() as i64),
         };
         let nonce = Nonce::new(nonce);
-        let claims = match self.verify_id_token(&d, &id_token, &nonce, &access_token) {
-            Err(VerifyError::UnknownKey) => {
-                // Key rotation: fetch the keys again (rate-limited) and try once more.
-                if self.refresh_jwks().await? {
-                    let d = self.discovered()?;
-                    self.verify_id_token(&d, &id_token, &nonce, &access_token)
-                } else {
-                    Err(VerifyError::UnknownKey)
-                }
-            }
-            other => other,
-        }
-        .map_err(ProviderError::from)?;
+        let claims = self
+            .verified_claims(&d, &id_token, &nonce, &access_token)
+            .await?;
 
         let subject = claims.subject().as_str().to_string();
         let issuer = claims.issuer().as_str().to_string();
@@ -416,90 +369,6 @@ impl Provider {
             access_token,
             session_tokens,
         })
-    }
-
-    /// Verify signature, iss, aud, exp, nonce (library) plus iat, azp, at_hash and the
-    /// Microsoft tenant policy (ours).
-    fn verify_id_token(
-        &self,
-        d: &Discovered,
-        token: &ExtIdToken,
-        nonce: &Nonce,
-        access_token: &AccessToken,
-    ) -> Result<ExtIdTokenClaims, VerifyError> {
-        // The unverified claims only choose which issuer to verify against (Microsoft's
-        // tenant); the kind's policy is applied again to the verified claims below.
-        let unverified = token
-            .claims(
-                &IdTokenVerifier::<CoreJsonWebKey>::new_insecure_without_verification(),
-                |_: Option<&Nonce>| Ok(()),
-            )
-            .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-        let discovered_issuer = d.metadata.issuer().as_str();
-        let expected_issuer = self
-            .quirks()
-            .token_issuer(discovered_issuer, &unverified.additional_claims().0)
-            .map_err(VerifyError::Refused)?;
-        let client_id = ClientId::new(self.settings.client_id.clone());
-        let mut verifier = IdTokenVerifier::new_confidential_client(
-            client_id.clone(),
-            ClientSecret::new(
-                self.settings
-                    .secret()
-                    .map(|s| s.expose().to_string())
-                    .unwrap_or_default(),
-            ),
-            issuer_url(&expected_issuer).map_err(|e| VerifyError::Invalid(e.to_string()))?,
-            // Signatures checked by ring (see ring_jwk.rs); the verifier is the library's.
-            super::ring_jwk::key_set(d.metadata.jwks()),
-        )
-        .set_issue_time_verifier_fn(|iat| check_issued_at(iat, Utc::now()));
-        let advertised: Vec<CoreJwsSigningAlgorithm> = d
-            .metadata
-            .id_token_signing_alg_values_supported()
-            .iter()
-            .filter(|a| !matches!(a, CoreJwsSigningAlgorithm::None))
-            .cloned()
-            .collect();
-        if !advertised.is_empty() {
-            verifier = verifier.set_allowed_algs(advertised);
-        }
-        let claims = token.claims(&verifier, nonce).map_err(|e| match e {
-            ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            ) => VerifyError::UnknownKey,
-            other => VerifyError::Invalid(other.to_string()),
-        })?;
-        // azp: when present it must be us (the library leaves this to the client).
-        if let Some(azp) = claims.authorized_party() {
-            if azp != &client_id {
-                return Err(VerifyError::Invalid("azp is not this client".into()));
-            }
-        }
-        // at_hash: when present it must match the access token we were given.
-        if let Some(expected) = claims.access_token_hash() {
-            let alg = token
-                .signing_alg()
-                .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-            let key = token
-                .signing_key(&verifier)
-                .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-            let actual = AccessTokenHash::from_token(access_token, alg, key)
-                .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-            if &actual != expected {
-                return Err(VerifyError::Invalid(
-                    "at_hash does not match the access token".into(),
-                ));
-            }
-        }
-        let verified_issuer = self
-            .quirks()
-            .token_issuer(discovered_issuer, &claims.additional_claims().0)
-            .map_err(VerifyError::Refused)?;
-        if verified_issuer != expected_issuer {
-            return Err(VerifyError::Invalid("the token's issuer changed".into()));
-        }
-        Ok(claims.clone())
     }
 
     /// GET userinfo with the access token; its `sub` must be the ID token's.
@@ -622,25 +491,6 @@ pub fn merge_userinfo(merged: &mut Map<String, Value>, userinfo: Map<String, Val
     }
 }
 
-enum VerifyError {
-    UnknownKey,
-    Invalid(String),
-    /// The kind's issuer policy refused the token (Microsoft's tenants).
-    Refused(ProviderError),
-}
-
-impl From<VerifyError> for ProviderError {
-    fn from(e: VerifyError) -> Self {
-        match e {
-            VerifyError::UnknownKey => {
-                ProviderError::InvalidIdToken("signed with an unknown key".into())
-            }
-            VerifyError::Invalid(reason) => ProviderError::InvalidIdToken(reason),
-            VerifyError::Refused(e) => e,
-        }
-    }
-}
-
 fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(
     e: RequestTokenError<openidconnect::HttpClientError<RE>, T>,
 ) -> ProviderError {
@@ -674,15 +524,6 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_old_iat_is_accepted_and_a_future_one_beyond_the_leeway_refused() {
-        let now = Utc::now();
-        assert!(check_issued_at(now - ChronoDuration::hours(6), now).is_ok());
-        assert!(check_issued_at(now + ChronoDuration::minutes(4), now).is_ok());
-        let e = check_issued_at(now + ChronoDuration::minutes(6), now).unwrap_err();
-        assert!(e.contains("in the future"), "{e}");
-    }
 
     #[test]
     fn userinfo_overrides_profile_claims_but_not_token_claims() {
