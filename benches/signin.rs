@@ -9,7 +9,8 @@
 //! Reports sign-ins/s, p50/p99 latency of the bridge's three requests (`/login/{p}`, the
 //! callback, which includes the bridge's own calls to the provider's token and userinfo
 //! endpoints, and `/me`), the bridge CPU time per sign-in and peak RSS per replica (from
-//! /proc), the test provider's CPU per sign-in, and as a same-run baseline the latency of the
+//! /proc; also the RSS when ready and idle, before the first sign-in), the test provider's CPU
+//! per sign-in, and as a same-run baseline the latency of the
 //! provider's part of the same flow, with the ratio.
 //!
 //! The replicas run as deployed: default log level (`info`, JSON to stdout, discarded here)
@@ -70,6 +71,18 @@ fn proc_peak_rss_mb(pid: u32) -> f64 {
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Resident set size now (MB), from /proc.
+fn proc_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
@@ -190,6 +203,10 @@ async fn main() {
         }
     }
     let pids: Vec<u32> = children.iter().map(|c| c.id().unwrap()).collect();
+    // Idle: started, ready (providers discovered, probes answered), nothing else yet; a second
+    // for start-up's work (migrations, the first outbox poll) to settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss: Vec<f64> = pids.iter().map(|p| proc_rss_mb(*p)).collect();
     let idp_pid = idp.pid().expect("the test provider runs");
     let cpu_before: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
     let idp_cpu_before = proc_cpu_seconds(idp_pid);
@@ -309,6 +326,14 @@ async fn main() {
     );
     println!("bridge CPU per sign-in: {per_signin_cpu_ms:.3} ms (all replicas, user+system, incl. delivery)");
     println!("test provider CPU per sign-in: {idp_cpu_ms:.3} ms (same run)");
+    println!(
+        "idle RSS per replica (ready, before the first sign-in): {}",
+        idle_rss
+            .iter()
+            .map(|r| format!("{r:.1} MB"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "peak RSS per replica: {}",
         rss.iter()

@@ -239,6 +239,25 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
     }
     assert!(page.contains("profile created at this sign-in"));
     audit(&browser, "the profile page").await;
+    // Once the bridge's own identify call has gone through the outbox to its own Identify API,
+    // the page still shows where each trait came from (the call repeated the values, so their
+    // provenance stays the sign-in's).
+    harness::poll("the identify call delivered", Duration::from_secs(15), || async {
+        let stats = app.store.outbox_stats(chrono::Utc::now()).await.unwrap();
+        (stats.iter().map(|s| s.delivered).sum::<i64>() >= 1).then_some(())
+    })
+    .await;
+    browser.refresh().await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("traits-title"))
+        .await
+        .unwrap();
+    let page = browser.source().await.unwrap();
+    assert!(
+        page.contains("claims:/given_name") && !page.contains("api:identify"),
+        "after delivery the profile page lost the sign-in's sources"
+    );
     let screenshots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&screenshots).unwrap();
     std::fs::write(
