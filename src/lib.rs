@@ -22,6 +22,7 @@ pub mod return_to;
 pub mod revalidate;
 pub mod routes;
 pub mod sealed;
+pub mod serve;
 pub mod session;
 pub mod session_store;
 pub mod signin;

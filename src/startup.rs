@@ -25,6 +25,7 @@ use crate::pending_login::PendingCookies;
 use crate::providers::{self, Providers};
 use crate::routes;
 use crate::sealed::Keys;
+use crate::serve;
 use crate::session_store::AnySessionStore;
 use crate::state::AppState;
 use crate::store::Store;
@@ -38,7 +39,7 @@ pub struct Application {
     workers: Vec<tokio::task::JoinHandle<()>>,
     providers: Providers,
     store: Store,
-    grace: Duration,
+    limits: serve::Limits,
     /// `server.metrics_listen`: its listener and the `/metrics` router.
     metrics: Option<(TcpListener, Router)>,
 }
@@ -194,7 +195,7 @@ impl Application {
             providers,
             store,
             metrics,
-            grace: Duration::from_secs(settings.server.shutdown_grace_secs),
+            limits: serve::Limits::from_settings(&settings.server),
         })
     }
 
@@ -249,19 +250,10 @@ impl Application {
                 }
             });
         }
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
-        let grace = self.grace;
-        let stopped = stop.clone();
-        tokio::select! {
-            result = server => result?,
-            _ = async move { stopped.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!("in-flight requests did not finish within the grace period");
-            }
+        tokio::spawn(signal);
+        let drained = serve::serve(self.listener, self.router, self.limits, stop).await;
+        if !drained {
+            tracing::warn!("in-flight requests did not finish within the grace period");
         }
         for worker in self.workers {
             let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;

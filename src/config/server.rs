@@ -30,6 +30,15 @@ pub struct ServerSettings {
     pub max_token_response_bytes: usize,
     /// Bound on finishing in-flight requests after SIGTERM/SIGINT, in seconds.
     pub shutdown_grace_secs: u64,
+    /// A request's header must arrive complete within this many seconds of its first byte.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in progress and no bytes sent either way for this many
+    /// seconds is closed: before its first request, and kept alive between requests.
+    pub idle_timeout_secs: u64,
+    /// A request's body must arrive complete within this many seconds of its header.
+    pub body_read_timeout_secs: u64,
+    /// Open connections at most; beyond it new ones wait in the listen backlog.
+    pub max_connections: usize,
     /// Behind a reverse proxy: the header it puts the client address in (e.g.
     /// `X-Forwarded-For`; the right-most entry is used). Unset: the socket peer is the client.
     pub trusted_proxy_header: Option<String>,
@@ -48,6 +57,10 @@ impl Default for ServerSettings {
             provider_timeout_secs: 10,
             max_token_response_bytes: DEFAULT_MAX_TOKEN_BYTES,
             shutdown_grace_secs: 20,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            body_read_timeout_secs: 30,
+            max_connections: 1024,
             trusted_proxy_header: None,
             provider_check_secs: 30,
             metrics_listen: None,

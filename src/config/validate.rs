@@ -152,6 +152,16 @@ impl Settings {
                 "server.max_token_response_bytes",
                 self.server.max_token_response_bytes as u64,
             ),
+            (
+                "server.header_read_timeout_secs",
+                self.server.header_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", self.server.idle_timeout_secs),
+            (
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
+            ),
+            ("server.max_connections", self.server.max_connections as u64),
         ] {
             if value == 0 {
                 return Err(err(key, "must be at least 1"));

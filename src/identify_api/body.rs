@@ -83,6 +83,9 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     let mut buf = Vec::with_capacity(declared.map_or(1024, |n| n as usize));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
+            if crate::serve::is_body_timeout(&e) {
+                return ApiError::body_timeout();
+            }
             ApiError::invalid("the request body could not be read").with_detail(e.to_string())
         })?;
         if buf.len() + chunk.len() > limit {

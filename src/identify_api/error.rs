@@ -86,6 +86,15 @@ impl ApiError {
         )
     }
 
+    /// The body did not arrive within `server.body_read_timeout_secs`.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            "the request body did not arrive in time (server.body_read_timeout_secs)",
+        )
+    }
+
     pub fn rate_limited(retry_after: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -119,6 +119,7 @@ impl IdentifyApi {
         (status = 401, description = "UNAUTHORIZED: missing, invalid or expired token or key.", body = openapi::ErrorBody),
         (status = 403, description = "FORBIDDEN: the token lacks the `telemetry_apis` scope.", body = openapi::ErrorBody),
         (status = 405, description = "METHOD_NOT_ALLOWED: only POST.", body = openapi::ErrorBody),
+        (status = 408, description = "REQUEST_TIMEOUT: the body did not arrive within `server.body_read_timeout_secs` of the header; nothing was written.", body = openapi::ErrorBody),
         (status = 409, description = "IDEMPOTENCY_KEY_IN_USE: a request with this Idempotency-Key is still in progress; retry after it answers.", body = openapi::ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: body over 512 KB, an object over 32 KB, or more than 100 objects.", body = openapi::ErrorBody),
         (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: Content-Type is not application/json.", body = openapi::ErrorBody),

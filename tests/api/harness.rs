@@ -41,6 +41,8 @@ pub struct RunningApp {
     /// The configuration file the application was built from.
     pub config_path: PathBuf,
     stop: CancellationToken,
+    /// `run_until_stopped`, until [`RunningApp::shut_down`] takes it.
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     data: tempfile::TempDir,
 }
 
@@ -154,7 +156,7 @@ impl AppBuilder {
         let providers = app.providers().clone();
         let stop = app.stop_token();
         let store = app.store().clone();
-        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        let server = tokio::spawn(app.run_until_stopped(std::future::pending()));
         // After spawning: the development provider is served by the app itself.
         if self.wait_ready {
             assert!(
@@ -168,6 +170,7 @@ impl AppBuilder {
             store,
             config_path,
             stop,
+            server: Some(server),
             data,
         }
     }
@@ -204,6 +207,20 @@ impl RunningApp {
 
     pub fn stop(&self) {
         self.stop.cancel();
+    }
+
+    /// Stop as SIGTERM does and wait until the application has stopped (server and workers);
+    /// returns how long that took.
+    pub async fn shut_down(&mut self) -> Duration {
+        let started = Instant::now();
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("the app task")
+                .expect("the app stops cleanly");
+        }
+        started.elapsed()
     }
 }
 

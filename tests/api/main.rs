@@ -25,6 +25,7 @@ mod scale;
 mod sessions;
 mod sign_in;
 mod sink;
+mod slow_clients;
 mod traces;
 mod traits_policies;
 mod webhooks;
