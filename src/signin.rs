@@ -122,25 +122,34 @@ pub fn facts_from(
         note_unresolved_groups(&mut traits, &mapping);
     }
     let avatar = rehost_photo(&mut traits, data, public_url, verified.issuer, &account.key);
+    // Claims are untrusted text: control characters (CR, LF, NUL, …) never reach the store,
+    // the session, the pages or the sinks.
     let text = |key: &str| {
         claims
             .get(key)
             .and_then(Value::as_str)
-            .map(str::trim)
+            .map(|s| s.chars().filter(|c| !c.is_control()).collect::<String>())
+            .map(|s| s.trim().chars().take(MAX_TEXT_CHARS).collect::<String>())
             .filter(|s| !s.is_empty())
-            .map(|s| s.chars().take(MAX_TEXT_CHARS).collect::<String>())
     };
+    // An address with a control character or a space in it is no address: none is kept.
+    let usable = |address: &str| !address.chars().any(|c| c.is_control() || c.is_whitespace());
+    let raw_email = claims.get("email").and_then(Value::as_str).map(str::trim);
     let email = match account.vouched_email {
-        Some(address) => Some(Email {
+        Some(address) if usable(&address) => Some(Email {
             address,
             vouched: true,
             verified: true,
         }),
-        None => text("email").map(|e| Email {
-            address: e.to_ascii_lowercase(),
-            vouched: false,
-            verified: claims.get("email_verified").and_then(Value::as_bool) == Some(true),
-        }),
+        Some(_) => None,
+        None => raw_email
+            .filter(|e| usable(e))
+            .and_then(|_| text("email"))
+            .map(|e| Email {
+                address: e.to_ascii_lowercase(),
+                vouched: false,
+                verified: claims.get("email_verified").and_then(Value::as_bool) == Some(true),
+            }),
     };
     let groups = match data.groups_unresolved {
         true => None,
@@ -322,6 +331,23 @@ mod tests {
             &Url::parse("https://login.example.com").unwrap(),
             Utc::now(),
         )
+    }
+
+    #[test]
+    fn control_characters_in_claims_never_reach_the_facts() {
+        for kind in ["google", "oidc"] {
+            let settings = match kind {
+                "google" => settings("google", ""),
+                _ => settings("oidc", "issuer = \"https://id.example.com\""),
+            };
+            let f = facts(
+                &settings,
+                json!({"sub": "1", "email": "ana@gmail.com\r\nX-Injected: 1",
+                       "email_verified": true, "name": "Ana\u{0007} Lima\r\n"}),
+            );
+            assert_eq!(f.email, None, "{kind}");
+            assert_eq!(f.name.as_deref(), Some("Ana Lima"), "{kind}");
+        }
     }
 
     #[test]

@@ -242,10 +242,14 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
     // Once the bridge's own identify call has gone through the outbox to its own Identify API,
     // the page still shows where each trait came from (the call repeated the values, so their
     // provenance stays the sign-in's).
-    harness::poll("the identify call delivered", Duration::from_secs(15), || async {
-        let stats = app.store.outbox_stats(chrono::Utc::now()).await.unwrap();
-        (stats.iter().map(|s| s.delivered).sum::<i64>() >= 1).then_some(())
-    })
+    harness::poll(
+        "the identify call delivered",
+        Duration::from_secs(15),
+        || async {
+            let stats = app.store.outbox_stats(chrono::Utc::now()).await.unwrap();
+            (stats.iter().map(|s| s.delivered).sum::<i64>() >= 1).then_some(())
+        },
+    )
     .await;
     browser.refresh().await.unwrap();
     browser
