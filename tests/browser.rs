@@ -171,50 +171,18 @@ async fn a_person_signs_in_through_the_development_provider_in_a_real_browser() 
         .unwrap();
     audit(&browser, "the development provider's sign-in form").await;
     let authorize_url = browser.current_url().await.unwrap().to_string();
-    let field = |id: &'static str| browser.find(Locator::Id(id));
-    field("f-name")
-        .await
-        .unwrap()
-        .send_keys("Grace Hopper")
-        .await
-        .unwrap();
-    field("f-email")
-        .await
-        .unwrap()
-        .send_keys("grace@navy.example")
-        .await
-        .unwrap();
-    field("f-company")
-        .await
-        .unwrap()
-        .send_keys("US Navy")
-        .await
-        .unwrap();
-    field("f-title")
-        .await
-        .unwrap()
-        .send_keys("Director of Engineering")
-        .await
-        .unwrap();
-    field("f-city")
-        .await
-        .unwrap()
-        .send_keys("Arlington")
-        .await
-        .unwrap();
-    field("f-country")
-        .await
-        .unwrap()
-        .send_keys("US")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[value=typed]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_a_person(
+        &browser,
+        &[
+            ("f-name", "Grace Hopper"),
+            ("f-email", "grace@navy.example"),
+            ("f-company", "US Navy"),
+            ("f-title", "Director of Engineering"),
+            ("f-city", "Arlington"),
+            ("f-country", "US"),
+        ],
+    )
+    .await;
 
     // Back on the bridge: the profile page.
     browser
@@ -401,6 +369,37 @@ async fn serve_sink() -> (
     (url, received)
 }
 
+/// Fill the development provider's form (field id, value) and submit the typed person.
+async fn type_a_person(browser: &fantoccini::Client, fields: &[(&str, &str)]) {
+    for (id, value) in fields {
+        browser
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("#{id}: {e}"))
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    click_when_shown(
+        browser,
+        Locator::Css("button[value=typed]"),
+        "the form's button",
+    )
+    .await;
+}
+
+/// Wait for an element and click it; `what` names it when it never shows.
+async fn click_when_shown(browser: &fantoccini::Client, locator: Locator<'_>, what: &str) {
+    browser
+        .wait()
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text_of(browser: &fantoccini::Client, id: &str) -> String {
     browser
         .find(Locator::Id(id))
@@ -449,25 +448,14 @@ async fn the_example_web_app_hands_the_same_ids_to_analytics_and_the_sink() {
         .for_element(Locator::Id("f-name"))
         .await
         .unwrap();
-    for (id, value) in [
-        ("f-name", "Katherine Johnson"),
-        ("f-email", "katherine@nasa.example"),
-    ] {
-        browser
-            .find(Locator::Id(id))
-            .await
-            .unwrap()
-            .send_keys(value)
-            .await
-            .unwrap();
-    }
-    browser
-        .find(Locator::Css("button[value=typed]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_a_person(
+        &browser,
+        &[
+            ("f-name", "Katherine Johnson"),
+            ("f-email", "katherine@nasa.example"),
+        ],
+    )
+    .await;
 
     // Back on the example page (its return_to), signed in.
     browser
@@ -530,31 +518,26 @@ async fn the_example_web_app_hands_the_same_ids_to_analytics_and_the_sink() {
 
     // Sign-out: analytics forgets the user (a new anonymous id), the bridge ends the session and
     // sends the browser back to the example page.
-    browser
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("form[action='/logout'] button"))
-        .await
-        .expect("the bridge's sign-out page")
-        .click()
-        .await
-        .unwrap();
+    click_when_shown(
+        &browser,
+        Locator::Id("sign-out"),
+        "the example's sign-out button",
+    )
+    .await;
+    click_when_shown(
+        &browser,
+        Locator::Css("form[action='/logout'] button"),
+        "the bridge's sign-out page",
+    )
+    .await;
     // The provider's end-session page (the development provider keeps no session of its own,
     // so it says so and links back to the `post_logout_redirect_uri`: the example page).
-    browser
-        .wait()
-        .for_element(Locator::LinkText("Back to the application"))
-        .await
-        .expect("the provider's sign-out page links back")
-        .click()
-        .await
-        .unwrap();
+    click_when_shown(
+        &browser,
+        Locator::LinkText("Back to the application"),
+        "the provider's sign-out page links back",
+    )
+    .await;
     browser
         .wait()
         .for_element(Locator::Css("#signed-out:not([hidden])"))

@@ -145,19 +145,24 @@ fn set(root: &mut Value, path: &[Seg], new: Value) -> Result<(), String> {
 fn display(path: &[Seg], upto: usize) -> String {
     let mut out = String::new();
     for seg in &path[..upto.min(path.len())] {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => {
-                let _ = write!(out, "[{i}]");
-            }
-        }
+        push_seg(&mut out, seg);
     }
     out
+}
+
+/// Append one segment: `.key` (no dot first) or `[i]`.
+fn push_seg(out: &mut String, seg: &Seg) {
+    match seg {
+        Seg::Key(k) => {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(k);
+        }
+        Seg::Index(i) => {
+            let _ = write!(out, "[{i}]");
+        }
+    }
 }
 
 /// A provider or sink that only the environment names: a new entry, named from the variable
@@ -182,25 +187,16 @@ fn add_named_entry(root: &mut Value, var: &str, path: &[Seg]) {
 pub(super) fn key_text(root: &Value, path: &[Seg]) -> String {
     let mut out = String::new();
     for (depth, seg) in path.iter().enumerate() {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => {
-                let _ = write!(out, "[{i}]");
-                if depth == 1 {
-                    let name = root
-                        .get(display(path, 1))
-                        .and_then(|list| list.get(*i))
-                        .and_then(|entry| entry.get("name"))
-                        .and_then(Value::as_str);
-                    if let Some(name) = name {
-                        let _ = write!(out, " ({name})");
-                    }
-                }
+        push_seg(&mut out, seg);
+        // A list entry of a top-level section is named by its `name`: `providers[0] (google)`.
+        if let (1, Seg::Index(i)) = (depth, seg) {
+            let name = root
+                .get(display(path, 1))
+                .and_then(|list| list.get(*i))
+                .and_then(|entry| entry.get("name"))
+                .and_then(Value::as_str);
+            if let Some(name) = name {
+                let _ = write!(out, " ({name})");
             }
         }
     }
