@@ -1,5 +1,7 @@
 //! Profile store tests. Every test in `store_tests!` runs twice: on a fresh SQLite file and
-//! on a fresh PostgreSQL database (`ib_test_<uuid>`, dropped afterwards).
+//! on a fresh PostgreSQL database (`ib_test_<uuid>`, dropped afterwards). The identify stories
+//! (`identify.rs`) are the conformance suite of the identify algorithm's executors: on a
+//! SQLite file they run on the identify writer's rusqlite connection, on PostgreSQL on the pool.
 //!
 //! PostgreSQL: `DATABASE_URL_PG`, else `postgres://postgres@127.0.0.1:5432/test`, else user
 //! `root`. If none answers, the PostgreSQL tests fail; set `IDENTIFY_BRIDGE_SKIP_POSTGRES=1`
@@ -10,8 +12,8 @@ use std::{collections::HashSet, future::Future, panic::AssertUnwindSafe, time::D
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures::FutureExt;
 use identify_bridge::store::{
-    request_digest, Backend, Callback, IdentifyCall, IdentifyOutcome, NewOutboxMessage, NewSession,
-    OutboxStatus, SignIn, SignInOutcome, SpentState, Store, StoreError,
+    Backend, Callback, NewOutboxMessage, NewSession, OutboxStatus, SignIn, SignInOutcome,
+    SpentState, Store, StoreError,
 };
 use serde_json::json;
 use sqlx::postgres::PgPool;
@@ -21,6 +23,9 @@ use tower_sessions::{
     SessionStore as _,
 };
 use uuid::Uuid;
+
+mod identify;
+use identify::*;
 
 // ---------------------------------------------------------------- harness
 
@@ -127,10 +132,18 @@ store_tests!(
     reconnecting_keeps_data_and_migrations_are_idempotent,
     expired_sessions_and_their_links_are_deleted,
     a_closed_store_is_unavailable,
-    identify_calls_create_merge_and_replay,
-    concurrent_identify_batches_merge_every_trait,
-    an_identify_call_repeating_a_value_keeps_its_provenance,
     a_spent_state_refuses_a_second_sign_in_and_writes_nothing,
+    // The identify conformance suite (identify.rs).
+    an_identify_call_creates_a_profile_and_logs_the_call,
+    identify_calls_merge_traits_and_null_removes_one,
+    a_repeated_idempotency_key_replays_the_first_answer_and_writes_nothing,
+    an_idempotency_key_reused_for_another_request_is_refused_and_writes_nothing,
+    a_batch_with_one_user_many_times_applies_its_calls_in_order,
+    a_key_repeated_inside_a_batch_replays_or_is_refused_there,
+    account_created_at_starts_a_profile_and_moves_it_only_earlier,
+    an_identify_call_repeating_a_value_keeps_its_provenance,
+    concurrent_identify_batches_merge_every_trait,
+    erasing_a_user_removes_their_identify_log,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -930,139 +943,6 @@ async fn unknown_url_scheme_is_refused() {
     let err = Store::connect("mysql://u:pw@host/db").await.unwrap_err();
     assert!(matches!(err, StoreError::Other(_)), "{err:?}");
     assert!(!err.to_string().contains("pw@"), "{err}");
-}
-
-// ---------------------------------------------------------------- Identify API
-
-fn identify_call(user_id: &str, key: Option<&str>, traits: serde_json::Value) -> IdentifyCall {
-    let context_json = Some(json!({"ip": "203.0.113.1"}).to_string());
-    IdentifyCall {
-        caller: "key:abc".into(),
-        idempotency_key: key.map(str::to_string),
-        user_id: user_id.into(),
-        traits: traits.as_object().unwrap().clone(),
-        traits_json: traits.to_string(),
-        request_digest: request_digest(user_id, &traits.to_string(), context_json.as_deref(), None),
-        context_json,
-        account_created_at: None,
-        response: json!({"status": "success", "data": {"user_id": user_id, "traits": traits}})
-            .to_string(),
-        received_at: Utc::now(),
-    }
-}
-
-async fn identify_calls_create_merge_and_replay(store: Store) {
-    let created =
-        Utc.with_ymd_and_hms(2020, 11, 23, 22, 28, 55).unwrap() + TimeDelta::milliseconds(111);
-    let mut first = identify_call("api-user", Some("m-1"), json!({"a": "1", "b": ["x", "y"]}));
-    first.account_created_at = Some(created);
-    let outcomes = store
-        .record_identify_calls(&[
-            first.clone(),
-            identify_call("api-user", None, json!({"b": null, "c": 3})),
-            // Same key and request inside the same batch: the first call's answer, nothing
-            // written; the same key for another request: refused, nothing written.
-            first.clone(),
-            identify_call("api-user", Some("m-1"), json!({"a": "changed"})),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(outcomes[0], IdentifyOutcome::Applied { created: true });
-    assert_eq!(outcomes[1], IdentifyOutcome::Applied { created: false });
-    let mut retry = first.clone();
-    retry.received_at = Utc::now();
-    let replays = store
-        .record_identify_calls(&[retry, identify_call("api-user", Some("m-1"), json!({}))])
-        .await
-        .unwrap();
-    for outcomes in [&outcomes[2..], &replays[..]] {
-        assert_eq!(
-            outcomes[0],
-            IdentifyOutcome::Replayed(first.response.clone())
-        );
-        assert_eq!(outcomes[1], IdentifyOutcome::KeyReused);
-    }
-    let user = store.get_user("api-user").await.unwrap().unwrap();
-    assert_eq!(user.traits, json!({"a": "1", "c": 3}));
-    assert_eq!(user.created_at, created);
-    assert_eq!(user.created_at_source, "api");
-    assert_eq!(user.provenance["c"]["source"], "api:identify");
-    // Another caller may use the same key.
-    let mut other = identify_call("api-user", Some("m-1"), json!({"d": true}));
-    other.caller = "sub:svc".into();
-    let outcomes = store.record_identify_calls(&[other]).await.unwrap();
-    assert_eq!(outcomes[0], IdentifyOutcome::Applied { created: false });
-    let calls = store.identify_calls("api-user").await.unwrap();
-    assert_eq!(calls.len(), 3);
-    assert_eq!(calls[0].2.as_ref().unwrap()["ip"], "203.0.113.1");
-    assert!(store.delete_user("api-user").await.unwrap());
-    assert!(
-        store.identify_calls("api-user").await.unwrap().is_empty(),
-        "erasure removes the log"
-    );
-}
-
-async fn an_identify_call_repeating_a_value_keeps_its_provenance(store: Store) {
-    let mut signed_in = sign_in("prov", t(0));
-    signed_in.traits = json!({"enrichment_job_title": "Engineer", "enrichment_city": "Oslo"});
-    signed_in.provenance = json!({
-        "enrichment_job_title": {"source": "claims:/title", "verified": true},
-        "enrichment_city": {"source": "claims:/address/locality", "verified": true},
-    });
-    let user_id = store
-        .record_sign_in(&signed_in, &no_outbox)
-        .await
-        .unwrap()
-        .user_id;
-    // The same title (as the bridge's own identify call repeats it), a new city, a new trait,
-    // in one batch with a second call repeating the new city.
-    store
-        .record_identify_calls(&[
-            identify_call(
-                &user_id,
-                None,
-                json!({"enrichment_job_title": "Engineer", "enrichment_city": "Bergen", "plan": "pro"}),
-            ),
-            identify_call(&user_id, None, json!({"enrichment_city": "Bergen"})),
-        ])
-        .await
-        .unwrap();
-    let user = store.get_user(&user_id).await.unwrap().unwrap();
-    assert_eq!(user.traits["enrichment_job_title"], "Engineer");
-    assert_eq!(
-        user.provenance["enrichment_job_title"],
-        json!({"source": "claims:/title", "verified": true}),
-        "an unchanged value keeps where it came from"
-    );
-    assert_eq!(user.traits["enrichment_city"], "Bergen");
-    assert_eq!(user.provenance["enrichment_city"]["source"], "api:identify");
-    assert_eq!(user.provenance["plan"]["source"], "api:identify");
-}
-
-async fn concurrent_identify_batches_merge_every_trait(store: Store) {
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let call = identify_call("shared", None, json!({ format!("t{i}"): i }));
-                store.record_identify_calls(&[call]).await.unwrap()
-            })
-        })
-        .collect();
-    let mut created = 0;
-    for t in tasks {
-        if t.await.unwrap()[0] == (IdentifyOutcome::Applied { created: true }) {
-            created += 1;
-        }
-    }
-    assert_eq!(created, 1, "one call creates the profile");
-    let user = store.get_user("shared").await.unwrap().unwrap();
-    assert_eq!(
-        user.traits.as_object().unwrap().len(),
-        16,
-        "no trait lost: {}",
-        user.traits
-    );
 }
 
 fn once(spent: &SpentState) -> Callback<'_> {

@@ -63,6 +63,25 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The identify writer's SQLite errors, sorted as the pool's are.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match &e {
+            rusqlite::Error::SqliteFailure(failure, message) => {
+                let text = message.clone().unwrap_or_else(|| failure.to_string());
+                if failure.code == rusqlite::ErrorCode::ConstraintViolation {
+                    StoreError::Conflict(text)
+                } else if is_unavailable_code(&failure.extended_code.to_string()) {
+                    StoreError::Unavailable(text)
+                } else {
+                    StoreError::Other(text)
+                }
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         match e {

@@ -67,7 +67,6 @@ mod postgres;
 mod session;
 mod sign_in;
 mod sqlite;
-mod sqlite_identify;
 mod users;
 
 pub use dashboard::{OutboxEvent, ReceivedCall, RecentSignIn};
@@ -86,7 +85,8 @@ pub use sign_in::{Callback, OutboxFn, SessionFn};
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    identify_writer: Option<sqlite_identify::IdentifyWriter>,
+    /// On a SQLite file: the Identify API's own connection (`identify/sqlite.rs`).
+    identify_writer: Option<identify::IdentifyWriter>,
 }
 
 #[derive(Clone)]
@@ -130,8 +130,8 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Connect to `sqlite://path/to.db` (file and parent directories are created; WAL,
-    /// `synchronous = FULL`, foreign keys, 5 s busy timeout) or `postgres://…`, and run the
-    /// migrations. Pool settings are the defaults of [`StoreOptions`].
+    /// `synchronous = FULL`, foreign keys, 5 s busy timeout; an in-memory database is refused) or
+    /// `postgres://…`, and run the migrations. Pool settings are the defaults of [`StoreOptions`].
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         Store::connect_with(url, &StoreOptions::default()).await
     }
@@ -168,11 +168,8 @@ impl Store {
         };
         store.migrate().await?;
         if let Pool::Sqlite(pool) = &store.pool {
-            if !sqlite::in_memory(url) {
-                let options = pool.connect_options();
-                let writer = sqlite_identify::IdentifyWriter::open(options.get_filename())?;
-                store.identify_writer = Some(writer);
-            }
+            let path = pool.connect_options().get_filename().to_path_buf();
+            store.identify_writer = Some(identify::IdentifyWriter::open(&path)?);
         }
         Ok(store)
     }

@@ -27,8 +27,6 @@ pub(super) const PRUNE_USER_SESSIONS: &str = r#"delete from user_session where s
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("for update skip locked");
 /// Row locks for a read-modify-write (rows are read in key order, so lockers never deadlock).
 pub(super) const ROW_LOCK: &str = "for update";
-/// The backend, for `sqlx::QueryBuilder`.
-pub(super) type Db = Postgres;
 
 pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<PgPool, StoreError> {
     // sqlx's parse errors can echo the URL, so only the redacted URL is shown.

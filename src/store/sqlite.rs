@@ -1,12 +1,10 @@
 //! SQLite specifics: opening the file, write transactions, and the few SQL strings that differ.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr};
 
 use sqlx::{
     migrate::Migrator,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-    },
+    sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions},
     Sqlite, Transaction,
 };
 use uuid::Uuid;
@@ -29,53 +27,71 @@ pub(super) const PRUNE_USER_SESSIONS: &str =
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("");
 /// Row locks for a read-modify-write: none needed, the write transaction is exclusive.
 pub(super) const ROW_LOCK: &str = "";
-/// The backend, for `sqlx::QueryBuilder`.
-pub(super) type Db = Sqlite;
 
-/// Open (creating file and parent directories) a SQLite database for the store.
+/// The pragmas of every connection to the database file, the pool's and the identify
+/// writer's (`identify/sqlite.rs`), so the two never differ.
 ///
 /// WAL with `synchronous = FULL`: NORMAL can lose the last transactions on power loss, and
 /// the outbox promises that a committed sign-in's identify call is never lost.
+pub(super) const PRAGMAS: [(&str, &str); 6] = [
+    ("journal_mode", "wal"),
+    ("synchronous", "full"),
+    ("foreign_keys", "on"),
+    // Milliseconds a connection waits for the write lock before SQLITE_BUSY (a 503).
+    ("busy_timeout", "5000"),
+    // A multi-row write keeps a statement journal to undo itself on a constraint error;
+    // spilled to a temporary file it costs a write(2) per page touched, and a group commit
+    // touches hundreds. In memory it is as safe: it is never needed after a crash.
+    ("temp_store", "memory"),
+    // Group commits touch profile and index pages all over the file; the default 2 MB
+    // cache re-reads them from the OS on every batch. Grows only as pages are used.
+    ("cache_size", "-16384"),
+];
+// Checkpoints stay SQLite's automatic ones (after a commit that leaves the WAL over 1000
+// pages): a PASSIVE checkpointer on another thread never catches the last frame under steady
+// writes, so the WAL never restarts (it grew past 200 MB in 5 s of `scripts/bench-identify`).
+
+/// Set [`PRAGMAS`] on a rusqlite connection.
+pub(super) fn apply_pragmas(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for (name, value) in PRAGMAS {
+        // Some pragmas answer with a row (`journal_mode` its new mode): read and drop it.
+        conn.prepare(&format!("pragma {name} = {value}"))?
+            .query([])?
+            .next()?;
+    }
+    Ok(())
+}
+
+/// Open (creating file and parent directories) a SQLite database for the store. An
+/// in-memory database is refused: the identify writer needs a second connection to it.
 pub(super) async fn connect(url: &str, settings: &StoreOptions) -> Result<SqlitePool, StoreError> {
+    if in_memory(url) {
+        return Err(StoreError::Other(format!(
+            "an in-memory SQLite database ({url}) is not supported: the Identify API writes \
+             through a connection of its own, which would see another, empty database; set \
+             database.url to a file, e.g. sqlite://data/identify-bridge.db (tests: a file in a \
+             temporary directory)"
+        )));
+    }
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Other(format!("invalid SQLite URL {url:?}: {e}")))?;
     let path = options.get_filename().to_path_buf();
-    let in_memory = in_memory(url);
     let open_error = |reason: String| StoreError::Open {
         path: path.clone(),
         reason,
     };
-    if !in_memory {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                open_error(format!("cannot create directory {}: {e}", parent.display()))
-            })?;
-        }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            open_error(format!("cannot create directory {}: {e}", parent.display()))
+        })?;
     }
-    let options = options
-        .create_if_missing(true)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5))
-        .synchronous(SqliteSynchronous::Full)
-        // A multi-row write keeps a statement journal to undo itself on a constraint error;
-        // spilled to a temporary file it costs a write(2) per page touched, and a group commit
-        // touches hundreds. In memory it is as safe: it is never needed after a crash.
-        .pragma("temp_store", "memory")
-        // Group commits touch profile and index pages all over the file; the default 2 MB
-        // cache re-reads them from the OS on every batch. Grows only as pages are used.
-        .pragma("cache_size", "-16384");
-    let options = if in_memory {
-        options
-    } else {
-        options.journal_mode(SqliteJournalMode::Wal)
-    };
+    let options = PRAGMAS
+        .into_iter()
+        .fold(options.create_if_missing(true), |options, (name, value)| {
+            options.pragma(name, value)
+        });
     SqlitePoolOptions::new()
-        // An in-memory database exists per connection.
-        .max_connections(if in_memory {
-            1
-        } else {
-            settings.max_connections.unwrap_or(8)
-        })
+        .max_connections(settings.max_connections.unwrap_or(8))
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await
@@ -95,7 +111,7 @@ pub(super) fn file_path(url: &str) -> Result<Option<std::path::PathBuf>, StoreEr
     ))
 }
 
-/// Whether `url` names an in-memory database (one per connection, so no second connection).
+/// Whether `url` names an in-memory database (one per connection: refused by [`connect`]).
 pub(super) fn in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
@@ -130,9 +146,4 @@ pub(super) fn uuid(id: Uuid) -> uuid::fmt::Hyphenated {
 /// Writers are serialized by `BEGIN IMMEDIATE`: there is no race to retry.
 pub(super) fn is_retryable(_e: &sqlx::Error) -> bool {
     false
-}
-
-/// JSON text encoded by the caller, bound as it is (SQLite keeps JSON as text).
-pub(super) fn json_text(text: &str) -> &str {
-    text
 }
