@@ -24,6 +24,7 @@ use tower_sessions::{
 };
 use uuid::Uuid;
 
+#[path = "store/identify.rs"]
 mod identify;
 use identify::*;
 

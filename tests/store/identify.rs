@@ -56,7 +56,11 @@ pub async fn an_identify_call_creates_a_profile_and_logs_the_call(store: Store) 
         json!({"source": "api:identify", "verified": false})
     );
     let received = call.received_at.timestamp_millis();
-    assert_eq!(user.created_at.timestamp_millis(), received, "no account time: receipt");
+    assert_eq!(
+        user.created_at.timestamp_millis(),
+        received,
+        "no account time: receipt"
+    );
     assert_eq!(user.updated_at.timestamp_millis(), received);
     assert_eq!(user.created_at_source, "api");
     assert!(user.identities.is_empty());
@@ -68,7 +72,11 @@ pub async fn an_identify_call_creates_a_profile_and_logs_the_call(store: Store) 
 }
 
 pub async fn identify_calls_merge_traits_and_null_removes_one(store: Store) {
-    let first = identify_call("merged", None, json!({"a": "1", "b": ["x", "y"], "c": {"d": 1}}));
+    let first = identify_call(
+        "merged",
+        None,
+        json!({"a": "1", "b": ["x", "y"], "c": {"d": 1}}),
+    );
     store.record_identify_calls(&[first]).await.unwrap();
     let outcomes = store
         .record_identify_calls(&[identify_call(
@@ -82,13 +90,15 @@ pub async fn identify_calls_merge_traits_and_null_removes_one(store: Store) {
     let user = store.get_user("merged").await.unwrap().unwrap();
     assert_eq!(user.traits, json!({"a": "1", "c": {"e": 2}, "f": false}));
     let sources: Vec<&String> = user.provenance.as_object().unwrap().keys().collect();
-    assert_eq!(sources, ["a", "c", "f"], "a removed trait loses its provenance");
+    assert_eq!(
+        sources,
+        ["a", "c", "f"],
+        "a removed trait loses its provenance"
+    );
     assert_eq!(store.identify_calls("merged").await.unwrap().len(), 2);
 }
 
-pub async fn a_repeated_idempotency_key_replays_the_first_answer_and_writes_nothing(
-    store: Store,
-) {
+pub async fn a_repeated_idempotency_key_replays_the_first_answer_and_writes_nothing(store: Store) {
     let first = identify_call("replayed", Some("m-1"), json!({"a": "1"}));
     store.record_identify_calls(&[first.clone()]).await.unwrap();
     let before = store.get_user("replayed").await.unwrap().unwrap();
@@ -96,7 +106,10 @@ pub async fn a_repeated_idempotency_key_replays_the_first_answer_and_writes_noth
     retry.received_at = Utc::now() + TimeDelta::seconds(5);
     retry.response = "{\"another\":\"answer\"}".into();
     let outcomes = store.record_identify_calls(&[retry]).await.unwrap();
-    assert_eq!(outcomes, [IdentifyOutcome::Replayed(first.response.clone())]);
+    assert_eq!(
+        outcomes,
+        [IdentifyOutcome::Replayed(first.response.clone())]
+    );
     assert_eq!(store.get_user("replayed").await.unwrap().unwrap(), before);
     assert_eq!(store.identify_calls("replayed").await.unwrap().len(), 1);
 }
@@ -124,9 +137,15 @@ pub async fn an_idempotency_key_reused_for_another_request_is_refused_and_writes
     // The key is scoped to its caller: another caller may use it.
     let mut another_caller = identify_call("reused", Some("m-1"), json!({"d": true}));
     another_caller.caller = "sub:svc".into();
-    let outcomes = store.record_identify_calls(&[another_caller]).await.unwrap();
+    let outcomes = store
+        .record_identify_calls(&[another_caller])
+        .await
+        .unwrap();
     assert_eq!(outcomes, [APPLIED]);
-    assert_eq!(traits_of(&store, "reused").await, json!({"a": "1", "d": true}));
+    assert_eq!(
+        traits_of(&store, "reused").await,
+        json!({"a": "1", "d": true})
+    );
 }
 
 pub async fn a_batch_with_one_user_many_times_applies_its_calls_in_order(store: Store) {
@@ -147,7 +166,10 @@ pub async fn a_batch_with_one_user_many_times_applies_its_calls_in_order(store: 
         .unwrap();
     assert_eq!(outcomes, [APPLIED, CREATED, APPLIED, APPLIED, APPLIED]);
     assert_eq!(traits_of(&store, "z-old").await, json!({"n": 2}));
-    assert_eq!(traits_of(&store, "a-new").await, json!({"n": 3, "kept": true}));
+    assert_eq!(
+        traits_of(&store, "a-new").await,
+        json!({"n": 3, "kept": true})
+    );
     assert_eq!(store.identify_calls("a-new").await.unwrap().len(), 3);
     assert_eq!(store.identify_calls("z-old").await.unwrap().len(), 3);
 }
@@ -174,18 +196,25 @@ pub async fn a_key_repeated_inside_a_batch_replays_or_is_refused_there(store: St
             IdentifyOutcome::KeyReused,
         ]
     );
-    assert_eq!(traits_of(&store, "in-batch").await, json!({"a": "1", "b": 2}));
+    assert_eq!(
+        traits_of(&store, "in-batch").await,
+        json!({"a": "1", "b": 2})
+    );
     assert_eq!(store.identify_calls("in-batch").await.unwrap().len(), 2);
 }
 
 pub async fn account_created_at_starts_a_profile_and_moves_it_only_earlier(store: Store) {
-    let created = Utc.with_ymd_and_hms(2020, 11, 23, 22, 28, 55).unwrap()
-        + TimeDelta::microseconds(111_999);
+    let created =
+        Utc.with_ymd_and_hms(2020, 11, 23, 22, 28, 55).unwrap() + TimeDelta::microseconds(111_999);
     let millis = created.timestamp_millis();
     let new = created_at(identify_call("dated", None, json!({})), created);
     store.record_identify_calls(&[new]).await.unwrap();
     let user = store.get_user("dated").await.unwrap().unwrap();
-    assert_eq!(user.created_at.timestamp_millis(), millis, "kept to the millisecond");
+    assert_eq!(
+        user.created_at.timestamp_millis(),
+        millis,
+        "kept to the millisecond"
+    );
     assert_eq!(user.created_at_source, "api");
 
     let later = created_at(
@@ -209,11 +238,17 @@ pub async fn account_created_at_starts_a_profile_and_moves_it_only_earlier(store
     let not_earlier = created_at(identify_call(&user_id, None, json!({})), t(-50));
     store.record_identify_calls(&[not_earlier]).await.unwrap();
     let user = store.get_user(&user_id).await.unwrap().unwrap();
-    assert_eq!((user.created_at, user.created_at_source.as_str()), (t(-100), "provider"));
+    assert_eq!(
+        (user.created_at, user.created_at_source.as_str()),
+        (t(-100), "provider")
+    );
     let earlier = created_at(identify_call(&user_id, None, json!({})), t(-200));
     store.record_identify_calls(&[earlier]).await.unwrap();
     let user = store.get_user(&user_id).await.unwrap().unwrap();
-    assert_eq!((user.created_at, user.created_at_source.as_str()), (t(-200), "api"));
+    assert_eq!(
+        (user.created_at, user.created_at_source.as_str()),
+        (t(-200), "api")
+    );
 }
 
 pub async fn an_identify_call_repeating_a_value_keeps_its_provenance(store: Store) {
@@ -271,7 +306,11 @@ pub async fn concurrent_identify_batches_merge_every_trait(store: Store) {
     }
     assert_eq!(created, 1, "one call creates the profile");
     let traits = traits_of(&store, "shared").await;
-    assert_eq!(traits.as_object().unwrap().len(), 16, "no trait lost: {traits}");
+    assert_eq!(
+        traits.as_object().unwrap().len(),
+        16,
+        "no trait lost: {traits}"
+    );
 }
 
 pub async fn erasing_a_user_removes_their_identify_log(store: Store) {

@@ -46,17 +46,14 @@ pub(super) trait IdentifyTx {
 
     /// The stored profiles of `users` (sorted, distinct), in the same order, `None` where there
     /// is none; locked until the transaction ends.
-    async fn load_profiles(&mut self, users: &[&str])
-        -> Result<Vec<Option<Profile>>, Self::Error>;
+    async fn load_profiles(&mut self, users: &[&str]) -> Result<Vec<Option<Profile>>, Self::Error>;
 
     /// Insert new profiles (sorted by user id); returns how many were inserted: fewer when
     /// another transaction created one of them first.
-    async fn insert_profiles(&mut self, profiles: &[(&str, &Profile)])
-        -> Result<u64, Self::Error>;
+    async fn insert_profiles(&mut self, profiles: &[(&str, &Profile)]) -> Result<u64, Self::Error>;
 
     /// Overwrite stored profiles with their merged state (sorted by user id).
-    async fn update_profiles(&mut self, profiles: &[(&str, &Profile)])
-        -> Result<(), Self::Error>;
+    async fn update_profiles(&mut self, profiles: &[(&str, &Profile)]) -> Result<(), Self::Error>;
 
     async fn commit(self) -> Result<(), Self::Error>;
 }

@@ -67,8 +67,7 @@ impl Profile {
             if value.is_null() {
                 self.traits.remove(name);
                 self.provenance.remove(name);
-            } else if self.traits.get(name) != Some(value) || !self.provenance.contains_key(name)
-            {
+            } else if self.traits.get(name) != Some(value) || !self.provenance.contains_key(name) {
                 self.traits.insert(name.clone(), value.clone());
                 self.provenance.insert(name.clone(), api_source());
             }
@@ -92,7 +91,8 @@ mod tests {
     use super::*;
 
     fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_767_225_600 + secs, 123_456_789).unwrap()
+        Utc.timestamp_opt(1_767_225_600 + secs, 123_456_789)
+            .unwrap()
     }
 
     fn call(traits: Value, account_created_at: Option<DateTime<Utc>>) -> IdentifyCall {
@@ -142,7 +142,10 @@ mod tests {
     fn null_removes_a_trait_and_its_provenance_and_a_new_value_is_the_apis() {
         let mut p = signed_in();
         p.merge(&call(json!({"city": null, "plan": "pro"}), None));
-        assert_eq!(Value::Object(p.traits.clone()), json!({"title": "Engineer", "plan": "pro"}));
+        assert_eq!(
+            Value::Object(p.traits.clone()),
+            json!({"title": "Engineer", "plan": "pro"})
+        );
         assert!(!p.provenance.contains_key("city"));
         assert_eq!(p.provenance["plan"], api_source());
         assert_eq!(p.updated_at, ms(at(100)));
@@ -160,8 +163,14 @@ mod tests {
     fn account_created_at_moves_created_at_earlier_never_later() {
         let mut p = signed_in();
         p.merge(&call(json!({}), Some(at(10))));
-        assert_eq!((p.created_at, p.created_at_source.as_str()), (ms(at(0)), "provider"));
+        assert_eq!(
+            (p.created_at, p.created_at_source.as_str()),
+            (ms(at(0)), "provider")
+        );
         p.merge(&call(json!({}), Some(at(-10) + TimeDelta::microseconds(1))));
-        assert_eq!((p.created_at, p.created_at_source.as_str()), (ms(at(-10)), "api"));
+        assert_eq!(
+            (p.created_at, p.created_at_source.as_str()),
+            (ms(at(-10)), "api")
+        );
     }
 }

@@ -86,10 +86,7 @@ impl IdentifyTx for Transaction<'static, Postgres> {
         })
     }
 
-    async fn load_profiles(
-        &mut self,
-        users: &[&str],
-    ) -> Result<Vec<Option<Profile>>, sqlx::Error> {
+    async fn load_profiles(&mut self, users: &[&str]) -> Result<Vec<Option<Profile>>, sqlx::Error> {
         type Row = (
             String,
             Json<Map<String, Value>>,
@@ -110,10 +107,7 @@ impl IdentifyTx for Transaction<'static, Postgres> {
         Ok(profiles)
     }
 
-    async fn insert_profiles(
-        &mut self,
-        profiles: &[(&str, &Profile)],
-    ) -> Result<u64, sqlx::Error> {
+    async fn insert_profiles(&mut self, profiles: &[(&str, &Profile)]) -> Result<u64, sqlx::Error> {
         let mut inserted = 0;
         for chunk in profiles.chunks(CHUNK) {
             let mut q = profile_rows(chunk);

@@ -75,8 +75,11 @@ pub(super) const FIRST_CALL: &str = "select response, request_digest from identi
      where caller = $1 and idempotency_key = $2";
 
 /// One stored profile.
-pub(super) const LOAD_PROFILE: &str =
-    concat!("select ", profile_columns!(), " from profile where user_id = $1");
+pub(super) const LOAD_PROFILE: &str = concat!(
+    "select ",
+    profile_columns!(),
+    " from profile where user_id = $1"
+);
 /// Many stored profiles, locked in key order (so two batches never deadlock on them).
 pub(super) const LOAD_PROFILES_LOCKED: &str = concat!(
     "select user_id, ",

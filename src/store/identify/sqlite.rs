@@ -114,7 +114,9 @@ impl IdentifyTx for Transaction<'_> {
         users
             .iter()
             .map(|user| -> Result<Option<Profile>, StoreError> {
-                read.query_row([user], stored_profile).optional()?.transpose()
+                read.query_row([user], stored_profile)
+                    .optional()?
+                    .transpose()
             })
             .collect()
     }
