@@ -47,7 +47,10 @@ async fn traits_of(store: &Store, user_id: &str) -> Value {
 
 pub async fn an_identify_call_creates_a_profile_and_logs_the_call(store: Store) {
     let call = identify_call("new-user", Some("k-1"), json!({"plan": "pro", "seats": 3}));
-    let outcomes = store.record_identify_calls(&[call.clone()]).await.unwrap();
+    let outcomes = store
+        .record_identify_calls(std::slice::from_ref(&call))
+        .await
+        .unwrap();
     assert_eq!(outcomes, [CREATED]);
     let user = store.get_user("new-user").await.unwrap().unwrap();
     assert_eq!(user.traits, json!({"plan": "pro", "seats": 3}));
@@ -100,7 +103,10 @@ pub async fn identify_calls_merge_traits_and_null_removes_one(store: Store) {
 
 pub async fn a_repeated_idempotency_key_replays_the_first_answer_and_writes_nothing(store: Store) {
     let first = identify_call("replayed", Some("m-1"), json!({"a": "1"}));
-    store.record_identify_calls(&[first.clone()]).await.unwrap();
+    store
+        .record_identify_calls(std::slice::from_ref(&first))
+        .await
+        .unwrap();
     let before = store.get_user("replayed").await.unwrap().unwrap();
     let mut retry = first.clone();
     retry.received_at = Utc::now() + TimeDelta::seconds(5);

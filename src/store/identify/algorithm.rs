@@ -58,6 +58,9 @@ pub(super) trait IdentifyTx {
     async fn commit(self) -> Result<(), Self::Error>;
 }
 
+/// Profiles to write, with their user ids, in key order.
+type ToWrite<'a> = Vec<(&'a str, &'a Profile)>;
+
 /// Record `calls` in one transaction, in order; a later call in the batch sees the earlier
 /// ones (same user, same idempotency key). Nothing is written if any step fails.
 pub(super) async fn record_batch<D: IdentifyDb>(
@@ -114,7 +117,11 @@ async fn try_record<D: IdentifyDb>(
         .collect();
     users.sort_unstable();
     users.dedup();
-    let mut profiles = tx.load_profiles(&users).await?;
+    let mut profiles = if users.is_empty() {
+        Vec::new() // every call a replay or a reused key
+    } else {
+        tx.load_profiles(&users).await?
+    };
 
     // 3. Apply the calls in order, in memory.
     for (call, outcome) in calls.iter().zip(outcomes.iter_mut()) {
@@ -133,7 +140,7 @@ async fn try_record<D: IdentifyDb>(
 
     // 4. Write them in key order: new profiles (losing a race to another transaction runs the
     //    batch again), then the merged ones.
-    let (new, merged): (Vec<(&str, &Profile)>, Vec<(&str, &Profile)>) = users
+    let (new, merged): (ToWrite, ToWrite) = users
         .iter()
         .zip(&profiles)
         .filter_map(|(user, p)| Some((*user, p.as_ref()?)))
