@@ -7,6 +7,11 @@
 //! `postgres.rs`) that holds what truly differs: connecting, how a write transaction begins,
 //! how a uuid is bound, which errors are worth a retry, and a few SQL strings.
 //!
+//! The Identify API's writes (`identify/`) are the exception: one algorithm over a small seam,
+//! run on a connection of their own on a SQLite file (rusqlite, with the pool's pragmas) and
+//! on the pool on PostgreSQL. An in-memory SQLite database is refused (it would be a second,
+//! empty database for that connection).
+//!
 //! Timestamps are UTC and truncated to milliseconds before they are written, so both backends
 //! give back exactly what was stored and SQLite's text timestamps sort in time order.
 
