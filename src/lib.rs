@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod pending_login;
 pub mod providers;
 pub mod rate_limit;
+pub mod retention;
 pub mod return_to;
 pub mod revalidate;
 pub mod routes;

@@ -27,6 +27,11 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// Rows the retention purge deleted (`kind`: `identify_call`, `outbox_delivered`, …).
+pub fn retention_deleted(kind: &'static str, rows: u64) {
+    metrics::counter!("identify_bridge_retention_deleted_total", "kind" => kind).increment(rows);
+}
+
 /// A finished or failed sign-in.
 pub fn sign_in(provider: &str, outcome: &'static str, reason: &'static str) {
     metrics::counter!("identify_bridge_sign_ins_total", "provider" => provider.to_string(), "outcome" => outcome, "reason" => reason)

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, ExpiredDeletion};
+use tower_sessions::session_store;
 use tower_sessions::{MemoryStore, SessionStore};
 use tower_sessions_redis_store::fred::prelude::{
     ClientLike, Config as RedisConfig, Pool as RedisPool,
@@ -160,32 +160,6 @@ impl SessionStore for AnySessionStore {
             AnySessionStore::Database(s) => s.delete(id).await,
             AnySessionStore::Memory(s, _) => s.delete(id).await,
             AnySessionStore::Redis(s, _) => s.delete(id).await,
-        }
-    }
-}
-
-impl AnySessionStore {
-    /// Every `period` until `stop` fires: delete expired sessions (database stores; Redis keys
-    /// expire by themselves) and forget spent sign-in states whose logins expired.
-    pub async fn delete_expired_until(
-        self,
-        store: store::Store,
-        period: std::time::Duration,
-        stop: tokio_util::sync::CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(period) => {}
-            }
-            if let AnySessionStore::Database(sessions) = &self {
-                if let Err(e) = sessions.delete_expired().await {
-                    tracing::warn!(error = %e, "deleting expired sessions failed");
-                }
-            }
-            if let Err(e) = store.prune_login_states().await {
-                tracing::warn!(error = %e, "forgetting spent sign-in states failed");
-            }
         }
     }
 }

@@ -81,11 +81,11 @@ impl Application {
             &stop,
         );
         let session_store = AnySessionStore::from_settings(&settings, &store).await?;
-        workers.push(tokio::spawn(session_store.clone().delete_expired_until(
+        workers.push(crate::retention::spawn(
             store.clone(),
-            Duration::from_secs(300),
+            crate::retention::Plan::from_settings(&settings),
             stop.clone(),
-        )));
+        ));
         let (identify_api, writer) = IdentifyApi::build(&settings, http.clone(), store.clone());
         workers.extend(writer);
         if !settings.sinks.is_empty() {

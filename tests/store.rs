@@ -11,12 +11,15 @@ use std::{collections::HashSet, future::Future, panic::AssertUnwindSafe, time::D
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use futures::FutureExt;
+use identify_bridge::config::Settings;
+use identify_bridge::retention::{self, Plan};
 use identify_bridge::store::{
-    Backend, Callback, NewOutboxMessage, NewSession, OutboxStatus, SignIn, SignInOutcome,
-    SpentState, Store, StoreError,
+    request_digest, Backend, Callback, IdentifyCall, IdentifyOutcome, NewOutboxMessage, NewSession,
+    OutboxStatus, Purge, SignIn, SignInOutcome, SpentState, Store, StoreError,
 };
 use serde_json::json;
 use sqlx::postgres::PgPool;
+use tokio_util::sync::CancellationToken;
 use tower_sessions::{
     session::{Id, Record},
     session_store::ExpiredDeletion,
@@ -145,6 +148,11 @@ store_tests!(
     an_identify_call_repeating_a_value_keeps_its_provenance,
     concurrent_identify_batches_merge_every_trait,
     erasing_a_user_removes_their_identify_log,
+    retention_deletes_identify_calls_past_the_window_and_their_keys_apply_again,
+    retention_deletes_delivered_and_dead_messages_but_never_pending_ones,
+    retention_deletes_in_batches_oldest_first,
+    retention_of_zero_days_keeps_rows_forever,
+    retention_forgets_expired_sessions_states_tokens_and_old_links,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -820,23 +828,24 @@ async fn reconnecting_keeps_data_and_migrations_are_idempotent(store: Store) {
     assert!(store.get_user(&o.user_id).await.unwrap().is_some());
 }
 
-async fn expired_sessions_and_their_links_are_deleted(store: Store) {
+/// Alice signed in, with two linked database sessions: one live for `live_for`, one expired
+/// an hour ago.
+async fn linked_sessions(store: &Store, live_for: time::Duration) -> (SignInOutcome, Record) {
     let sessions = store.session_store();
     let user = store
         .record_sign_in(&sign_in("alice", t(0)), &no_outbox)
         .await
         .unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let mut live = Record {
+    let record = |expiry_date| Record {
         id: Id::default(),
         data: Default::default(),
-        expiry_date: now + time::Duration::hours(1),
+        expiry_date,
     };
-    let mut expired = Record {
-        id: Id::default(),
-        data: Default::default(),
-        expiry_date: now - time::Duration::hours(1),
-    };
+    let (mut live, mut expired) = (
+        record(now + live_for),
+        record(now - time::Duration::hours(1)),
+    );
     for record in [&mut live, &mut expired] {
         sessions.create(record).await.unwrap();
         store
@@ -844,6 +853,12 @@ async fn expired_sessions_and_their_links_are_deleted(store: Store) {
             .await
             .unwrap();
     }
+    (user, live)
+}
+
+async fn expired_sessions_and_their_links_are_deleted(store: Store) {
+    let sessions = store.session_store();
+    let (user, live) = linked_sessions(&store, time::Duration::hours(1)).await;
     assert_eq!(store.user_sessions(&user.user_id).await.unwrap().len(), 2);
     sessions.delete_expired().await.unwrap();
     assert_eq!(
@@ -999,9 +1014,205 @@ async fn a_spent_state_refuses_a_second_sign_in_and_writes_nothing(store: Store)
         .record_sign_in_once(&sign_in("old", t(3)), &once(&old), &no_outbox)
         .await
         .unwrap();
-    assert_eq!(store.prune_login_states().await.unwrap(), 1);
+    let forgotten = store.purge_batch(Purge::LoginStates, Utc::now(), 1000);
+    assert_eq!(forgotten.await.unwrap(), 1);
     let again = store
         .record_sign_in_once(&sign_in("old", t(4)), &once(&old), &no_outbox)
         .await;
     assert!(again.is_ok(), "an expired record is forgotten: {again:?}");
+}
+
+// ---------------------------------------------------------------- retention
+
+/// The purge plan of the default configuration with `IDENTIFY_BRIDGE__RETENTION__{key}` set.
+fn plan(retention: &[(&str, &str)]) -> Plan {
+    let env = retention
+        .iter()
+        .map(|(k, v)| (format!("IDENTIFY_BRIDGE__RETENTION__{k}"), v.to_string()));
+    Plan::from_settings(&Settings::load_with_env(None, env).expect("valid settings"))
+}
+
+/// Run the plan as if it were `now`.
+async fn purge_at(store: &Store, plan: &Plan, now: DateTime<Utc>) -> retention::Deleted {
+    retention::purge_all(store, plan, now, &CancellationToken::new())
+        .await
+        .unwrap()
+}
+
+fn keys_logged(
+    calls: &[(Option<String>, serde_json::Value, Option<serde_json::Value>)],
+) -> Vec<&str> {
+    calls
+        .iter()
+        .filter_map(|(key, _, _)| key.as_deref())
+        .collect()
+}
+
+async fn retention_deletes_identify_calls_past_the_window_and_their_keys_apply_again(store: Store) {
+    let now = Utc::now();
+    let mut old = identify_call("logged", Some("old-key"), json!({"a": 1}));
+    old.received_at = now - TimeDelta::days(31);
+    let mut recent = identify_call("logged", Some("recent-key"), json!({"b": 2}));
+    recent.received_at = now - TimeDelta::days(29);
+    store
+        .record_identify_calls(&[old.clone(), recent.clone()])
+        .await
+        .unwrap();
+    let deleted = purge_at(&store, &plan(&[("IDENTIFY_CALLS_DAYS", "30")]), now).await;
+    assert_eq!(deleted.of(Purge::IdentifyCalls), 1, "{deleted}");
+    let calls = store.identify_calls("logged").await.unwrap();
+    assert_eq!(keys_logged(&calls), ["recent-key"]);
+    // The idempotency window is the retention: the purged key applies again, the kept one
+    // still replays. The profile is not a log and stays.
+    let outcomes = store.record_identify_calls(&[old, recent]).await.unwrap();
+    assert_eq!(outcomes[0], IdentifyOutcome::Applied { created: false });
+    assert!(
+        matches!(outcomes[1], IdentifyOutcome::Replayed(_)),
+        "{outcomes:?}"
+    );
+    assert!(store.get_user("logged").await.unwrap().is_some());
+}
+
+async fn retention_deletes_delivered_and_dead_messages_but_never_pending_ones(store: Store) {
+    let now = Utc::now();
+    let ids = enqueue_n(&store, "seed", 4, t(0)).await;
+    let (delivered, dead, retrying, leased) = (ids[0], ids[1], ids[2], ids[3]);
+    assert_eq!(store.claim_due("w", 10, LEASE, now).await.unwrap().len(), 4);
+    store.mark_delivered(delivered, "w").await.unwrap();
+    store.mark_dead(dead, "w", "400 Bad Request").await.unwrap();
+    let far = now + TimeDelta::days(400);
+    store.mark_retry(retrying, "w", far, "503").await.unwrap();
+    // Enqueued long ago and never claimed.
+    let waiting = enqueue_n(&store, "seed", 1, t(0)).await[0];
+    let plan = plan(&[("DELIVERED_OUTBOX_DAYS", "7"), ("DEAD_LETTERS_DAYS", "30")]);
+    let status = |id| {
+        let store = store.clone();
+        async move { store.get_message(id).await.unwrap().map(|m| m.status) }
+    };
+
+    let deleted = purge_at(&store, &plan, now + TimeDelta::days(6)).await;
+    assert_eq!(deleted.of(Purge::DeliveredOutbox), 0, "{deleted}");
+    let deleted = purge_at(&store, &plan, now + TimeDelta::days(8)).await;
+    assert_eq!(deleted.of(Purge::DeliveredOutbox), 1, "{deleted}");
+    assert_eq!(deleted.of(Purge::DeadLetters), 0, "{deleted}");
+    assert_eq!(status(delivered).await, None);
+    assert_eq!(status(dead).await, Some(OutboxStatus::Dead));
+    let deleted = purge_at(&store, &plan, now + TimeDelta::days(31)).await;
+    assert_eq!(deleted.of(Purge::DeadLetters), 1, "{deleted}");
+    assert_eq!(status(dead).await, None);
+
+    let deleted = purge_at(&store, &plan, now + TimeDelta::days(36_500)).await;
+    assert_eq!(deleted.total(), 0, "{deleted}");
+    for id in [retrying, leased, waiting] {
+        assert_eq!(status(id).await, Some(OutboxStatus::Pending), "{id}");
+    }
+}
+
+async fn retention_deletes_in_batches_oldest_first(store: Store) {
+    let now = Utc::now();
+    let mut calls: Vec<IdentifyCall> = (0..10)
+        .map(|i| {
+            let mut call = identify_call("batched", Some(&format!("k{i}")), json!({ "n": i }));
+            call.received_at = now - TimeDelta::days(100 - i);
+            call
+        })
+        .collect();
+    calls.push(identify_call("batched", Some("today"), json!({ "n": 10 })));
+    // Logged newest first, so the log's insertion order is not its time order.
+    calls.reverse();
+    store.record_identify_calls(&calls).await.unwrap();
+    let before = now - TimeDelta::days(30);
+
+    assert_eq!(
+        store
+            .purge_batch(Purge::IdentifyCalls, before, 3)
+            .await
+            .unwrap(),
+        3
+    );
+    let calls = store.identify_calls("batched").await.unwrap();
+    assert_eq!(
+        keys_logged(&calls),
+        ["k3", "k4", "k5", "k6", "k7", "k8", "k9", "today"]
+    );
+    let stop = CancellationToken::new();
+    let rest = retention::purge(&store, Purge::IdentifyCalls, before, 3, &stop);
+    assert_eq!(rest.await.unwrap(), 7, "three statements: 3 + 3 + 1");
+    let calls = store.identify_calls("batched").await.unwrap();
+    assert_eq!(keys_logged(&calls), ["today"]);
+}
+
+async fn retention_of_zero_days_keeps_rows_forever(store: Store) {
+    let now = Utc::now();
+    let mut old = identify_call("forever", None, json!({"a": 1}));
+    old.received_at = now - TimeDelta::days(3650);
+    store.record_identify_calls(&[old]).await.unwrap();
+    let ids = enqueue_n(&store, "seed", 2, t(0)).await;
+    store.claim_due("w", 10, LEASE, now).await.unwrap();
+    store.mark_delivered(ids[0], "w").await.unwrap();
+    store.mark_dead(ids[1], "w", "400").await.unwrap();
+    let forever = plan(&[
+        ("IDENTIFY_CALLS_DAYS", "0"),
+        ("DELIVERED_OUTBOX_DAYS", "0"),
+        ("DEAD_LETTERS_DAYS", "0"),
+    ]);
+    let much_later = now + TimeDelta::days(365_000);
+    let deleted = purge_at(&store, &forever, much_later).await;
+    for kind in [
+        Purge::IdentifyCalls,
+        Purge::DeliveredOutbox,
+        Purge::DeadLetters,
+    ] {
+        assert_eq!(deleted.of(kind), 0, "{deleted}");
+    }
+    assert_eq!(store.identify_calls("forever").await.unwrap().len(), 1);
+    assert!(store.get_message(ids[0]).await.unwrap().is_some());
+    assert!(store.get_message(ids[1]).await.unwrap().is_some());
+    // The defaults do purge them.
+    let deleted = purge_at(&store, &plan(&[]), much_later).await;
+    for kind in [
+        Purge::IdentifyCalls,
+        Purge::DeliveredOutbox,
+        Purge::DeadLetters,
+    ] {
+        assert_eq!(deleted.of(kind), 1, "{kind:?}: {deleted}");
+    }
+}
+
+async fn retention_forgets_expired_sessions_states_tokens_and_old_links(store: Store) {
+    let sessions = store.session_store();
+    let (user, live) = linked_sessions(&store, time::Duration::days(30)).await;
+    let (past, future) = (
+        Utc::now() - TimeDelta::seconds(1),
+        Utc::now() + TimeDelta::hours(1),
+    );
+    assert!(store.spend_logout_token("spent", past).await.unwrap());
+    assert!(store.spend_logout_token("fresh", future).await.unwrap());
+    let plan = plan(&[]);
+
+    let deleted = purge_at(&store, &plan, Utc::now()).await;
+    assert_eq!(deleted.of(Purge::ExpiredSessions), 1, "{deleted}");
+    assert_eq!(deleted.of(Purge::SessionLinks), 1, "{deleted}");
+    assert_eq!(deleted.of(Purge::LogoutTokens), 1, "{deleted}");
+    assert_eq!(
+        store.user_sessions(&user.user_id).await.unwrap(),
+        vec![live.id.to_string()]
+    );
+    assert!(sessions.load(&live.id).await.unwrap().is_some());
+    assert!(
+        store.spend_logout_token("spent", past).await.unwrap(),
+        "forgotten"
+    );
+    assert!(
+        !store.spend_logout_token("fresh", future).await.unwrap(),
+        "kept"
+    );
+
+    // A link outlives no session: past `session.max_lifetime_secs` (7 days) it goes, whichever
+    // store holds the session.
+    let later = Utc::now() + TimeDelta::days(7) + TimeDelta::hours(2);
+    let deleted = purge_at(&store, &plan, later).await;
+    assert_eq!(deleted.of(Purge::ExpiredSessions), 0, "{deleted}");
+    assert_eq!(deleted.of(Purge::SessionLinks), 1, "{deleted}");
+    assert!(store.user_sessions(&user.user_id).await.unwrap().is_empty());
 }

@@ -14,6 +14,7 @@
 //!   `[database]`, `[log]`), `providers` (`[[providers]]`, tagged by `kind`), `sinks`
 //!   (`[[sinks]]`), `identify_api` (`[identify_api]`), `telemetry` (`[telemetry]`).
 //! - `auth_request` (`[auth_request]`): the headers `GET /auth` answers with.
+//! - `retention` (`[retention]`): how long rows that only grow are kept.
 //! - `client_key`: the `private_key_jwt` key and certificate, read and parsed at load time.
 //! - `secret`, `trait_names`, `suggest`: what the others share.
 //!
@@ -24,6 +25,7 @@ mod client_key;
 mod identify_api;
 mod load;
 mod providers;
+mod retention;
 mod runtime;
 mod secret;
 mod server;
@@ -46,6 +48,7 @@ pub use providers::{
     GoogleSettings, KindSettings, MicrosoftSettings, OidcSettings, OktaDomain, OktaSettings,
     PointerSource, Pointers, ProviderKind, ProviderSettings, SourcedPointer, TokenAuthMethod,
 };
+pub use retention::RetentionSettings;
 pub use runtime::{DatabaseSettings, LogFormat, LogSettings, SessionSettings, SessionStoreKind};
 pub use secret::Secret;
 pub use server::{
@@ -95,6 +98,9 @@ pub struct Settings {
     /// `[auth_request]`: the headers `GET /auth` answers a reverse proxy with.
     #[serde(default)]
     pub auth_request: AuthRequestSettings,
+    /// `[retention]`: how long call logs, delivered messages and dead letters are kept.
+    #[serde(default)]
+    pub retention: RetentionSettings,
 }
 
 /// A configuration error: one line naming the key, what is wrong, and where the value came

@@ -192,6 +192,9 @@ impl Settings {
         self.telemetry
             .validate()
             .map_err(|(key, what)| err(key, what))?;
+        self.retention
+            .validate()
+            .map_err(|(key, what)| err(key, what))?;
         let custom = self.custom_trait_names();
         self.auth_request
             .validate(|name| is_trait_name(name) || custom.contains(&name))

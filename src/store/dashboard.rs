@@ -15,7 +15,7 @@ pub struct RecentSignIn {
     pub last_seen_at: DateTime<Utc>,
 }
 
-/// A delivered or dead message's sink and time (delivery time, or creation time for dead ones).
+/// A delivered or dead message's sink and time (when it was delivered, or died).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxEvent {
     pub sink: String,
@@ -48,9 +48,10 @@ impl Store {
     ) -> Result<Vec<OutboxEvent>, StoreError> {
         let rows = on_pool!(self, pool, db => {
             sqlx::query_as(
-                "select sink, status, coalesce(delivered_at, created_at) as at, created_at \
+                "select sink, status, coalesce(delivered_at, dead_at, created_at) as at, created_at \
                  from outbox_message \
-                 where status in ('delivered', 'dead') and coalesce(delivered_at, created_at) >= $1 \
+                 where status in ('delivered', 'dead') \
+                 and coalesce(delivered_at, dead_at, created_at) >= $1 \
                  order by at desc limit $2",
             )
             .bind(super::ms(since))

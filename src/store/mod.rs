@@ -69,6 +69,7 @@ mod identify;
 mod model;
 mod outbox;
 mod postgres;
+mod retention;
 mod session;
 mod sign_in;
 mod sqlite;
@@ -82,6 +83,7 @@ pub use model::{
     ProfileSummary, SessionRow, SessionsOf, SignIn, SignInOutcome, SinkStats, SpentState,
     UserRecord,
 };
+pub use retention::Purge;
 pub use session::{record_user_id, SessionStore, SIGNED_IN_USER};
 pub use sign_in::{Callback, OutboxFn, SessionFn};
 

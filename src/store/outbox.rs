@@ -177,17 +177,18 @@ impl Store {
         expect_leased(n, id, owner)
     }
 
-    /// Give up on the message (dead letter) with the reason.
+    /// Give up on the message (dead letter) with the reason; `dead_at` starts its retention.
     pub async fn mark_dead(&self, id: Uuid, owner: &str, error: &str) -> Result<(), StoreError> {
         let n = on_pool!(self, pool, db => {
             sqlx::query(
-                "update outbox_message set status = 'dead', last_error = $3, \
+                "update outbox_message set status = 'dead', last_error = $3, dead_at = $4, \
                  lease_owner = null, lease_until = null \
                  where message_id = $1 and lease_owner = $2 and status = 'pending'",
             )
             .bind(db::uuid(id))
             .bind(owner)
             .bind(error)
+            .bind(ms(Utc::now()))
             .execute(pool)
             .await?
             .rows_affected()
@@ -244,7 +245,7 @@ impl Store {
         let n = on_pool!(self, pool, db => {
             sqlx::query(
                 "update outbox_message set status = 'pending', attempts = 0, next_attempt_at = $1, \
-                 lease_owner = null, lease_until = null \
+                 dead_at = null, lease_owner = null, lease_until = null \
                  where status = 'dead' and ($2 is null or message_id = $2)",
             )
             .bind(ms(Utc::now()))

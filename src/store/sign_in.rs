@@ -364,19 +364,6 @@ impl Store {
             Some(outcome)
         }))
     }
-
-    /// Forget spent sign-in states and logout tokens that could not be replayed anyway.
-    pub async fn prune_login_states(&self) -> Result<u64, StoreError> {
-        let now = ms(Utc::now());
-        let mut n = 0;
-        for table in ["login_state", "logout_token"] {
-            let sql = format!("delete from {table} where expires_at < $1");
-            n += on_pool!(self, pool, _db => {
-                sqlx::query(&sql).bind(now).execute(pool).await?.rows_affected()
-            });
-        }
-        Ok(n)
-    }
 }
 
 /// How one sign-in transaction ended.

@@ -23,6 +23,10 @@ pub(super) const CREATE_SESSION: &str =
     "insert into tower_sessions (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing";
 pub(super) const PRUNE_USER_SESSIONS: &str =
     "delete from user_session where session_id not in (select id from tower_sessions)";
+/// Up to `$2` sessions expired before `$1`, as tower-sessions' own `delete_expired` compares
+/// (its `expiry_date` is RFC 3339 text).
+pub(super) const PURGE_EXPIRED_SESSIONS: &str = "delete from tower_sessions where id in \
+     (select id from tower_sessions where datetime(expiry_date) < datetime($1) limit $2)";
 /// One statement in an immediate transaction: SQLite has one writer, so no row locks needed.
 pub(super) const CLAIM_DUE: &str = claim_due_sql!("");
 /// Row locks for a read-modify-write: none needed, the write transaction is exclusive.

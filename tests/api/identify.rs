@@ -645,6 +645,50 @@ async fn a_repeated_idempotency_key_replays_and_a_reused_one_is_refused_with_422
     assert_eq!(keys, vec![Some("k-1".to_string()), Some("m-1".to_string())]);
 }
 
+/// The retention purge runs in the bridge: a call older than `retention.identify_calls_days`
+/// leaves the log, its `message_id` is then a new call's (the idempotency window is the
+/// retention), and `/metrics` counts what went.
+#[tokio::test]
+async fn identify_calls_past_their_retention_leave_the_log_and_their_key_applies_again() {
+    // 0.00002 days: 1.7 s.
+    let api = spawn_api("\n[retention]\nidentify_calls_days = 0.00002\ninterval_secs = 1\n").await;
+    let store = api.app.store.clone();
+    let call = json!({"user_id": "short-lived", "traits": {"plan": "pro"}, "message_id": "m-1"});
+    let (status, _) = api.post(&call).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(store.identify_calls("short-lived").await.unwrap().len(), 1);
+    poll(
+        "the call purged from the log",
+        Duration::from_secs(20),
+        || {
+            let store = store.clone();
+            async move {
+                let calls = store.identify_calls("short-lived").await.unwrap();
+                calls.is_empty().then_some(())
+            }
+        },
+    )
+    .await;
+    let other = json!({"user_id": "short-lived", "traits": {"plan": "team"}, "message_id": "m-1"});
+    let (status, body) = api.post(&other).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a new call, not a reused key: {body}"
+    );
+    let user = store.get_user("short-lived").await.unwrap().unwrap();
+    assert_eq!(user.traits["plan"], "team");
+    let metrics = api.app.get("/metrics").await.text().await.unwrap();
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("identify_bridge_retention_deleted_total{kind=\"identify_call\"}"));
+    let value: f64 = counted
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no identify_call count in /metrics:\n{metrics}"));
+    assert!(value >= 1.0, "{counted:?}");
+}
+
 /// While a request holds an `Idempotency-Key` (here: its body is half sent), another request
 /// with that key answers 409 in the spec's error shape; once the first answers, the key
 /// replays as usual.
