@@ -196,10 +196,12 @@ pub(super) fn finish(mut raw: Raw, input: &MappingInput) -> MappedTraits {
         }
     }
 
-    if let Some(v) = take(&mut raw, "enrichment_inactive_at") {
+    // Times are times: a mapped claim that is not a date or timestamp is not used (the
+    // sign-in time then stands for `enrichment_active_at`).
+    if let Some(v) = take(&mut raw, "enrichment_inactive_at").and_then(as_time) {
         out.put_sourced("enrichment_inactive_at", &v);
     }
-    match take(&mut raw, "enrichment_active_at") {
+    match take(&mut raw, "enrichment_active_at").and_then(as_time) {
         Some(v) => out.put_sourced("enrichment_active_at", &v),
         None => out.put(
             "enrichment_active_at",
@@ -360,4 +362,21 @@ fn finish_employment(out: &mut Out, raw: &mut Raw) {
             }
         }
     }
+}
+
+/// `v` as a trait time (RFC 3339 UTC with milliseconds) when it is an RFC 3339 timestamp or a
+/// date (`2026-01-31`, midnight UTC); `None` for anything else.
+fn as_time(mut v: Sourced) -> Option<Sourced> {
+    let text = v.value.trim();
+    let t = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc())
+        })?;
+    v.value = format_time(t);
+    Some(v)
 }

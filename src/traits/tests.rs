@@ -756,7 +756,21 @@ mod props {
         if let Some(p) = &t.enrichment_phone {
             assert!(!p.is_empty());
         }
-        assert_eq!(t.enrichment_active_at.as_deref(), Some(ACTIVE));
+        // The sign-in time, or a mapped claim that is a time (normalized).
+        for at in [&t.enrichment_active_at, &t.enrichment_inactive_at]
+            .into_iter()
+            .flatten()
+        {
+            let parsed = chrono::DateTime::parse_from_rfc3339(at).expect("a time");
+            assert_eq!(&crate::traits::format_time(parsed.to_utc()), at);
+        }
+        let mapped_active = m
+            .provenance
+            .get("enrichment_active_at")
+            .is_some_and(|p| p.source != "bridge:sign_in_time");
+        if !mapped_active {
+            assert_eq!(t.enrichment_active_at.as_deref(), Some(ACTIVE));
+        }
     }
 
     proptest! {
@@ -819,4 +833,28 @@ fn custom_traits_keep_their_type_and_say_where_they_came_from() {
     let map = got.traits.to_map();
     assert_eq!(map["groups"], json!(["staff", "admins"]));
     assert!(map.contains_key("enrichment_active_at"));
+}
+
+#[test]
+fn a_mapped_activity_time_is_used_only_when_it_is_a_time() {
+    let mapping = |ptr: &str| -> TraitMapping {
+        [("enrichment_active_at".to_owned(), vec![ptr.to_owned()])]
+            .into_iter()
+            .collect()
+    };
+    let claims = json!({"tid": 0, "text": "soon", "day": "2025-03-04",
+                        "at": "2025-03-04T05:06:07+02:00"});
+    for (ptr, want) in [
+        ("/tid", ACTIVE),
+        ("/text", ACTIVE),
+        ("/day", "2025-03-04T00:00:00.000Z"),
+        ("/at", "2025-03-04T03:06:07.000Z"),
+    ] {
+        let got = run(ProviderKind::Google, claims.clone(), None, &mapping(ptr));
+        assert_eq!(
+            got.traits.enrichment_active_at.as_deref(),
+            Some(want),
+            "{ptr}"
+        );
+    }
 }
