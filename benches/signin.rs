@@ -79,10 +79,16 @@ fn proc_peak_rss_mb(pid: u32) -> f64 {
 
 /// Resident set size now (MB), from /proc.
 fn proc_rss_mb(pid: u32) -> f64 {
+    proc_status_mb(pid, "VmRSS:")
+}
+
+/// A size line of /proc/{pid}/status, in MB (`RssAnon:`: the process's own memory — heap,
+/// stacks; `RssFile:`: pages of the binary and libraries mapped in, shared and reclaimable).
+fn proc_status_mb(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
@@ -207,6 +213,10 @@ async fn main() {
     // for start-up's work (migrations, the first outbox poll) to settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss: Vec<f64> = pids.iter().map(|p| proc_rss_mb(*p)).collect();
+    let idle_split: Vec<(f64, f64)> = pids
+        .iter()
+        .map(|p| (proc_status_mb(*p, "RssAnon:"), proc_status_mb(*p, "RssFile:")))
+        .collect();
     let idp_pid = idp.pid().expect("the test provider runs");
     let cpu_before: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
     let idp_cpu_before = proc_cpu_seconds(idp_pid);
@@ -330,7 +340,8 @@ async fn main() {
         "idle RSS per replica (ready, before the first sign-in): {}",
         idle_rss
             .iter()
-            .map(|r| format!("{r:.1} MB"))
+            .zip(&idle_split)
+            .map(|(r, (anon, file))| format!("{r:.1} MB (anonymous {anon:.1}, file-backed {file:.1})"))
             .collect::<Vec<_>>()
             .join(", ")
     );
