@@ -215,7 +215,12 @@ async fn main() {
     let idle_rss: Vec<f64> = pids.iter().map(|p| proc_rss_mb(*p)).collect();
     let idle_split: Vec<(f64, f64)> = pids
         .iter()
-        .map(|p| (proc_status_mb(*p, "RssAnon:"), proc_status_mb(*p, "RssFile:")))
+        .map(|p| {
+            (
+                proc_status_mb(*p, "RssAnon:"),
+                proc_status_mb(*p, "RssFile:"),
+            )
+        })
         .collect();
     let idp_pid = idp.pid().expect("the test provider runs");
     let cpu_before: f64 = pids.iter().map(|p| proc_cpu_seconds(*p)).sum();
@@ -341,7 +346,9 @@ async fn main() {
         idle_rss
             .iter()
             .zip(&idle_split)
-            .map(|(r, (anon, file))| format!("{r:.1} MB (anonymous {anon:.1}, file-backed {file:.1})"))
+            .map(|(r, (anon, file))| format!(
+                "{r:.1} MB (anonymous {anon:.1}, file-backed {file:.1})"
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     );

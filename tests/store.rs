@@ -14,8 +14,8 @@ use futures::FutureExt;
 use identify_bridge::config::Settings;
 use identify_bridge::retention::{self, Plan};
 use identify_bridge::store::{
-    request_digest, Backend, Callback, IdentifyCall, IdentifyOutcome, NewOutboxMessage, NewSession,
-    OutboxStatus, Purge, SignIn, SignInOutcome, SpentState, Store, StoreError,
+    Backend, Callback, IdentifyCall, IdentifyOutcome, NewOutboxMessage, NewSession, OutboxStatus,
+    Purge, SignIn, SignInOutcome, SpentState, Store, StoreError,
 };
 use serde_json::json;
 use sqlx::postgres::PgPool;

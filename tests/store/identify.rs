@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{no_outbox, sign_in, t};
 
 /// A call from caller `key:abc`, received now, with a context.
-fn identify_call(user_id: &str, key: Option<&str>, traits: Value) -> IdentifyCall {
+pub fn identify_call(user_id: &str, key: Option<&str>, traits: Value) -> IdentifyCall {
     let context_json = Some(json!({"ip": "203.0.113.1"}).to_string());
     IdentifyCall {
         caller: "key:abc".into(),
