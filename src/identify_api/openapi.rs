@@ -18,11 +18,14 @@ use utoipa::openapi::security::{
 };
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use super::fields::{is_invisible, BIDI_CONTROLS};
 use super::IdentifyApi;
 use crate::config::Credential;
 
-/// A trait value: string, number, boolean, or a list of strings. `null` is also accepted in a
-/// request and removes the trait.
+/// A trait value: string, number, boolean, or a list of strings (`null`, which removes the
+/// trait, is allowed where traits are). A number is kept as sent, every digit; it must be
+/// within a 64-bit float's range (not beyond ±1.7976931348623157e308, and not a non-zero closer
+/// to zero than 4.9e-324) and at most 1,000 characters long.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TraitValue {
@@ -36,17 +39,20 @@ pub enum TraitValue {
 #[derive(Serialize, ToSchema)]
 pub struct IdentifyRequest {
     /// The unique identifier of the user: 1 to 256 characters, no control or bidirectional
-    /// control characters, no leading byte-order mark, at least one visible character.
-    #[schema(example = "user123", min_length = 1, max_length = 256, pattern = r"\S")]
+    /// control characters, no leading byte-order mark, at least one visible character. The
+    /// server checks this with Unicode's character properties; the pattern approximates the
+    /// check: it lists the invisible characters of the Basic Multilingual Plane only (an
+    /// identifier made only of invisible characters beyond it, such as tags, is refused too).
+    #[schema(example = "user123", min_length = 1, max_length = 256)]
     pub user_id: String,
     /// Traits to set on the profile (at most 100; names up to 128 characters, strings up to
     /// 4096, lists up to 50 strings). A trait sent as `null` is removed. A value the profile
     /// already holds keeps its recorded source; a new or changed one is recorded as set
     /// through this API.
-    pub traits: Option<BTreeMap<String, TraitValue>>,
+    pub traits: Option<BTreeMap<String, Option<TraitValue>>>,
     /// The same as `traits` (the name in the specification's parameter table); send one of
     /// them, not both.
-    pub user_traits: Option<BTreeMap<String, TraitValue>>,
+    pub user_traits: Option<BTreeMap<String, Option<TraitValue>>>,
     /// When the user's account was first created: RFC 3339, or the specification sample's
     /// `YY-MM-DDTHH:MM:SS.sssZ` read as 20YY. Absent: now. Not in the future, not before 1970.
     #[schema(example = "20-11-23T22:28:55.111Z")]
@@ -55,8 +61,9 @@ pub struct IdentifyRequest {
     #[schema(value_type = Option<Object>)]
     pub context: Option<serde_json::Value>,
     /// Idempotency key of this object when no `Idempotency-Key` header is sent; the same
-    /// rules as `user_id`. Reused for a different object: 422.
-    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    /// rules as `user_id` (the pattern approximates them in the same way). Reused for a
+    /// different object: 422.
+    #[schema(min_length = 1, max_length = 256)]
     pub message_id: Option<String>,
 }
 
@@ -68,12 +75,13 @@ pub enum IdentifyBody {
     Many(Vec<IdentifyRequest>),
 }
 
-/// What was recorded: `user_id` and `traits` as sent, `timestamp` as sent (or the time used).
+/// What was recorded: `user_id` and `traits` as sent (a removed trait as `null`), `timestamp`
+/// as sent (or the time used).
 #[derive(Serialize, ToSchema)]
 pub struct IdentifyData {
     #[schema(example = "user123")]
     pub user_id: String,
-    pub traits: BTreeMap<String, TraitValue>,
+    pub traits: BTreeMap<String, Option<TraitValue>>,
     #[schema(example = "20-11-23T22:28:55.111Z")]
     pub timestamp: String,
 }
@@ -213,7 +221,53 @@ pub fn document(api: &IdentifyApi) -> serde_json::Value {
     }
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     refuse_both_trait_fields(&mut doc);
+    identifier_rules(&mut doc);
     doc
+}
+
+/// `user_id` and `message_id` get the server's identifier rules ([`super::fields::check_id`])
+/// as a pattern.
+fn identifier_rules(doc: &mut serde_json::Value) {
+    static PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(identifier_pattern);
+    for field in ["user_id", "message_id"] {
+        let pointer = format!("/components/schemas/IdentifyRequest/properties/{field}");
+        if let Some(schema) = doc.pointer_mut(&pointer) {
+            schema["pattern"] = serde_json::Value::from(PATTERN.as_str());
+        }
+    }
+}
+
+/// The identifier rules as an ECMA-262 pattern over the Basic Multilingual Plane, built from
+/// the same checks: no control or bidirectional control character anywhere, no byte-order mark
+/// first, and at least one character that is not invisible. (A pattern without the `u` flag
+/// cannot name characters beyond the plane, hence "approximates" in the descriptions.)
+fn identifier_pattern() -> String {
+    let never = |c: char| c.is_control() || BIDI_CONTROLS.contains(&c);
+    let anywhere = excluding(never);
+    let first = excluding(|c| never(c) || c == '\u{FEFF}');
+    let visible = excluding(|c| never(c) || is_invisible(c));
+    format!("^(?:{visible}|{first}{anywhere}*{visible}){anywhere}*$")
+}
+
+/// A character class of every character of the plane but those `excluded` picks, as ranges:
+/// `[^\u0000-\u001F…]`.
+fn excluding(excluded: impl Fn(char) -> bool) -> String {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for code in (0..=0xFFFF).filter(|&c| char::from_u32(c).is_some_and(&excluded)) {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == code => *end = code,
+            _ => ranges.push((code, code)),
+        }
+    }
+    let mut class = String::from("[^");
+    for (start, end) in ranges {
+        class.push_str(&format!("\\u{start:04X}"));
+        if end > start {
+            class.push_str(&format!("-\\u{end:04X}"));
+        }
+    }
+    class.push(']');
+    class
 }
 
 /// `traits` and `user_traits` are one field under two names: an object with both (neither
