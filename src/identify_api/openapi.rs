@@ -29,6 +29,8 @@ use crate::config::Credential;
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TraitValue {
+    /// `null`: remove the trait (echoed as sent).
+    Removed,
     Text(String),
     Number(f64),
     Flag(bool),
@@ -49,10 +51,10 @@ pub struct IdentifyRequest {
     /// 4096, lists up to 50 strings). A trait sent as `null` is removed. A value the profile
     /// already holds keeps its recorded source; a new or changed one is recorded as set
     /// through this API.
-    pub traits: Option<BTreeMap<String, Option<TraitValue>>>,
+    pub traits: Option<BTreeMap<String, TraitValue>>,
     /// The same as `traits` (the name in the specification's parameter table); send one of
     /// them, not both.
-    pub user_traits: Option<BTreeMap<String, Option<TraitValue>>>,
+    pub user_traits: Option<BTreeMap<String, TraitValue>>,
     /// When the user's account was first created: RFC 3339, or the specification sample's
     /// `YY-MM-DDTHH:MM:SS.sssZ` read as 20YY. Absent: now. Not in the future, not before 1970.
     #[schema(example = "20-11-23T22:28:55.111Z")]
@@ -81,7 +83,7 @@ pub enum IdentifyBody {
 pub struct IdentifyData {
     #[schema(example = "user123")]
     pub user_id: String,
-    pub traits: BTreeMap<String, Option<TraitValue>>,
+    pub traits: BTreeMap<String, TraitValue>,
     #[schema(example = "20-11-23T22:28:55.111Z")]
     pub timestamp: String,
 }
