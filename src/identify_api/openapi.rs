@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
@@ -20,7 +21,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::fields::{is_invisible, BIDI_CONTROLS};
 use super::IdentifyApi;
-use crate::config::Credential;
+use crate::config::{Credential, IdentifyApiSettings};
 
 /// A trait value: string, number, boolean, or a list of strings (`null`, which removes the
 /// trait, is allowed where traits are). A number is kept as sent, every digit; it must be
@@ -39,6 +40,7 @@ pub enum TraitValue {
 
 /// One identify call. Unknown fields are refused; `null` for an optional field means absent.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IdentifyRequest {
     /// The unique identifier of the user: 1 to 256 characters, no control or bidirectional
     /// control characters, no leading byte-order mark, at least one visible character. The
@@ -59,7 +61,9 @@ pub struct IdentifyRequest {
     /// `YY-MM-DDTHH:MM:SS.sssZ` read as 20YY. Absent: now. Not in the future, not before 1970.
     #[schema(example = "20-11-23T22:28:55.111Z")]
     pub timestamp: Option<String>,
-    /// Extra information about the call, kept in the call log (nesting up to 8 levels).
+    /// Extra information about the call, kept in the call log: values as in JSON, nesting up
+    /// to 8 levels, names 1 to 128 characters and strings up to 4096 at every level (the
+    /// schema states the limits of the first level).
     #[schema(value_type = Option<Object>)]
     pub context: Option<serde_json::Value>,
     /// Idempotency key of this object when no `Idempotency-Key` header is sent; the same
@@ -224,7 +228,51 @@ pub fn document(api: &IdentifyApi) -> serde_json::Value {
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     refuse_both_trait_fields(&mut doc);
     identifier_rules(&mut doc);
+    match api.settings() {
+        Some(limits) => state_limits(&mut doc, limits),
+        None => state_limits(&mut doc, &IdentifyApiSettings::default()),
+    }
     doc
+}
+
+/// This server's limits (`[identify_api] max_…`), where the schema can state them.
+fn state_limits(doc: &mut Value, s: &IdentifyApiSettings) {
+    let mut set = |pointer: &str, key: &str, value: Value| {
+        if let Some(Value::Object(schema)) = doc.pointer_mut(pointer) {
+            schema.insert(key.to_string(), value);
+        }
+    };
+    let request = "/components/schemas/IdentifyRequest/properties";
+    for id in ["user_id", "message_id"] {
+        set(
+            &format!("{request}/{id}"),
+            "maxLength",
+            json!(s.max_user_id_chars),
+        );
+    }
+    let names = json!({"type": "string", "minLength": 1, "maxLength": s.max_key_chars});
+    for field in ["traits", "user_traits"] {
+        let pointer = format!("{request}/{field}");
+        set(&pointer, "maxProperties", json!(s.max_traits));
+        set(&pointer, "propertyNames", names.clone());
+    }
+    set(&format!("{request}/context"), "propertyNames", names);
+    let many = "/components/schemas/IdentifyBody/oneOf/1";
+    set(many, "minItems", json!(1));
+    set(many, "maxItems", json!(s.max_batch_items));
+    // TraitValue: null, string, number, boolean, list of strings.
+    let value = "/components/schemas/TraitValue/oneOf";
+    set(
+        &format!("{value}/1"),
+        "maxLength",
+        json!(s.max_string_chars),
+    );
+    set(&format!("{value}/4"), "maxItems", json!(s.max_list_items));
+    set(
+        &format!("{value}/4/items"),
+        "maxLength",
+        json!(s.max_string_chars),
+    );
 }
 
 /// `user_id` and `message_id` get the server's identifier rules ([`super::fields::check_id`])
