@@ -149,7 +149,7 @@ impl NewSignedIn {
             expiry_date,
         };
         SessionRow {
-            data: rmp_serde::to_vec(&record).expect("a session record encodes"),
+            data: crate::store::encode_record(&record).expect("a session record encodes"),
             expiry_date,
         }
     }

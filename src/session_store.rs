@@ -9,9 +9,9 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 use tower_sessions::{MemoryStore, SessionStore};
 use tower_sessions_redis_store::fred::prelude::{
-    ClientLike, Config as RedisConfig, Pool as RedisPool,
+    ClientLike, Config as RedisConfig, KeysInterface, Pool as RedisPool,
 };
-use tower_sessions_redis_store::RedisStore;
+use tower_sessions_redis_store::fred::types::{Expiration, SetOptions};
 
 use crate::config::{SessionStoreKind, Settings};
 use crate::store::{self, SessionsOf, StoreError};
@@ -23,7 +23,7 @@ pub enum AnySessionStore {
     /// The store links new signed-in sessions to their users (so erasure can end them).
     Memory(MemoryStore, store::Store),
     /// Sessions expire through Redis key TTLs.
-    Redis(RedisStore<RedisPool>, store::Store),
+    Redis(RedisSessions, store::Store),
 }
 
 impl AnySessionStore {
@@ -99,7 +99,7 @@ impl AnySessionStore {
         pool.init()
             .await
             .map_err(|e| anyhow::anyhow!("session.redis_url: cannot connect to Redis: {e}"))?;
-        Ok(AnySessionStore::Redis(RedisStore::new(pool), store))
+        Ok(AnySessionStore::Redis(RedisSessions { pool }, store))
     }
 }
 
@@ -161,5 +161,59 @@ impl SessionStore for AnySessionStore {
             AnySessionStore::Memory(s, _) => s.delete(id).await,
             AnySessionStore::Redis(s, _) => s.delete(id).await,
         }
+    }
+}
+
+/// Sessions in Redis: one key per session id holding its record, expiring with it (`EXAT`).
+/// tower-sessions-redis-store's keys and commands, with the database store's record encoding
+/// ([`store::encode_record`]), so a session holding a number loads.
+#[derive(Debug, Clone)]
+pub struct RedisSessions {
+    pool: RedisPool,
+}
+
+impl RedisSessions {
+    /// `SET` the record with `NX` (create: `false` when the id is taken) or `XX` (save).
+    async fn set(&self, record: &Record, options: SetOptions) -> session_store::Result<bool> {
+        let data = store::encode_record(record)?;
+        let expire = Expiration::EXAT(record.expiry_date.unix_timestamp());
+        self.pool
+            .set(
+                record.id.to_string(),
+                data.as_slice(),
+                Some(expire),
+                Some(options),
+                false,
+            )
+            .await
+            .map_err(redis_error)
+    }
+}
+
+fn redis_error(e: tower_sessions_redis_store::fred::error::Error) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+#[async_trait]
+impl SessionStore for RedisSessions {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        while !self.set(record, SetOptions::NX).await? {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.set(record, SetOptions::XX).await.map(|_| ())
+    }
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let data: Option<Vec<u8>> = self.pool.get(id.to_string()).await.map_err(redis_error)?;
+        data.map(|data| {
+            rmp_serde::from_slice(&data).map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
+    }
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let _: i64 = self.pool.del(id.to_string()).await.map_err(redis_error)?;
+        Ok(())
     }
 }

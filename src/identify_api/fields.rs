@@ -1,7 +1,7 @@
 //! Field checks of one identify object: identifiers, flat traits, nested context, names and
 //! string lengths. Each refusal names the field (`traits.plan`, `context.device.id`).
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use super::error::ApiError;
@@ -9,7 +9,7 @@ use crate::config::IdentifyApiSettings;
 
 /// Unicode's `Bidi_Control` characters (a fixed set of twelve). In an identifier they make it
 /// display as something it is not (`user\u{202E}nimda` shows as `useradmin`).
-const BIDI_CONTROLS: [char; 12] = [
+pub(super) const BIDI_CONTROLS: [char; 12] = [
     '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
     '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
 ];
@@ -17,7 +17,7 @@ const BIDI_CONTROLS: [char; 12] = [
 /// A character that shows nothing: white space, a format character (zero-width space and
 /// joiners, the byte-order mark, soft hyphen, tags), and the other default-ignorable ones
 /// that are not format characters (variation selectors, Hangul fillers, the grapheme joiner).
-fn is_invisible(c: char) -> bool {
+pub(super) fn is_invisible(c: char) -> bool {
     c.is_whitespace()
         || c.general_category() == GeneralCategory::Format
         || matches!(c,
@@ -83,7 +83,8 @@ pub(super) fn check_traits(
         check_key(field, name, s)?;
         let at = format!("{field}.{}", clip(name));
         match v {
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            Value::Null | Value::Bool(_) => {}
+            Value::Number(number) => check_number(&at, number)?,
             Value::String(text) => check_string(&at, text, s)?,
             Value::Array(items) => {
                 if items.len() > s.max_list_items {
@@ -147,7 +148,41 @@ pub(super) fn check_nested(
             }
         }
         Value::String(text) => check_string(at, text, s)?,
-        _ => {}
+        Value::Number(number) => check_number(at, number)?,
+        Value::Null | Value::Bool(_) => {}
+    }
+    Ok(())
+}
+
+/// The longest number accepted, in characters. Far beyond any decimal type, and within what
+/// PostgreSQL's `jsonb` (its `numeric`: 16,383 digits after the point) keeps once written out.
+pub(super) const MAX_NUMBER_CHARS: usize = 1000;
+
+/// A number is kept as sent, every digit, when a 64-bit float can hold its magnitude. Beyond
+/// that (`1e400`, `1e-400`) it is refused rather than kept: a sink that reads JSON numbers as
+/// doubles (JavaScript, most analytics APIs) would turn it into infinity, which JSON cannot
+/// carry, or into zero, after this API had answered 200.
+pub(super) fn check_number(at: &str, number: &Number) -> Result<(), ApiError> {
+    let text = number.as_str();
+    if text.len() > MAX_NUMBER_CHARS {
+        return Err(ApiError::invalid(format!(
+            "`{at}` is a number longer than {MAX_NUMBER_CHARS} characters; send it as a string"
+        )));
+    }
+    let value: f64 = text.parse().unwrap_or(f64::INFINITY);
+    let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+    let not_zero = mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'));
+    if value.is_infinite() {
+        return Err(ApiError::invalid(format!(
+            "`{at}` is a number too large for a 64-bit float (beyond ±1.8e308): sinks would \
+             read it as infinity; send it as a string"
+        )));
+    }
+    if value == 0.0 && not_zero {
+        return Err(ApiError::invalid(format!(
+            "`{at}` is a number too close to zero for a 64-bit float (below 4.9e-324): sinks \
+             would read it as 0; send it as a string"
+        )));
     }
     Ok(())
 }
@@ -195,7 +230,57 @@ pub(super) fn kind(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::check_id;
+    use super::{check_id, check_number, MAX_NUMBER_CHARS};
+
+    #[test]
+    fn numbers_are_kept_as_sent_within_a_double_s_range_and_refused_beyond_it() {
+        const BIG: &str = "123456789012345678901234567890";
+        const DECIMAL: &str = "0.1000000000000000055511151231257827";
+        let number = |text: &str| -> serde_json::Number { serde_json::from_str(text).unwrap() };
+        // Every digit is kept; serde_json writes an exponent as `e+`/`e-`.
+        for (sent, kept) in [
+            (BIG, BIG),
+            (
+                "-123456789012345678901234567890",
+                "-123456789012345678901234567890",
+            ),
+            (DECIMAL, DECIMAL),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("-1.7976931348623157E+308", "-1.7976931348623157e+308"),
+            ("5e-324", "5e-324"),
+            ("0", "0"),
+            ("-0", "-0"),
+            ("0.0e-999", "0.0e-999"),
+            ("1.50", "1.50"),
+        ] {
+            let n = number(sent);
+            assert_eq!(n.as_str(), kept, "the text is kept");
+            assert!(check_number("traits.n", &n).is_ok(), "{sent}");
+        }
+        for (refused, names) in [
+            ("1e400", "too large"),
+            ("-1e400", "too large"),
+            ("1.8e308", "too large"),
+            ("1e-400", "too close to zero"),
+            ("-2e-325", "too close to zero"),
+        ] {
+            let message = check_number("traits.n", &number(refused))
+                .expect_err(refused)
+                .message;
+            assert!(
+                message.contains("`traits.n`") && message.contains(names),
+                "{refused}: {message}"
+            );
+        }
+        let long = format!("0.{}", "1".repeat(MAX_NUMBER_CHARS));
+        let message = check_number("context.n", &number(&long))
+            .unwrap_err()
+            .message;
+        assert!(
+            message.contains("`context.n`") && message.contains("longer"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn identifiers_that_display_as_something_else_or_as_nothing_are_refused() {

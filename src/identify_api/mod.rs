@@ -110,8 +110,8 @@ impl IdentifyApi {
         description = "One identify object, or an array of up to 100 (ThriveStack's current API)."),
     params(
         ("KEY" = Option<String>, Header, description = "API key (also accepted as `x-api-key`); required unless `[identify_api] require` leaves it out"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Up to 256 visible characters; a repeat of the same request (the same user_id, traits, context and timestamp) returns the first answer without writing again; the key reused for a different request answers 422, and while a request holding it is in progress 409. For an array, item i uses `<key>#<i>`. Without it, an object's `message_id` is its key."),
-        ("Accept" = Option<String>, Header, description = "Ignored: the answer is always application/json."),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,256}$", description = "Up to 256 visible characters; a repeat of the same request (the same user_id, traits, context and timestamp) returns the first answer without writing again; the key reused for a different request answers 422, and while a request holding it is in progress 409. For an array, item i uses `<key>#<i>`. Without it, an object's `message_id` is its key."),
+        ("Accept" = Option<String>, Header, pattern = r"^[\t -~\u0080-\u00FF]*$", description = "Ignored: the answer is always application/json. (As any header value, no control characters: a request with one is refused, 400 without a body, before it reaches the API.)"),
     ),
     responses(
         (status = 200, description = "Recorded (or an idempotent replay, marked `Idempotent-Replayed: true`). A batch answers `success` or `partial` with one result per item.", body = openapi::IdentifyResponse),

@@ -13,19 +13,25 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Serialize;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use super::fields::{is_invisible, BIDI_CONTROLS};
 use super::IdentifyApi;
-use crate::config::Credential;
+use crate::config::{Credential, IdentifyApiSettings};
 
-/// A trait value: string, number, boolean, or a list of strings. `null` is also accepted in a
-/// request and removes the trait.
+/// A trait value: string, number, boolean, or a list of strings (`null`, which removes the
+/// trait, is allowed where traits are). A number is kept as sent, every digit; it must be
+/// within a 64-bit float's range (not beyond ±1.7976931348623157e308, and not a non-zero closer
+/// to zero than 4.9e-324) and at most 1,000 characters long.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TraitValue {
+    /// `null`: remove the trait (echoed as sent).
+    Removed,
     Text(String),
     Number(f64),
     Flag(bool),
@@ -34,10 +40,14 @@ pub enum TraitValue {
 
 /// One identify call. Unknown fields are refused; `null` for an optional field means absent.
 #[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IdentifyRequest {
     /// The unique identifier of the user: 1 to 256 characters, no control or bidirectional
-    /// control characters, no leading byte-order mark, at least one visible character.
-    #[schema(example = "user123", min_length = 1, max_length = 256, pattern = r"\S")]
+    /// control characters, no leading byte-order mark, at least one visible character. The
+    /// server checks this with Unicode's character properties; the pattern approximates the
+    /// check: it lists the invisible characters of the Basic Multilingual Plane only (an
+    /// identifier made only of invisible characters beyond it, such as tags, is refused too).
+    #[schema(example = "user123", min_length = 1, max_length = 256)]
     pub user_id: String,
     /// Traits to set on the profile (at most 100; names up to 128 characters, strings up to
     /// 4096, lists up to 50 strings). A trait sent as `null` is removed. A value the profile
@@ -51,12 +61,15 @@ pub struct IdentifyRequest {
     /// `YY-MM-DDTHH:MM:SS.sssZ` read as 20YY. Absent: now. Not in the future, not before 1970.
     #[schema(example = "20-11-23T22:28:55.111Z")]
     pub timestamp: Option<String>,
-    /// Extra information about the call, kept in the call log (nesting up to 8 levels).
+    /// Extra information about the call, kept in the call log: values as in JSON, nesting up
+    /// to 8 levels, names 1 to 128 characters and strings up to 4096 at every level (the
+    /// schema states the limits of the first level).
     #[schema(value_type = Option<Object>)]
     pub context: Option<serde_json::Value>,
     /// Idempotency key of this object when no `Idempotency-Key` header is sent; the same
-    /// rules as `user_id`. Reused for a different object: 422.
-    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
+    /// rules as `user_id` (the pattern approximates them in the same way). Reused for a
+    /// different object: 422.
+    #[schema(min_length = 1, max_length = 256)]
     pub message_id: Option<String>,
 }
 
@@ -68,7 +81,8 @@ pub enum IdentifyBody {
     Many(Vec<IdentifyRequest>),
 }
 
-/// What was recorded: `user_id` and `traits` as sent, `timestamp` as sent (or the time used).
+/// What was recorded: `user_id` and `traits` as sent (a removed trait as `null`), `timestamp`
+/// as sent (or the time used).
 #[derive(Serialize, ToSchema)]
 pub struct IdentifyData {
     #[schema(example = "user123")]
@@ -213,7 +227,97 @@ pub fn document(api: &IdentifyApi) -> serde_json::Value {
     }
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     refuse_both_trait_fields(&mut doc);
+    identifier_rules(&mut doc);
+    match api.settings() {
+        Some(limits) => state_limits(&mut doc, limits),
+        None => state_limits(&mut doc, &IdentifyApiSettings::default()),
+    }
     doc
+}
+
+/// This server's limits (`[identify_api] max_…`), where the schema can state them.
+fn state_limits(doc: &mut Value, s: &IdentifyApiSettings) {
+    let mut set = |pointer: &str, key: &str, value: Value| {
+        if let Some(Value::Object(schema)) = doc.pointer_mut(pointer) {
+            schema.insert(key.to_string(), value);
+        }
+    };
+    let request = "/components/schemas/IdentifyRequest/properties";
+    for id in ["user_id", "message_id"] {
+        set(
+            &format!("{request}/{id}"),
+            "maxLength",
+            json!(s.max_user_id_chars),
+        );
+    }
+    let names = json!({"type": "string", "minLength": 1, "maxLength": s.max_key_chars});
+    for field in ["traits", "user_traits"] {
+        let pointer = format!("{request}/{field}");
+        set(&pointer, "maxProperties", json!(s.max_traits));
+        set(&pointer, "propertyNames", names.clone());
+    }
+    set(&format!("{request}/context"), "propertyNames", names);
+    let many = "/components/schemas/IdentifyBody/oneOf/1";
+    set(many, "minItems", json!(1));
+    set(many, "maxItems", json!(s.max_batch_items));
+    // TraitValue: null, string, number, boolean, list of strings.
+    let value = "/components/schemas/TraitValue/oneOf";
+    set(
+        &format!("{value}/1"),
+        "maxLength",
+        json!(s.max_string_chars),
+    );
+    set(&format!("{value}/4"), "maxItems", json!(s.max_list_items));
+    set(
+        &format!("{value}/4/items"),
+        "maxLength",
+        json!(s.max_string_chars),
+    );
+}
+
+/// `user_id` and `message_id` get the server's identifier rules ([`super::fields::check_id`])
+/// as a pattern.
+fn identifier_rules(doc: &mut serde_json::Value) {
+    static PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(identifier_pattern);
+    for field in ["user_id", "message_id"] {
+        let pointer = format!("/components/schemas/IdentifyRequest/properties/{field}");
+        if let Some(schema) = doc.pointer_mut(&pointer) {
+            schema["pattern"] = serde_json::Value::from(PATTERN.as_str());
+        }
+    }
+}
+
+/// The identifier rules as an ECMA-262 pattern over the Basic Multilingual Plane, built from
+/// the same checks: no control or bidirectional control character anywhere, no byte-order mark
+/// first, and at least one character that is not invisible. (A pattern without the `u` flag
+/// cannot name characters beyond the plane, hence "approximates" in the descriptions.)
+fn identifier_pattern() -> String {
+    let never = |c: char| c.is_control() || BIDI_CONTROLS.contains(&c);
+    let anywhere = excluding(never);
+    let first = excluding(|c| never(c) || c == '\u{FEFF}');
+    let visible = excluding(|c| never(c) || is_invisible(c));
+    format!("^(?:{visible}|{first}{anywhere}*{visible}){anywhere}*$")
+}
+
+/// A character class of every character of the plane but those `excluded` picks, as ranges:
+/// `[^\u0000-\u001F…]`.
+fn excluding(excluded: impl Fn(char) -> bool) -> String {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for code in (0..=0xFFFF).filter(|&c| char::from_u32(c).is_some_and(&excluded)) {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == code => *end = code,
+            _ => ranges.push((code, code)),
+        }
+    }
+    let mut class = String::from("[^");
+    for (start, end) in ranges {
+        class.push_str(&format!("\\u{start:04X}"));
+        if end > start {
+            class.push_str(&format!("-\\u{end:04X}"));
+        }
+    }
+    class.push(']');
+    class
 }
 
 /// `traits` and `user_traits` are one field under two names: an object with both (neither

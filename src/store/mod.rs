@@ -84,7 +84,7 @@ pub use model::{
     UserRecord,
 };
 pub use retention::Purge;
-pub use session::{record_user_id, SessionStore, SIGNED_IN_USER};
+pub use session::{encode_record, record_user_id, SessionStore, SIGNED_IN_USER};
 pub use sign_in::{Callback, OutboxFn, SessionFn};
 
 /// The profile store. Cheap to clone: it holds a connection pool (and, on a SQLite file, the

@@ -22,6 +22,8 @@ pub(super) const CREATE_SESSION: &str = r#"insert into "tower_sessions"."session
 /// `CREATE_SESSION` and the session's link to its user (`$4`, at `$5`) in one statement; no
 /// row when the id is taken.
 pub(super) const CREATE_LINKED_SESSION: &str = r#"with s as (insert into "tower_sessions"."session" (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing returning id) insert into user_session (session_id, user_id, created_at) select id, $4, $5 from s on conflict (session_id) do update set user_id = excluded.user_id"#;
+/// A session row written or replaced (the session layer's `save`).
+pub(super) const SAVE_SESSION: &str = r#"insert into "tower_sessions"."session" (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do update set data = excluded.data, expiry_date = excluded.expiry_date"#;
 pub(super) const PRUNE_USER_SESSIONS: &str = r#"delete from user_session where session_id not in (select id from "tower_sessions"."session")"#;
 /// Up to `$2` sessions expired before `$1`.
 pub(super) const PURGE_EXPIRED_SESSIONS: &str = r#"delete from "tower_sessions"."session" where id = any(array(select id from "tower_sessions"."session" where expiry_date < $1 limit $2))"#;

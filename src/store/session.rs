@@ -1,5 +1,6 @@
-//! Sessions in the store's database: tower-sessions' sqlx stores behind one type (their
-//! `save`, `load` and `delete`; `create` is ours: one statement, and it links signed-in sessions).
+//! Sessions in the store's database: tower-sessions' sqlx stores behind one type (their `load`
+//! and `delete`; `create` and `save` are ours: the record's encoding, [`encode_record`], and
+//! one statement that links signed-in sessions).
 //!
 //! Tables are the crate's defaults: `tower_sessions` on SQLite, `"tower_sessions"."session"`
 //! on PostgreSQL (`Store::delete_user` deletes from them by id).
@@ -55,6 +56,16 @@ pub fn record_user_id(record: &Record) -> Option<&str> {
     record.data.get(SIGNED_IN_USER)?.get("user_id")?.as_str()
 }
 
+/// A session record as stored (database and Redis): MessagePack with field names. serde_json
+/// keeps numbers exact (`arbitrary_precision`), which serializes a number as a one-field struct;
+/// the crates' encoding (`rmp_serde::to_vec`) writes a struct as an array, which reads back as a
+/// list, so a session holding a number would not load. With names it reads back as the number.
+/// Records in the crates' encoding (written before) still decode: `rmp_serde::from_slice`
+/// reads both.
+pub fn encode_record(record: &Record) -> session_store::Result<Vec<u8>> {
+    rmp_serde::to_vec_named(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
 #[async_trait]
 impl tower_sessions::SessionStore for SessionStore {
     /// One `insert … on conflict do nothing` per attempt, a fresh id when the id is taken.
@@ -65,8 +76,7 @@ impl tower_sessions::SessionStore for SessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let user_id = record_user_id(record).map(str::to_string);
         loop {
-            let data = rmp_serde::to_vec(&*record)
-                .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+            let data = encode_record(record)?;
             let id = record.id.to_string();
             let inserted = match (&self.store.pool, &user_id) {
                 (_, None) => on_pool!(self.store, pool, db => {
@@ -101,11 +111,20 @@ impl tower_sessions::SessionStore for SessionStore {
         }
     }
 
+    /// The crate's upsert, with this store's encoding.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match &self.inner {
-            Inner::Sqlite(s) => s.save(record).await,
-            Inner::Postgres(s) => s.save(record).await,
-        }
+        let data = encode_record(record)?;
+        on_pool!(self.store, pool, db => {
+            sqlx::query(db::SAVE_SESSION)
+                .bind(record.id.to_string())
+                .bind(data)
+                .bind(record.expiry_date)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+        Ok(())
     }
 
     async fn load(&self, session_id: &Id) -> session_store::Result<Option<Record>> {
@@ -235,4 +254,58 @@ async fn create_linked_sqlite(
         tx.commit().await?;
     }
     Ok(inserted)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde::Serialize;
+    use serde_json::{json, Value};
+    use tower_sessions::session::{Id, Record};
+
+    use super::encode_record;
+
+    #[test]
+    fn a_record_holding_exact_numbers_reads_back_and_records_written_by_position_still_load() {
+        let big: Value = serde_json::from_str("123456789012345678901234567890").unwrap();
+        let user = json!({"user_id": "u1", "validated_at": 1_764_660_000, "big": big, "f": 1.5});
+        let record = Record {
+            id: Id::default(),
+            data: HashMap::from([("signed_in_user".to_string(), user)]),
+            expiry_date: time::OffsetDateTime::now_utc(),
+        };
+        let back: Record = rmp_serde::from_slice(&encode_record(&record).unwrap()).unwrap();
+        assert_eq!(back.data, record.data);
+        assert_eq!(
+            back.data["signed_in_user"]["big"].to_string(),
+            "123456789012345678901234567890"
+        );
+        // By position (the crates' `rmp_serde::to_vec`) an exact number becomes a list.
+        let by_position: Record =
+            rmp_serde::from_slice(&rmp_serde::to_vec(&record).unwrap()).unwrap();
+        assert!(by_position.data["signed_in_user"]["validated_at"].is_array());
+
+        // A record written by position before numbers were exact: its values are maps (a
+        // `Value` object serializes as one) holding plain MessagePack numbers.
+        #[derive(Serialize)]
+        struct Old {
+            id: Id,
+            data: HashMap<&'static str, HashMap<&'static str, i64>>,
+            expiry_date: time::OffsetDateTime,
+        }
+        let old = Old {
+            id: record.id,
+            data: HashMap::from([(
+                "signed_in_user",
+                HashMap::from([("validated_at", 1_764_660_000)]),
+            )]),
+            expiry_date: record.expiry_date,
+        };
+        let loaded: Record = rmp_serde::from_slice(&rmp_serde::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(
+            loaded.data["signed_in_user"],
+            json!({"validated_at": 1_764_660_000})
+        );
+    }
 }

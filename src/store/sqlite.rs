@@ -21,6 +21,10 @@ pub(super) const SESSION_TABLE: &str = "tower_sessions";
 /// A new session row; no row when the id is taken (the caller picks another).
 pub(super) const CREATE_SESSION: &str =
     "insert into tower_sessions (id, data, expiry_date) values ($1, $2, $3) on conflict (id) do nothing";
+/// A session row written or replaced (the session layer's `save`).
+pub(super) const SAVE_SESSION: &str =
+    "insert into tower_sessions (id, data, expiry_date) values ($1, $2, $3) \
+     on conflict (id) do update set data = excluded.data, expiry_date = excluded.expiry_date";
 pub(super) const PRUNE_USER_SESSIONS: &str =
     "delete from user_session where session_id not in (select id from tower_sessions)";
 /// Up to `$2` sessions expired before `$1`, as tower-sessions' own `delete_expired` compares

@@ -13,6 +13,8 @@ mod identify_tokens;
 mod idp;
 mod idp_smoke;
 mod microsoft_common;
+mod numbers;
+mod openapi_check;
 mod outbox;
 mod outbox_cli;
 mod outbox_faults;
