@@ -7,7 +7,7 @@
 //! domains (the person can tell which account to use) but never the required groups (group
 //! names and ids are the organisation's internals); the operator's log line has the detail.
 
-use crate::config::{KindSettings, ProviderSettings};
+use crate::config::ProviderSettings;
 
 /// What the policies read about the person signing in.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,8 +63,13 @@ pub struct Refusal {
     pub detail: String,
 }
 
-/// Checks the provider's policies in order: email domain, Workspace domain, groups.
-pub fn check(settings: &ProviderSettings, who: &Applicant) -> Result<(), Refusal> {
+/// Checks the provider's policies in order: email domain, Workspace domain (`hosted_domains`:
+/// the kind's `allowed_hosted_domains`, `Quirks::allowed_hosted_domains`), groups.
+pub fn check(
+    settings: &ProviderSettings,
+    hosted_domains: &[String],
+    who: &Applicant,
+) -> Result<(), Refusal> {
     let refuse = |rule, message: String, detail: String| Refusal {
         rule,
         provider: settings.name.clone(),
@@ -100,30 +105,27 @@ pub fn check(settings: &ProviderSettings, who: &Applicant) -> Result<(), Refusal
             return Err(refuse(Rule::EmailDomain, message, detail));
         }
     }
-    if let KindSettings::Google(google) = &settings.kind {
-        let allowed = &google.allowed_hosted_domains;
-        let hd = who.hosted_domain.map(str::to_ascii_lowercase);
-        if !allowed.is_empty() && !hd.as_deref().is_some_and(|d| listed(allowed, d)) {
-            let (message, detail) = match &hd {
-                Some(d) => (
-                    format!(
-                        "This service only accepts Google Workspace accounts of {}. You signed \
-                         in with an account of {d}: sign in with another account.",
-                        list(allowed)
-                    ),
-                    format!("Workspace domain (hd) {d} is not allowed"),
+    let hd = who.hosted_domain.map(str::to_ascii_lowercase);
+    if !hosted_domains.is_empty() && !hd.as_deref().is_some_and(|d| listed(hosted_domains, d)) {
+        let (message, detail) = match &hd {
+            Some(d) => (
+                format!(
+                    "This service only accepts Google Workspace accounts of {}. You signed \
+                     in with an account of {d}: sign in with another account.",
+                    list(hosted_domains)
                 ),
-                None => (
-                    format!(
-                        "This service only accepts Google Workspace accounts of {}. You signed \
-                         in with a personal Google account: sign in with your work account.",
-                        list(allowed)
-                    ),
-                    "no Workspace domain (hd): a personal account".to_string(),
+                format!("Workspace domain (hd) {d} is not allowed"),
+            ),
+            None => (
+                format!(
+                    "This service only accepts Google Workspace accounts of {}. You signed \
+                     in with a personal Google account: sign in with your work account.",
+                    list(hosted_domains)
                 ),
-            };
-            return Err(refuse(Rule::HostedDomain, message, detail));
-        }
+                "no Workspace domain (hd): a personal account".to_string(),
+            ),
+        };
+        return Err(refuse(Rule::HostedDomain, message, detail));
     }
     let required = &settings.required_groups;
     if !required.is_empty() {
@@ -175,36 +177,24 @@ fn list(domains: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GoogleSettings, OidcSettings};
 
-    fn provider(kind: KindSettings) -> ProviderSettings {
+    fn provider() -> ProviderSettings {
         serde_json::from_value::<ProviderSettings>(serde_json::json!({
-            "name": "p", "client_id": "c", "kind": "oidc", "issuer": "https://idp.example"
+            "name": "p", "client_id": "c"
         }))
-        .map(|mut p| {
-            p.kind = kind;
-            p
-        })
         .unwrap()
-    }
-
-    fn oidc() -> KindSettings {
-        KindSettings::Oidc(OidcSettings {
-            issuer: "https://idp.example".parse().unwrap(),
-            trust_email_verified: false,
-        })
     }
 
     #[test]
     fn each_rule_refuses_with_its_reason_and_allows_what_it_lists() {
-        let mut p = provider(oidc());
+        let mut p = provider();
         p.allowed_email_domains = vec!["Acme.io".into(), "acme.dev".into()];
         let at = |email| Applicant {
             verified_email: Some(email),
             ..Applicant::default()
         };
-        assert!(check(&p, &at("ana@ACME.io")).is_ok());
-        let refused = check(&p, &at("ana@gmail.com")).unwrap_err();
+        assert!(check(&p, &[], &at("ana@ACME.io")).is_ok());
+        let refused = check(&p, &[], &at("ana@gmail.com")).unwrap_err();
         assert_eq!(refused.rule.reason(), "refused_email_domain");
         assert!(
             refused.message.contains("acme.io or acme.dev"),
@@ -217,24 +207,22 @@ mod tests {
             refused.detail
         );
         assert!(
-            check(&p, &at("ana@sub.acme.io")).is_err(),
+            check(&p, &[], &at("ana@sub.acme.io")).is_err(),
             "exact domains only"
         );
         assert!(
-            check(&p, &Applicant::default()).is_err(),
+            check(&p, &[], &Applicant::default()).is_err(),
             "no confirmed email"
         );
 
-        let mut p = provider(KindSettings::Google(GoogleSettings {
-            issuer: None,
-            allowed_hosted_domains: vec!["acme.io".into()],
-        }));
+        let hosted = vec!["acme.io".to_string()];
+        let mut p = provider();
         let hd = |hd| Applicant {
             hosted_domain: hd,
             ..Applicant::default()
         };
-        assert!(check(&p, &hd(Some("acme.io"))).is_ok());
-        let personal = check(&p, &hd(None)).unwrap_err();
+        assert!(check(&p, &hosted, &hd(Some("acme.io"))).is_ok());
+        let personal = check(&p, &hosted, &hd(None)).unwrap_err();
         assert_eq!(personal.rule, Rule::HostedDomain);
         assert!(personal.message.contains("personal Google account"));
 
@@ -245,15 +233,18 @@ mod tests {
             ..Applicant::default()
         };
         assert_eq!(
-            check(&p, &groups(&[])).unwrap_err().rule,
+            check(&p, &hosted, &groups(&[])).unwrap_err().rule,
             Rule::RequiredGroups
         );
         let unknown = Applicant {
             hosted_domain: Some("acme.io"),
             ..Applicant::default()
         };
-        assert_eq!(check(&p, &unknown).unwrap_err().rule, Rule::GroupsUnknown);
+        assert_eq!(
+            check(&p, &hosted, &unknown).unwrap_err().rule,
+            Rule::GroupsUnknown
+        );
         let member: &'static [String] = Box::leak(Box::new(["x".to_string(), "staff".to_string()]));
-        assert!(check(&p, &groups(member)).is_ok());
+        assert!(check(&p, &hosted, &groups(member)).is_ok());
     }
 }

@@ -30,7 +30,10 @@ struct ConfigArg {
 
 impl ConfigArg {
     fn load(&self) -> anyhow::Result<Settings> {
-        Ok(Settings::load(self.config.as_deref())?)
+        Ok(Settings::load(
+            self.config.as_deref(),
+            &identify_bridge::providers::KINDS,
+        )?)
     }
 }
 
@@ -231,7 +234,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             result?;
         }
         Command::CheckConfig { schema: true, .. } => {
-            out(&serde_json::to_string_pretty(&Settings::schema())?);
+            out(&serde_json::to_string_pretty(&Settings::schema(
+                &identify_bridge::providers::KINDS,
+            ))?);
         }
         Command::CheckConfig { config, .. } => {
             let settings = config.load()?;
@@ -281,15 +286,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let value: serde_json::Value =
                 serde_json::from_str(&input).context("stdin is not JSON")?;
             let (claims, graph, okta_user) = split_claims(value)?;
-            let groups_unresolved = p.kind() == identify_bridge::config::ProviderKind::Microsoft
-                && identify_bridge::providers::microsoft::group_overage(&claims)
-                && graph.as_ref().is_none_or(|g| g.groups.is_none());
-            let data = identify_bridge::providers::ProviderData {
+            let quirks = identify_bridge::providers::quirks_for(p);
+            let mut data = identify_bridge::providers::ProviderData {
                 graph,
                 okta_user,
-                groups_unresolved,
+                groups_unresolved: false,
             };
-            let quirks = identify_bridge::providers::quirks_for(p);
+            data.groups_unresolved = quirks.unresolved_groups(&claims, &data);
             let subject = claims
                 .get("sub")
                 .and_then(|s| s.as_str())

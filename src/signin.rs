@@ -107,7 +107,7 @@ pub fn facts_from(
     let account = quirks.account(claims, data);
     let mapping = settings.trait_mapping();
     let mut traits = traits::map_traits(&MappingInput {
-        kind: settings.kind(),
+        rules: quirks.trait_rules(),
         claims,
         api: ApiData {
             graph_me: data.graph.as_ref().map(|g| &g.me),
@@ -310,7 +310,7 @@ mod tests {
         );
         let mut file = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut file, toml.as_bytes()).unwrap();
-        Settings::load_with_env(Some(file.path()), Vec::new())
+        Settings::load_with_env(Some(file.path()), Vec::new(), &crate::providers::KINDS)
             .unwrap()
             .providers
             .remove(0)

@@ -69,9 +69,12 @@ fn each_replica_configuration_loads_with_the_compose_environment() {
         let (host, container) = mount.split_once(':').unwrap();
         assert!(container.starts_with("/etc/identify-bridge/bridge.toml"));
         let env = env_of(service);
-        let settings =
-            Settings::load_with_env(Some(&root().join(host.trim_start_matches("./"))), env)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let settings = Settings::load_with_env(
+            Some(&root().join(host.trim_start_matches("./"))),
+            env,
+            &identify_bridge::providers::KINDS,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(settings.session.store, SessionStoreKind::Redis);
         assert!(settings.database.url.expose().starts_with("postgres://"));
         assert_eq!(settings.server.listen.port(), 8080);
@@ -202,8 +205,9 @@ fn the_kubernetes_configuration_uses_only_keys_that_exist_and_reads_secrets_from
     let local = toml.replace(&secrets_at, &secrets.path().display().to_string());
     let path = secrets.path().join("bridge.toml");
     std::fs::write(&path, local).unwrap();
-    let settings = Settings::load_with_env(Some(&path), Vec::new())
-        .unwrap_or_else(|e| panic!("the ConfigMap's bridge.toml: {e}"));
+    let settings =
+        Settings::load_with_env(Some(&path), Vec::new(), &identify_bridge::providers::KINDS)
+            .unwrap_or_else(|e| panic!("the ConfigMap's bridge.toml: {e}"));
     assert!(settings.database.url.expose().starts_with("postgres://"));
     assert_eq!(settings.session.store, SessionStoreKind::Redis);
     assert!(settings.session.redis_url.is_some());

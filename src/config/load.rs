@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::suggest::nearest;
-use super::{ConfigError, ProviderKind, Settings, ENV_PREFIX};
+use super::{ConfigError, Settings, ENV_PREFIX};
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -500,7 +500,7 @@ impl<'a> Walker<'a> {
     }
 
     /// The keys only `kind`'s variant has, for pulling a provider's kind keys out on their own.
-    pub fn kind_keys(&self, list: &str, kind: ProviderKind) -> Vec<String> {
+    pub fn kind_keys(&self, list: &str, kind: &str) -> Vec<String> {
         let Some(items) = self
             .shape(self.root)
             .common
@@ -512,7 +512,7 @@ impl<'a> Walker<'a> {
         self.shape(items)
             .variants
             .into_iter()
-            .filter(|(tag, _)| *tag == kind.as_str())
+            .filter(|(tag, _)| *tag == kind)
             .flat_map(|(_, keys)| keys.into_keys().map(str::to_string))
             .filter(|k| k != "kind")
             .collect()
@@ -563,9 +563,16 @@ fn plain_list<'b>(items: impl Iterator<Item = &'b str>) -> String {
     items.collect::<Vec<_>>().join(", ")
 }
 
-/// Type the whole configuration; an error comes with its key path.
+/// Type the whole configuration but the providers' kind keys (the second step); an error
+/// comes with its key path (`missing field` names the missing key).
 pub(super) fn deserialize(value: &Value) -> Result<Settings, (Vec<Seg>, String)> {
-    read_typed::<Settings>(value)
+    read_typed::<Settings>(value).map_err(|(mut path, mut message)| {
+        if let Some(field) = split_missing(&message) {
+            path.push(Seg::Key(field.to_string()));
+            message = "missing: required".into();
+        }
+        (path, message)
+    })
 }
 
 /// Type `value` as `T`; an error comes with its key path.
@@ -574,7 +581,9 @@ fn read_typed<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, (Vec<S
 }
 
 /// A typing error as its key path and message.
-fn path_and_message(e: serde_path_to_error::Error<serde_json::Error>) -> (Vec<Seg>, String) {
+pub(super) fn path_and_message(
+    e: serde_path_to_error::Error<serde_json::Error>,
+) -> (Vec<Seg>, String) {
     let path = e
         .path()
         .iter()
@@ -595,20 +604,15 @@ pub(super) fn split_missing(message: &str) -> Option<&str> {
         .map(|(field, _)| field)
 }
 
-/// Where in a provider's kind keys a typing error is: the kind keys are read through a
-/// flattened, tagged enum, which hides the key, so they are read again on their own.
-pub(super) fn locate_kind_error(
-    walker: &Walker,
-    entry: &Value,
-    kind: ProviderKind,
-) -> Option<(Vec<Seg>, String)> {
+/// A provider entry's own keys of `kind` (the keys only that kind's schema has), on their own.
+pub(super) fn kind_keys_of(walker: &Walker, entry: &Value, kind: &str) -> Value {
     let keys = walker.kind_keys("providers", kind);
     let own: Map<String, Value> = entry
-        .as_object()?
-        .iter()
+        .as_object()
+        .into_iter()
+        .flatten()
         .filter(|(k, _)| keys.contains(k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let own = Value::Object(own);
-    kind.read_own_keys(&own).err().map(path_and_message)
+    Value::Object(own)
 }

@@ -11,11 +11,13 @@
 //! - `load`: layering, the key check against the schema, typing errors with their key.
 //! - `validate`: the rules the types cannot express.
 //! - `server` (`[server]`, `[rate_limit]`, `[admin]`, `[accounts]`), `runtime` (`[session]`,
-//!   `[database]`, `[log]`), `providers` (`[[providers]]`, tagged by `kind`), `sinks`
+//!   `[database]`, `[log]`), `providers` (`[[providers]]`, tagged by `kind`), `kinds` (what
+//!   configuration asks of a kind of provider; the kinds are handed in by the caller), `sinks`
 //!   (`[[sinks]]`), `identify_api` (`[identify_api]`), `telemetry` (`[telemetry]`).
 //! - `auth_request` (`[auth_request]`): the headers `GET /auth` answers with.
 //! - `retention` (`[retention]`): how long rows that only grow are kept.
 //! - `client_key`: the `private_key_jwt` key and certificate, read and parsed at load time.
+//! - `pointers`: the `[providers.traits]` pointers and the sources they read.
 //! - `secret`, `trait_names`, `suggest`: what the others share.
 //!
 //! Configuration imports nothing from the features it configures.
@@ -23,7 +25,9 @@
 mod auth_request;
 mod client_key;
 mod identify_api;
+mod kinds;
 mod load;
+mod pointers;
 mod providers;
 mod retention;
 mod runtime;
@@ -44,10 +48,11 @@ use serde_json::Value;
 pub use auth_request::AuthRequestSettings;
 pub use client_key::{certificate_thumbprint, ClientKey, KeyPart};
 pub use identify_api::{Credential, IdentifyApiSettings};
-pub use providers::{
-    GoogleSettings, KindSettings, MicrosoftSettings, OidcSettings, OktaDomain, OktaSettings,
-    PointerSource, Pointers, ProviderKind, ProviderSettings, SourcedPointer, TokenAuthMethod,
+pub use kinds::{
+    domain_names, http_url, KindConfig, KindError, KindSettings, KindSpec, Kinds, SettingsKind,
 };
+pub use pointers::{PointerSource, Pointers, SourcedPointer};
+pub use providers::{ProviderSettings, TokenAuthMethod};
 pub use retention::RetentionSettings;
 pub use runtime::{DatabaseSettings, LogFormat, LogSettings, SessionSettings, SessionStoreKind};
 pub use secret::Secret;
@@ -161,15 +166,17 @@ impl Settings {
         names.into_iter().collect()
     }
 
-    /// Load from an optional TOML file, then the environment, then validate.
-    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        Self::load_with_env(file, std::env::vars())
+    /// Load from an optional TOML file, then the environment, then validate. `kinds` are the
+    /// kinds of provider there are (`providers::KINDS`).
+    pub fn load(file: Option<&Path>, kinds: &dyn Kinds) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, std::env::vars(), kinds)
     }
 
     /// Same as [`Settings::load`] with an explicit environment (tests).
     pub fn load_with_env(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
+        kinds: &dyn Kinds,
     ) -> Result<Settings, ConfigError> {
         let env: Vec<(String, String)> = env
             .into_iter()
@@ -183,7 +190,7 @@ impl Settings {
                 )));
             }
         }
-        let schema = Self::schema();
+        let schema = Self::schema(kinds);
         let layers = load::layers(file, &env, &schema)?;
         let walker = load::Walker::new(&schema);
         let annotate = |mut error: ConfigError, path: Option<&[Seg]>| {
@@ -206,10 +213,13 @@ impl Settings {
             }
             return Err(annotate(ConfigError::at(key, what), Some(&problem.path)));
         }
-        let mut settings = match load::deserialize(&layers.value) {
+        let typed = load::deserialize(&layers.value).and_then(|mut settings| {
+            type_kinds(&mut settings, &walker, &layers.value, kinds)?;
+            Ok(settings)
+        });
+        let mut settings = match typed {
             Ok(settings) => settings,
             Err((path, message)) => {
-                let (path, message) = refine_typing_error(&walker, &layers.value, path, message);
                 let key = load::key_text(&layers.value, &path);
                 return Err(annotate(ConfigError::at(key, message), Some(&path)));
             }
@@ -235,10 +245,23 @@ impl Settings {
         Ok(())
     }
 
-    /// The JSON Schema of the configuration file, generated from these types
-    /// (`check-config --schema`).
-    pub fn schema() -> Value {
-        schemars::schema_for!(Settings).to_value()
+    /// The JSON Schema of the configuration file, generated from these types and each kind's
+    /// settings (`check-config --schema`): a `[[providers]]` entry is one of the kinds.
+    pub fn schema(kinds: &dyn Kinds) -> Value {
+        let mut generator = schemars::SchemaGenerator::default();
+        let variants: Vec<Value> = kinds
+            .specs()
+            .into_iter()
+            .map(|spec| kinds::variant_schema(spec, &mut generator))
+            .collect();
+        let mut schema = generator.into_root_schema_for::<Settings>().to_value();
+        if let Some(entry) = schema
+            .pointer_mut("/$defs/ProviderSettings")
+            .and_then(Value::as_object_mut)
+        {
+            entry.insert("oneOf".into(), Value::Array(variants));
+        }
+        schema
     }
 
     /// The resolved configuration as JSON, secrets redacted (`check-config`).
@@ -247,8 +270,8 @@ impl Settings {
     }
 
     /// Every key the configuration has (`server.listen`, `providers.tenant`, …).
-    pub fn all_keys() -> Vec<String> {
-        let schema = Self::schema();
+    pub fn all_keys(kinds: &dyn Kinds) -> Vec<String> {
+        let schema = Self::schema(kinds);
         load::Walker::new(&schema).all_keys()
     }
 }
@@ -267,38 +290,79 @@ fn origin_note(layers: &load::Layers, key: Option<&str>, path: Option<&[Seg]>) -
         .map(|(_, var)| format!("from {var}"))
 }
 
-/// A typing error with the key it is about: `missing field` names the key; errors in a
-/// provider's kind keys (read through a flattened enum) are located by reading them again.
-fn refine_typing_error(
+/// The second step of typing: each provider's own keys, by its kind (the key check has
+/// made sure every entry names a known kind).
+fn type_kinds(
+    settings: &mut Settings,
     walker: &load::Walker,
     root: &Value,
-    mut path: Vec<Seg>,
-    mut message: String,
-) -> (Vec<Seg>, String) {
-    if let [Seg::Key(section), Seg::Index(i)] = path.as_slice() {
-        if section == "providers" {
-            let entry = &root["providers"][*i];
-            let kind = entry
-                .get("kind")
-                .and_then(|k| serde_json::from_value::<ProviderKind>(k.clone()).ok());
-            if let Some(kind) = kind {
-                if let Some((inner, inner_message)) = load::locate_kind_error(walker, entry, kind) {
-                    path.extend(inner);
-                    message = inner_message;
-                    if let Some(field) = load::split_missing(&message) {
-                        path.push(Seg::Key(field.to_string()));
-                        message = format!("missing: required for kind = \"{}\"", kind.as_str());
-                    }
-                    return (path, message);
-                }
+    kinds: &dyn Kinds,
+) -> Result<(), (Vec<Seg>, String)> {
+    let entries = root.get("providers").and_then(Value::as_array);
+    for (i, (entry, provider)) in entries
+        .into_iter()
+        .flatten()
+        .zip(&mut settings.providers)
+        .enumerate()
+    {
+        let at = |inner: Vec<Seg>| {
+            let mut path = vec![Seg::Key("providers".into()), Seg::Index(i)];
+            path.extend(inner);
+            path
+        };
+        let name = entry
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(spec) = kinds.find(name) else {
+            return Err((
+                at(vec![Seg::Key("kind".into())]),
+                format!("{name:?} is not a kind"),
+            ));
+        };
+        let keys = load::kind_keys_of(walker, entry, name);
+        provider.kind = spec.parse(&keys).map_err(|e| {
+            let (mut inner, mut message) = load::path_and_message(e);
+            if let Some(field) = load::split_missing(&message) {
+                inner.push(Seg::Key(field.to_string()));
+                message = format!("missing: required for kind = \"{name}\"");
             }
+            (at(inner), message)
+        })?;
+    }
+    Ok(())
+}
+
+/// Loading a TOML text in tests, here and in `providers/` (with the kinds).
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::Write;
+
+    use super::{ConfigError, Kinds, Settings};
+
+    /// `toml` with the variables `env`, read with `kinds`.
+    pub fn load(
+        toml: &str,
+        env: &[(&str, &str)],
+        kinds: &dyn Kinds,
+    ) -> Result<Settings, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(toml.as_bytes()).unwrap();
+        Settings::load_with_env(
+            Some(file.path()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            kinds,
+        )
+    }
+
+    /// The error loading `toml` gives, checked to name no Rust type.
+    pub fn load_err(toml: &str, env: &[(&str, &str)], kinds: &dyn Kinds) -> String {
+        let e = load(toml, env, kinds).unwrap_err().to_string();
+        for internal in ["alloc::", "figment", "serde_json::", "Value)", "::"] {
+            assert!(!e.contains(internal), "a Rust type name in {e:?}");
         }
+        e
     }
-    if let Some(field) = load::split_missing(&message) {
-        path.push(Seg::Key(field.to_string()));
-        message = "missing: required".into();
-    }
-    (path, message)
 }
 
 #[cfg(test)]

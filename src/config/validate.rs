@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 
 use super::client_key::{ClientKey, KeyPart};
-use super::providers::{PointerSource, SourcedPointer};
+use super::kinds::{domain_names, KindSettings};
+use super::pointers::{PointerSource, SourcedPointer};
 use super::secret::{resolve_secret, resolve_secret_list};
 use super::trait_names::{custom_trait_problem, is_trait_name, nearest_trait_name, TRAIT_NAMES};
 use super::{
-    ConfigError, KindSettings, ProviderSettings, SessionStoreKind, Settings, SinkFormat,
-    TokenAuthMethod,
+    ConfigError, ProviderSettings, SessionStoreKind, Settings, SinkFormat, TokenAuthMethod,
 };
 
 fn err(key: impl Into<String>, what: impl Into<String>) -> ConfigError {
@@ -228,7 +228,7 @@ impl Settings {
             if !p.scopes.iter().any(|s| s == "openid") {
                 return Err(err(format!("{key}.scopes"), "must include \"openid\""));
             }
-            p.kind.validate(&key)?;
+            p.kind.settings().validate(&key)?;
             validate_trait_mapping(&format!("{key}.traits"), p)?;
             validate_access_policy(&key, p)?;
         }
@@ -397,7 +397,7 @@ fn validate_trait_mapping(key: &str, p: &ProviderSettings) -> Result<(), ConfigE
                     ),
                 ));
             }
-            if let Some(missing) = source_unavailable(sourced.source, &p.kind) {
+            if let Some(missing) = source_unavailable(sourced.source, p.kind.settings()) {
                 return Err(err(format!("{key}.{name}"), format!("`{text}` {missing}")));
             }
         }
@@ -405,34 +405,9 @@ fn validate_trait_mapping(key: &str, p: &ProviderSettings) -> Result<(), ConfigE
     Ok(())
 }
 
-/// `allowed_email_domains`, `allowed_hosted_domains`: plain domain names; `required_groups`:
-/// non-empty names.
+/// `allowed_email_domains`: plain domain names; `required_groups`: non-empty names.
 fn validate_access_policy(key: &str, p: &ProviderSettings) -> Result<(), ConfigError> {
-    let hosted: &[String] = match &p.kind {
-        KindSettings::Google(g) => &g.allowed_hosted_domains,
-        _ => &[],
-    };
-    for (field, domains) in [
-        ("allowed_email_domains", &p.allowed_email_domains[..]),
-        ("allowed_hosted_domains", hosted),
-    ] {
-        for (j, domain) in domains.iter().enumerate() {
-            let plain = !domain.is_empty()
-                && !domain.starts_with('.')
-                && domain
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-            if !plain {
-                return Err(err(
-                    format!("{key}.{field}[{j}]"),
-                    format!(
-                        "{domain:?} is not a domain name: write it as `example.com` (no `@`, \
-                         no scheme, no wildcard; subdomains are listed one by one)"
-                    ),
-                ));
-            }
-        }
-    }
+    domain_names(key, "allowed_email_domains", &p.allowed_email_domains)?;
     for (j, group) in p.required_groups.iter().enumerate() {
         if group.trim().is_empty() {
             return Err(err(
@@ -445,15 +420,11 @@ fn validate_access_policy(key: &str, p: &ProviderSettings) -> Result<(), ConfigE
 }
 
 /// Why this provider never reads `source`, if it does not.
-fn source_unavailable(source: PointerSource, kind: &KindSettings) -> Option<&'static str> {
-    match (source, kind) {
-        (PointerSource::Claims, _) => None,
-        (
-            PointerSource::GraphMe | PointerSource::GraphOrganization | PointerSource::GraphGroups,
-            KindSettings::Microsoft(m),
-        ) if m.graph => None,
-        (PointerSource::UsersApi, KindSettings::Okta(o)) if o.users_api => None,
-        (PointerSource::UsersApi, _) => {
+fn source_unavailable(source: PointerSource, kind: &dyn KindSettings) -> Option<&'static str> {
+    match source {
+        PointerSource::Claims => None,
+        _ if kind.reads(source) => None,
+        PointerSource::UsersApi => {
             Some("reads the Okta Users API: it needs kind = \"okta\" with users_api = true")
         }
         _ => Some("reads Microsoft Graph: it needs kind = \"microsoft\" with graph = true"),

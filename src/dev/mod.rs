@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::{
-    KindSettings, LogFormat, OidcSettings, ProviderSettings, Secret, Settings, SinkFormat,
-    SinkSettings, SinkTokenSettings,
+    LogFormat, ProviderSettings, Secret, Settings, SinkFormat, SinkSettings, SinkTokenSettings,
 };
 use crate::dev_idp::DevIdp;
+use crate::providers::generic::OidcSettings;
 
 /// The development provider's name (URL segment) in the bridge.
 pub const PROVIDER_NAME: &str = "dev";
@@ -132,10 +132,11 @@ pub fn prepare(
             traits: Default::default(),
             allowed_email_domains: Vec::new(),
             required_groups: Vec::new(),
-            kind: KindSettings::Oidc(OidcSettings {
+            kind: OidcSettings {
                 issuer: issuer.clone(),
                 trust_email_verified: false,
-            }),
+            }
+            .into_kind(),
         },
     );
     if base.sinks.is_empty() {

@@ -2,10 +2,44 @@
 //! configured; an email counts for account linking only with `trust_email_verified`.
 
 use openidconnect::Scope;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use url::Url;
 
 use super::quirks::{self, Account, Extras, ProviderData, Quirks, OFFLINE_ACCESS};
-use crate::config::OidcSettings;
+use super::KindOf;
+use crate::config::{http_url, ConfigError, KindConfig, KindSettings};
+
+/// The `kind` of any OpenID provider.
+pub const NAME: &str = "oidc";
+
+/// `kind = "oidc"`.
+pub static KIND: KindOf<OidcSettings> = KindOf::new(NAME, |s| Box::new(Generic::new(s)));
+
+/// `kind = "oidc"`: any OpenID provider.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer; discovery is read from `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Url,
+    /// Count `email_verified = true` as proof of address ownership for account linking.
+    #[serde(default)]
+    pub trust_email_verified: bool,
+}
+
+impl KindSettings for OidcSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        http_url(key, "issuer", &self.issuer)
+    }
+}
+
+impl OidcSettings {
+    /// These settings as a provider's kind (a provider built in code: `identify-bridge dev`).
+    pub fn into_kind(self) -> KindConfig {
+        KindConfig::new(NAME, self)
+    }
+}
 
 #[derive(Debug)]
 pub struct Generic {

@@ -12,17 +12,48 @@
 //! `/login/google?prompt=consent`.
 
 use openidconnect::Scope;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use url::Url;
 
 use super::quirks::{self, Account, Extras, ProviderData, Quirks};
-use crate::config::GoogleSettings;
+use super::KindOf;
+use crate::config::{domain_names, http_url, ConfigError, KindSettings};
+use crate::traits::KindRules;
+
+/// `kind = "google"`.
+pub static KIND: KindOf<GoogleSettings> = KindOf::new("google", |s| Box::new(Google::new(s)));
 
 /// Google's issuer, as its discovery document and ID tokens state it.
 pub const ISSUER: &str = "https://accounts.google.com";
 
+/// `kind = "google"`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSettings {
+    /// Overrides Google's issuer (`https://accounts.google.com`), e.g. for a test provider.
+    #[serde(default)]
+    pub issuer: Option<Url>,
+    /// Only Google Workspace accounts of these domains (`hd` in the ID token) may sign in;
+    /// empty: any account, personal ones too.
+    #[serde(default)]
+    pub allowed_hosted_domains: Vec<String>,
+}
+
+impl KindSettings for GoogleSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if let Some(issuer) = &self.issuer {
+            http_url(key, "issuer", issuer)?;
+        }
+        domain_names(key, "allowed_hosted_domains", &self.allowed_hosted_domains)
+    }
+}
+
 #[derive(Debug)]
 pub struct Google {
     issuer: String,
+    allowed_hosted_domains: Vec<String>,
 }
 
 impl Google {
@@ -31,7 +62,10 @@ impl Google {
             Some(issuer) => issuer.as_str().trim_end_matches('/').to_string(),
             None => ISSUER.to_string(),
         };
-        Google { issuer }
+        Google {
+            issuer,
+            allowed_hosted_domains: settings.allowed_hosted_domains.clone(),
+        }
     }
 }
 
@@ -74,6 +108,18 @@ impl Quirks for Google {
             // The verified claims' `hd`: the ID token's, or Google's own userinfo (same `sub`).
             hosted_domain: hd,
         }
+    }
+
+    /// `hd` is the Workspace domain: the employment domain, and "Google Workspace" mail.
+    fn trait_rules(&self) -> KindRules {
+        KindRules {
+            workspace_hd: true,
+            ..KindRules::default()
+        }
+    }
+
+    fn allowed_hosted_domains(&self) -> &[String] {
+        &self.allowed_hosted_domains
     }
 }
 

@@ -8,15 +8,87 @@
 
 use async_trait::async_trait;
 use openidconnect::Scope;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use url::Url;
 use uuid::Uuid;
 
 use super::graph::{self, GraphProfile};
 use super::quirks::{
     self, Account, ApiCall, Extras, ProviderData, Quirks, RefreshParams, OFFLINE_ACCESS,
 };
-use super::{ProviderError, TENANT_PLACEHOLDER};
-use crate::config::MicrosoftSettings;
+use super::{KindOf, ProviderError, TENANT_PLACEHOLDER};
+use crate::config::{http_url, ConfigError, KindSettings, PointerSource};
+use crate::traits::KindRules;
+
+/// `kind = "microsoft"`.
+pub static KIND: KindOf<MicrosoftSettings> =
+    KindOf::new("microsoft", |s| Box::new(Microsoft::new(s)));
+
+/// `kind = "microsoft"` (Entra ID).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MicrosoftSettings {
+    /// `common`, `organizations`, `consumers`, a tenant id or a domain.
+    pub tenant: String,
+    /// Tenant ids (GUIDs) allowed to sign in; empty: any the `tenant` admits.
+    #[serde(default)]
+    pub allowed_tenants: Vec<Uuid>,
+    /// The login host.
+    #[serde(default = "default_authority")]
+    pub authority: Url,
+    /// Overrides the issuer built from `authority` and `tenant`.
+    #[serde(default)]
+    pub issuer: Option<Url>,
+    /// Call Microsoft Graph for more traits (adds the `User.Read` scope).
+    #[serde(default)]
+    pub graph: bool,
+    /// The Graph API base.
+    #[serde(default = "default_graph_url")]
+    pub graph_url: Url,
+}
+
+impl KindSettings for MicrosoftSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let tenant = self.tenant.as_str();
+        if tenant.is_empty()
+            || !tenant
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
+            return Err(ConfigError::at(
+                format!("{key}.tenant"),
+                "common, organizations, consumers, a tenant id or a domain",
+            ));
+        }
+        http_url(key, "authority", &self.authority)?;
+        http_url(key, "graph_url", &self.graph_url)?;
+        match &self.issuer {
+            Some(issuer) => http_url(key, "issuer", issuer),
+            None => Ok(()),
+        }
+    }
+
+    /// `graph:/me/…`, `graph:/organization/…` and `graph:/groups` with `graph = true`.
+    fn reads(&self, source: PointerSource) -> bool {
+        self.graph
+            && matches!(
+                source,
+                PointerSource::GraphMe
+                    | PointerSource::GraphOrganization
+                    | PointerSource::GraphGroups
+            )
+    }
+}
+
+fn default_authority() -> Url {
+    Url::parse("https://login.microsoftonline.com").expect("static URL")
+}
+
+fn default_graph_url() -> Url {
+    Url::parse("https://graph.microsoft.com/v1.0/").expect("static URL")
+}
 
 /// The tenant of personal Microsoft accounts (MSA).
 pub const CONSUMER_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
@@ -264,6 +336,19 @@ impl Quirks for Microsoft {
             created_at: quirks::time_value(graph.and_then(|g| g.me.get("createdDateTime"))),
             hosted_domain: None,
         }
+    }
+
+    /// `tid`, `xms_edov` and Graph's `verifiedDomains` say whether the mail is Microsoft 365.
+    fn trait_rules(&self) -> KindRules {
+        KindRules {
+            entra: true,
+            ..KindRules::default()
+        }
+    }
+
+    /// A group overage whose groups Graph did not list.
+    fn unresolved_groups(&self, claims: &Map<String, Value>, data: &ProviderData) -> bool {
+        group_overage(claims) && data.graph.as_ref().is_none_or(|g| g.groups.is_none())
     }
 }
 

@@ -5,20 +5,25 @@
 //! trait, one file per kind: [`google`], [`microsoft`], [`okta`] and [`generic`]
 //! (`kind = "oidc"`).
 //!
-//! A new kind touches: its file here implementing `Quirks` (and its tests), its settings struct
-//! and variant in `config/providers.rs` (configuration may not import this module, so the
-//! settings cannot live in the kind's file), a `mod` line and its arm in [`quirks_for`], and
-//! its table in the README (a test holds the README to the schema).
+//! A kind's file holds everything about it: its settings struct (serde and schema derives,
+//! validation: [`KindSettings`]), its [`Quirks`] (issuer resolution, label, scopes, account,
+//! API enrichment, trait rules) and their tests, and a `KIND` static. A new kind is that file,
+//! a `mod` line and its entry in [`KINDS`], and its table in the README (a test holds the
+//! README to the schema). Configuration reads the kinds from [`KINDS`], which the caller hands
+//! to `Settings::load` (configuration does not import this module).
 //!
 //! [`graph`] and [`fetch`] read a provider's own API (Microsoft Graph, the Okta Users API).
 
 pub mod client_auth;
+#[cfg(test)]
+mod config_tests;
 pub mod discovery;
 pub mod fetch;
 pub mod generic;
 pub mod google;
 pub mod graph;
 pub mod keys;
+mod kind;
 pub mod microsoft;
 pub mod oidc;
 pub mod okta;
@@ -28,6 +33,7 @@ pub mod verify;
 
 pub use discovery::{Discovered, ExtraMetadata, Metadata};
 pub use keys::JWKS_REFRESH_MIN_INTERVAL;
+pub use kind::{Kind, KindList, KindOf};
 pub use quirks::{Account, ApiCall, Extras, ProviderData, Quirks, RefreshParams};
 
 use std::collections::BTreeMap;
@@ -39,7 +45,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::{KindSettings, ProviderSettings, Settings};
+use crate::config::{ProviderSettings, Settings};
 
 /// The placeholder in multi-tenant (Microsoft) discovery documents' issuers.
 pub const TENANT_PLACEHOLDER: &str = "{tenantid}";
@@ -219,15 +225,16 @@ impl Provider {
     }
 }
 
-/// What a kind of provider does differently, from its settings: the one place that names
-/// every kind.
+/// Every kind of provider. A new kind is its file, its `mod` line above and its entry here.
+pub static KINDS: KindList =
+    KindList::new(&[&google::KIND, &microsoft::KIND, &okta::KIND, &generic::KIND]);
+
+/// What a kind of provider does differently, from its settings.
 pub fn quirks_for(settings: &ProviderSettings) -> Box<dyn Quirks> {
-    match &settings.kind {
-        KindSettings::Google(google) => Box::new(google::Google::new(google)),
-        KindSettings::Microsoft(ms) => Box::new(microsoft::Microsoft::new(ms)),
-        KindSettings::Okta(okta) => Box::new(okta::Okta::new(okta)),
-        KindSettings::Oidc(oidc) => Box::new(generic::Generic::new(oidc)),
-    }
+    KINDS
+        .iter()
+        .find_map(|kind| kind.quirks(&settings.kind))
+        .expect("a provider's settings are those of a kind in KINDS")
 }
 
 /// The issuer a provider is configured with, as its kind builds it: the URL discovery is read

@@ -7,17 +7,131 @@
 //! Okta gives the account's `created` time and `status` (providers.md §3.3–3.4). A failure
 //! there never fails the sign-in.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use openidconnect::Scope;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use async_trait::async_trait;
-
 use super::fetch::{self, FetchError};
 use super::quirks::{self, Account, ApiCall, Extras, ProviderData, Quirks, OFFLINE_ACCESS};
-use crate::config::{OktaDomain, OktaSettings};
+use super::KindOf;
+use crate::config::{http_url, ConfigError, KindSettings, PointerSource};
+
+/// `kind = "okta"`.
+pub static KIND: KindOf<OktaSettings> = KindOf::new("okta", |s| Box::new(Okta::new(s)));
+
+/// `kind = "okta"`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OktaSettings {
+    /// The org domain, e.g. `acme.okta.com` (a full `https://…` URL is accepted too). Required
+    /// unless `issuer` is set.
+    #[serde(default)]
+    pub domain: Option<OktaDomain>,
+    /// A custom authorization server id, e.g. `default`; none means the org server.
+    #[serde(default)]
+    pub authorization_server: Option<String>,
+    /// Call the Users API (`GET https://{domain}/api/v1/users/me`) for the account's `created`
+    /// time, status and profile (adds the `okta.users.read.self` scope; org server only).
+    #[serde(default)]
+    pub users_api: bool,
+    /// Overrides the issuer built from `domain` and `authorization_server`.
+    #[serde(default)]
+    pub issuer: Option<Url>,
+}
+
+impl KindSettings for OktaSettings {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if let Some(issuer) = &self.issuer {
+            http_url(key, "issuer", issuer)?;
+        } else if self.domain.is_none() {
+            return Err(ConfigError::at(
+                format!("{key}.domain"),
+                "missing: required for kind = \"okta\" (or set issuer)",
+            ));
+        }
+        if self.users_api {
+            if self.domain.is_none() {
+                return Err(ConfigError::at(
+                    format!("{key}.domain"),
+                    "required with users_api = true",
+                ));
+            }
+            if self
+                .authorization_server
+                .as_deref()
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Err(ConfigError::at(
+                    format!("{key}.users_api"),
+                    "needs the org authorization server (remove `authorization_server`): \
+                     custom authorization servers cannot grant okta.users.read.self",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn reads(&self, source: PointerSource) -> bool {
+        source == PointerSource::UsersApi && self.users_api
+    }
+}
+
+/// An Okta org, parsed once: `acme.okta.com` → `https://acme.okta.com`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OktaDomain(Url);
+
+impl OktaDomain {
+    /// The org's base URL, without a trailing slash in its text form.
+    pub fn url(&self) -> &Url {
+        &self.0
+    }
+    /// `https://acme.okta.com` (no trailing slash).
+    pub fn base(&self) -> &str {
+        self.0.as_str().trim_end_matches('/')
+    }
+}
+
+impl TryFrom<String> for OktaDomain {
+    type Error = String;
+    fn try_from(domain: String) -> Result<Self, Self::Error> {
+        let domain = domain.trim();
+        if domain.is_empty() {
+            return Err("must not be empty".into());
+        }
+        let text = if domain.contains("://") {
+            domain.to_string()
+        } else {
+            format!("https://{domain}")
+        };
+        let url = Url::parse(&text).map_err(|e| format!("{domain:?} is not a domain: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!("{domain:?} is not a domain or an http(s) URL"));
+        }
+        Ok(OktaDomain(url))
+    }
+}
+
+impl From<OktaDomain> for String {
+    fn from(domain: OktaDomain) -> String {
+        domain.base().to_string()
+    }
+}
+
+impl JsonSchema for OktaDomain {
+    fn schema_name() -> Cow<'static, str> {
+        "OktaDomain".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "description": "acme.okta.com, or a full URL" })
+    }
+}
 
 /// How the Users API is named in errors.
 const SERVICE: &str = "the Okta Users API";

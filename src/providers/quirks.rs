@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::graph::GraphProfile;
 use super::ProviderError;
+use crate::traits::KindRules;
 
 /// Scopes and authorization parameters a kind adds to an authorization request.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -121,6 +122,23 @@ pub trait Quirks: Send + Sync + std::fmt::Debug {
 
     /// The account key, the email this provider vouches for, and its creation time.
     fn account(&self, claims: &Map<String, Value>, data: &ProviderData) -> Account;
+
+    /// Which of the traits' kind-specific default rules apply to this kind's claims.
+    /// Default: none.
+    fn trait_rules(&self) -> KindRules {
+        KindRules::default()
+    }
+
+    /// The Workspace domains (`hd`) allowed to sign in; empty: any. Default: no such policy.
+    fn allowed_hosted_domains(&self) -> &[String] {
+        &[]
+    }
+
+    /// The claims say the user has groups that neither they nor `data` list (read offline, by
+    /// `identify-bridge traits`). Default: never.
+    fn unresolved_groups(&self, _claims: &Map<String, Value>, _data: &ProviderData) -> bool {
+        false
+    }
 }
 
 /// `sub` as the account key.

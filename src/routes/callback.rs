@@ -17,9 +17,9 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::access_policy::{self, Applicant};
-use crate::config::{ProviderSettings, Settings};
+use crate::config::Settings;
 use crate::error::AppError;
-use crate::providers::Providers;
+use crate::providers::{Provider, Providers};
 use crate::session::{NewSignedIn, PendingLogin, SignedInUser};
 use crate::signin::{self, ClientInfo, SignInFacts};
 use crate::state::AppState;
@@ -133,7 +133,7 @@ async fn complete_sign_in(
         chrono::Utc::now(),
     )
     .await;
-    check_access(&provider.settings, &facts)?;
+    check_access(&provider, &facts)?;
     let client = client.with_login(&pending);
     let spent = spent_state(&pending, settings.session.login_timeout_secs);
     // The signed-in session is written by the sign-in transaction (its record too, when
@@ -181,7 +181,7 @@ async fn complete_sign_in(
 
 /// The provider's access policies, before anything is written: a refused person leaves no
 /// profile, session or outbox row (their pending login's cookie is spent like any other).
-fn check_access(settings: &ProviderSettings, facts: &SignInFacts) -> Result<(), AppError> {
+fn check_access(provider: &Provider, facts: &SignInFacts) -> Result<(), AppError> {
     let who = Applicant {
         verified_email: facts
             .email
@@ -191,7 +191,12 @@ fn check_access(settings: &ProviderSettings, facts: &SignInFacts) -> Result<(), 
         hosted_domain: facts.hosted_domain.as_deref(),
         groups: facts.groups.as_deref(),
     };
-    Ok(access_policy::check(settings, &who)?)
+    let hosted_domains = provider.quirks().allowed_hosted_domains();
+    Ok(access_policy::check(
+        &provider.settings,
+        hosted_domains,
+        &who,
+    )?)
 }
 
 /// The state as the sign-in transaction records it: hashed, kept until the pending login

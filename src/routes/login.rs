@@ -115,7 +115,7 @@ async fn login_page(
         .iter()
         .map(|p| ProviderButton {
             label: crate::providers::label(&p.settings),
-            kind: p.settings.kind().as_str(),
+            kind: p.settings.kind_name(),
             href: format!("/login/{}{}", p.name(), query),
             ready: p.is_ready(),
         })

@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 use super::pointer::lookup;
 use super::sanitize::{self, MAX_TEXT_CHARS, MAX_URL_CHARS};
 use super::{email, MappingInput, MSA_TENANT_ID};
-use crate::config::ProviderKind;
 
 /// One candidate value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +89,6 @@ fn first(candidates: impl IntoIterator<Item = Option<Sourced>>) -> Option<Source
 /// Collects the default raw values for the provider kind.
 pub(super) fn gather(input: &MappingInput) -> Raw {
     let c = input.claims;
-    let microsoft = input.kind == ProviderKind::Microsoft;
     let me = input.api.graph_me;
     let org = input.api.graph_organization;
     let t = |ptr: &str| claim_text(c, ptr, MAX_TEXT_CHARS);
@@ -196,7 +194,7 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
     }
 
     // Country: Graph's usageLocation is a clean ISO code, so it leads for Microsoft.
-    if microsoft {
+    if input.rules.entra {
         raw.countries.extend(
             [g("usageLocation"), t("/ctry"), g("country")]
                 .into_iter()
@@ -248,14 +246,14 @@ pub(super) fn gather(input: &MappingInput) -> Raw {
     }
 
     // Provider signals for the email provider and the employment domain.
-    if input.kind == ProviderKind::Google {
+    if input.rules.workspace_hd {
         if let Some(hd) = t("/hd").filter(|hd| email::registrable_domain(&hd.value).is_some()) {
             raw.google_hd = true;
             let domain = Sourced::given(hd.value.to_ascii_lowercase(), hd.source);
             raw.values.insert("enrichment_employment_domain", domain);
         }
     }
-    if microsoft {
+    if input.rules.entra {
         let tid = c.get("tid").and_then(Value::as_str).map(str::trim);
         raw.microsoft_work =
             tid.is_some_and(|t| !t.is_empty() && !t.eq_ignore_ascii_case(MSA_TENANT_ID));

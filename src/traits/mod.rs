@@ -34,8 +34,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::config::ProviderKind;
-
 pub use mapping::TraitMapping;
 pub use set::TraitSet;
 
@@ -56,10 +54,23 @@ pub struct MappedTraits {
     pub provenance: BTreeMap<String, TraitSource>,
 }
 
+/// Which kind-specific default rules apply (providers.md §5). The provider's kind says
+/// (`Quirks::trait_rules`); the traits never name a kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KindRules {
+    /// The `hd` claim is a Google Workspace domain: the employment domain, and the email
+    /// provider "Google Workspace".
+    pub workspace_hd: bool,
+    /// Microsoft Entra: `tid`, `xms_edov` and Graph's `verifiedDomains` tell a Microsoft 365
+    /// (work or school) address, and Graph's `usageLocation` leads the country.
+    pub entra: bool,
+}
+
 /// Everything [`map_traits`] reads.
 #[derive(Debug, Clone, Copy)]
 pub struct MappingInput<'a> {
-    pub kind: ProviderKind,
+    /// The provider kind's default rules.
+    pub rules: KindRules,
     /// ID-token claims merged with userinfo.
     pub claims: &'a Map<String, Value>,
     /// What the provider's own API returned, when it was read.
@@ -88,7 +99,7 @@ pub struct ApiData<'a> {
 pub const MSA_TENANT_ID: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
 /// Maps a claim set onto the traits. Pure: no I/O, never panics.
-#[tracing::instrument(level = "debug", skip_all, fields(kind = ?input.kind))]
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn map_traits(input: &MappingInput) -> MappedTraits {
     let mut raw = defaults::gather(input);
     mapping::apply_overrides(&mut raw, input);

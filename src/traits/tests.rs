@@ -5,7 +5,24 @@ use chrono::{TimeZone, Utc};
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::config::ProviderKind;
+
+/// The kinds as their files under `providers/` set their rules (`Quirks::trait_rules`).
+#[derive(Debug, Clone, Copy)]
+enum TestKind {
+    Google,
+    Microsoft,
+    Okta,
+    Oidc,
+}
+
+impl TestKind {
+    fn rules(self) -> KindRules {
+        KindRules {
+            workspace_hd: matches!(self, TestKind::Google),
+            entra: matches!(self, TestKind::Microsoft),
+        }
+    }
+}
 
 const ACTIVE: &str = "2026-01-01T00:00:00.123Z";
 
@@ -36,14 +53,14 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 fn run(
-    kind: ProviderKind,
+    kind: TestKind,
     claims: Value,
     graph: Option<&GraphProfile>,
     mapping: &TraitMapping,
 ) -> MappedTraits {
     let claims = obj(claims);
     map_traits(&MappingInput {
-        kind,
+        rules: kind.rules(),
         claims: &claims,
         api: api(graph, None),
         mapping,
@@ -130,10 +147,10 @@ fn realistic_claim_sets_give_the_documented_traits() {
     ] {
         okta_custom[k] = v;
     }
-    let cases: Vec<(&str, ProviderKind, Value, Option<&GraphProfile>, TraitSet)> = vec![
+    let cases: Vec<(&str, TestKind, Value, Option<&GraphProfile>, TraitSet)> = vec![
         (
             "google consumer",
-            ProviderKind::Google,
+            TestKind::Google,
             json!({ "iss": "https://accounts.google.com", "sub": "110248495921238986420",
                 "email": "ana.souza@gmail.com", "email_verified": true, "name": "Ana Souza",
                 "given_name": "Ana", "family_name": "Souza",
@@ -151,7 +168,7 @@ fn realistic_claim_sets_give_the_documented_traits() {
         ),
         (
             "google workspace",
-            ProviderKind::Google,
+            TestKind::Google,
             json!({ "sub": "110248495921238986420", "name": "Ana Souza", "given_name": "Ana",
                 "family_name": "Souza", "picture": "https://lh3.googleusercontent.com/a/ACg8ocKx3=s96-c",
                 "email": "ana.souza@acme.io", "email_verified": true, "hd": "acme.io" }),
@@ -169,7 +186,7 @@ fn realistic_claim_sets_give_the_documented_traits() {
         ),
         (
             "microsoft work account without graph",
-            ProviderKind::Microsoft,
+            TestKind::Microsoft,
             microsoft_work_claims(),
             None,
             TraitSet {
@@ -187,7 +204,7 @@ fn realistic_claim_sets_give_the_documented_traits() {
         ),
         (
             "microsoft work account with graph",
-            ProviderKind::Microsoft,
+            TestKind::Microsoft,
             microsoft_work_claims(),
             Some(&graph),
             TraitSet {
@@ -214,7 +231,7 @@ fn realistic_claim_sets_give_the_documented_traits() {
         ),
         (
             "microsoft personal account",
-            ProviderKind::Microsoft,
+            TestKind::Microsoft,
             json!({ "ver": "2.0", "tid": "9188040d-6c67-4c5b-b112-36a304b66dad",
                 "sub": "AAAAAAAAAAAAAAAAAAAAAPmX3kq9", "oid": "00000000-0000-0000-5e1a-2b3c4d5e6f70",
                 "name": "Sam Lee", "preferred_username": "sam.lee@outlook.com", "email": "sam.lee@outlook.com" }),
@@ -230,14 +247,14 @@ fn realistic_claim_sets_give_the_documented_traits() {
         ),
         (
             "okta org server",
-            ProviderKind::Okta,
+            TestKind::Okta,
             okta_userinfo(),
             None,
             okta_thin_traits(),
         ),
         (
             "okta custom server with profile claims",
-            ProviderKind::Okta,
+            TestKind::Okta,
             okta_custom,
             None,
             TraitSet {
@@ -254,7 +271,7 @@ fn realistic_claim_sets_give_the_documented_traits() {
         ),
         (
             "generic provider with address and phone",
-            ProviderKind::Oidc,
+            TestKind::Oidc,
             json!({ "sub": "248289761001", "name": "Max Mustermann", "email": "max@beispiel-gmbh.de",
                 "address": { "formatted": "Unter den Linden 1, Berlin", "locality": "Berlin",
                              "region": "Berlin", "country": "Germany" },
@@ -304,7 +321,7 @@ fn realistic_claim_sets_give_the_documented_traits() {
 fn provenance_tells_given_from_derived() {
     let graph = contoso_graph();
     let got = run(
-        ProviderKind::Microsoft,
+        TestKind::Microsoft,
         microsoft_work_claims(),
         Some(&graph),
         &TraitMapping::new(),
@@ -341,7 +358,7 @@ fn provenance_tells_given_from_derived() {
     );
 
     let personal = run(
-        ProviderKind::Microsoft,
+        TestKind::Microsoft,
         json!({"tid": MSA_TENANT_ID, "name": "Sam Lee"}),
         None,
         &TraitMapping::new(),
@@ -360,7 +377,7 @@ fn microsoft_email_on_an_unverified_domain_is_a_custom_domain() {
         json!({"displayName": "Contoso", "verifiedDomains": [{"name": "other.com"}]}),
     ));
     let got = run(
-        ProviderKind::Microsoft,
+        TestKind::Microsoft,
         microsoft_work_claims(),
         Some(&graph),
         &TraitMapping::new(),
@@ -377,7 +394,7 @@ fn microsoft_email_on_an_unverified_domain_is_a_custom_domain() {
 
     let mut claims = microsoft_work_claims();
     claims["xms_edov"] = json!(false);
-    let got = run(ProviderKind::Microsoft, claims, None, &TraitMapping::new());
+    let got = run(TestKind::Microsoft, claims, None, &TraitMapping::new());
     assert_eq!(
         got.traits.enrichment_email_provider.as_deref(),
         Some("Custom domain")
@@ -388,7 +405,7 @@ fn microsoft_email_on_an_unverified_domain_is_a_custom_domain() {
 fn bad_claims_are_skipped_or_trimmed() {
     let huge = "A".repeat(50 * 1024);
     let got = run(
-        ProviderKind::Okta,
+        TestKind::Okta,
         json!({ "name": 42, "given_name": ["x"], "family_name": "  <b>Doe</b>\u{7}  ",
             "address": "1 Main St, Springfield", "phone_number": "not a phone",
             "zoneinfo": "Mars/Olympus", "country": "Atlantis", "title": huge,
@@ -434,7 +451,7 @@ fn the_okta_users_api_fills_what_the_org_servers_claims_lack() {
     );
     let user = okta_user_record();
     let got = map_traits(&MappingInput {
-        kind: ProviderKind::Okta,
+        rules: TestKind::Okta.rules(),
         claims: &thin,
         api: api(None, Some(&user)),
         mapping: &TraitMapping::new(),
@@ -464,7 +481,7 @@ fn the_okta_users_api_fills_what_the_org_servers_claims_lack() {
     let got = map_traits(&MappingInput {
         api: api(None, Some(&suspended)),
         ..MappingInput {
-            kind: ProviderKind::Okta,
+            rules: TestKind::Okta.rules(),
             claims: &thin,
             api: ApiData::default(),
             mapping: &TraitMapping::new(),
@@ -484,7 +501,7 @@ fn the_okta_users_api_fills_what_the_org_servers_claims_lack() {
 #[test]
 fn okta_suspended_account_sets_inactive_at() {
     let got = run(
-        ProviderKind::Okta,
+        TestKind::Okta,
         json!({"status": "SUSPENDED", "statusChanged": "2025-12-27T10:13:20.000Z"}),
         None,
         &TraitMapping::new(),
@@ -521,7 +538,7 @@ fn configured_mapping_overrides_defaults_first_non_empty_wins() {
         "phones": ["+44 20 7946 0000", 2079460001_i64, "junk"], "cc": "gb",
         "employee_no": 1234, "gh": "https://github.com/octocat", "tz": "Not/AZone" });
     claims["org"] = json!({"name": "Initech"});
-    let got = run(ProviderKind::Okta, claims, None, &mapping);
+    let got = run(TestKind::Okta, claims, None, &mapping);
     let t = &got.traits;
     assert_eq!(
         t.enrichment_employment_title.as_deref(),
@@ -689,12 +706,12 @@ mod props {
         object(json_value()).prop_map(|v| v.as_object().cloned().unwrap_or_default())
     }
 
-    fn kind() -> impl Strategy<Value = ProviderKind> {
+    fn kind() -> impl Strategy<Value = TestKind> {
         proptest::sample::select(vec![
-            ProviderKind::Google,
-            ProviderKind::Microsoft,
-            ProviderKind::Okta,
-            ProviderKind::Oidc,
+            TestKind::Google,
+            TestKind::Microsoft,
+            TestKind::Okta,
+            TestKind::Oidc,
         ])
     }
 
@@ -783,7 +800,7 @@ mod props {
         ) {
             let graph = GraphProfile { me, organization: org };
             let input = MappingInput {
-                kind, claims: &claims, api: api(with_graph.then_some(&graph), with_graph.then_some(&graph.me)), mapping: &mapping, signed_in_at: at(),
+                rules: kind.rules(), claims: &claims, api: api(with_graph.then_some(&graph), with_graph.then_some(&graph.me)), mapping: &mapping, signed_in_at: at(),
             };
             let out = map_traits(&input);
             assert_valid(&out);
@@ -814,7 +831,7 @@ fn custom_traits_keep_their_type_and_say_where_they_came_from() {
     };
     let claims = json!({"groups": [" staff ", "", "a\u{0}dmins", {"x": 1}], "seats": 12,
                         "beta": true, "org": {"id": "org-42"}, "codes": [1, 2], "roles": []});
-    let got = run(ProviderKind::Microsoft, claims, Some(&graph), &mapping);
+    let got = run(TestKind::Microsoft, claims, Some(&graph), &mapping);
     let custom = &got.traits.custom;
     assert_eq!(custom["groups"], json!(["staff", "admins"]));
     assert_eq!(custom["seats"], json!(12));

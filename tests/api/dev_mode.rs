@@ -31,7 +31,8 @@ async fn an_own_identify_api_section_keeps_the_local_sink_delivering() {
 fn dev_relaxes_the_login_rate_limit_unless_one_is_configured() {
     let data = tempfile::tempdir().unwrap();
     let addr = "127.0.0.1:1".parse().unwrap();
-    let base = Settings::load_with_env(None, Vec::new()).unwrap();
+    let base =
+        Settings::load_with_env(None, Vec::new(), &identify_bridge::providers::KINDS).unwrap();
     let (settings, _) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();
     assert!(
         settings.rate_limit.login_per_minute >= 1000,
@@ -44,6 +45,7 @@ fn dev_relaxes_the_login_rate_limit_unless_one_is_configured() {
             "IDENTIFY_BRIDGE__RATE_LIMIT__LOGIN_PER_MINUTE".into(),
             "5".into(),
         )],
+        &identify_bridge::providers::KINDS,
     )
     .unwrap();
     let (settings, _) = identify_bridge::dev::prepare(base, addr, data.path()).unwrap();

@@ -134,8 +134,12 @@ impl AppBuilder {
         }
         let config_path = data.path().join("bridge.toml");
         std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
-        let settings = Settings::load_with_env(Some(&config_path), Vec::new())
-            .unwrap_or_else(|e| panic!("test configuration is invalid: {e}"));
+        let settings = Settings::load_with_env(
+            Some(&config_path),
+            Vec::new(),
+            &identify_bridge::providers::KINDS,
+        )
+        .unwrap_or_else(|e| panic!("test configuration is invalid: {e}"));
         identify_bridge::telemetry::init(
             settings.log.format,
             &std::env::var("TEST_LOG").unwrap_or_else(|_| "off".into()),

@@ -964,9 +964,10 @@ fn configuration_errors_name_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, format!("[identify_api]\n{section}\n")).unwrap();
-        let error = Settings::load_with_env(Some(&path), Vec::new())
-            .unwrap_err()
-            .to_string();
+        let error =
+            Settings::load_with_env(Some(&path), Vec::new(), &identify_bridge::providers::KINDS)
+                .unwrap_err()
+                .to_string();
         assert!(error.contains(key), "{error:?} does not name {key}");
     }
 }

@@ -115,29 +115,29 @@ async fn custom_traits_reach_every_sink_format_under_its_exclude_and_hash_rules(
 async fn a_sink_rule_naming_no_trait_stops_start_up_with_the_custom_names_listed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.toml");
-    std::fs::write(
-        &path,
+    let load_error = |toml: &str| {
+        std::fs::write(&path, toml).unwrap();
+        identify_bridge::config::Settings::load_with_env(
+            Some(&path),
+            Vec::new(),
+            &identify_bridge::providers::KINDS,
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = load_error(
         "[[providers]]\nname = \"g\"\nkind = \"google\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
          [providers.traits]\ngroups = \"/groups\"\nenrichment_grups = \"/groups\"\n",
-    )
-    .unwrap();
-    let e = identify_bridge::config::Settings::load_with_env(Some(&path), Vec::new())
-        .unwrap_err()
-        .to_string();
+    );
     assert!(
         e.contains("traits.enrichment_grups") && e.contains("without that prefix"),
         "{e}"
     );
-    std::fs::write(
-        &path,
+    let e = load_error(
         "[[providers]]\nname = \"g\"\nkind = \"google\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
          [providers.traits]\ngroups = \"/groups\"\n\
          [[sinks]]\nname = \"s\"\nformat = \"seed\"\nurl = \"http://127.0.0.1:1/\"\nhash_traits = [\"grups\"]\n",
-    )
-    .unwrap();
-    let e = identify_bridge::config::Settings::load_with_env(Some(&path), Vec::new())
-        .unwrap_err()
-        .to_string();
+    );
     assert!(e.contains("hash_traits[0]") && e.contains("groups"), "{e}");
 }
 
