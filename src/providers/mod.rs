@@ -6,11 +6,12 @@
 //! (`kind = "oidc"`).
 //!
 //! A kind's file holds everything about it: its settings struct (serde and schema derives,
-//! validation: [`KindSettings`]), its [`Quirks`] (issuer resolution, label, scopes, account,
-//! API enrichment, trait rules) and their tests, and a `KIND` static. A new kind is that file,
-//! a `mod` line and its entry in [`KINDS`], and its table in the README (a test holds the
-//! README to the schema). Configuration reads the kinds from [`KINDS`], which the caller hands
-//! to `Settings::load` (configuration does not import this module).
+//! validation: [`KindSettings`](crate::config::KindSettings)), its [`Quirks`] (issuer
+//! resolution, label, scopes, account, API enrichment, trait rules) and their tests, and a
+//! `KIND` static ([`KindOf`]). A new kind is that file, a `mod` line and its entry in
+//! [`KINDS`], and its table in the README (a test holds the README to the schema).
+//! Configuration reads the kinds from [`KINDS`], which the caller hands to `Settings::load`
+//! (configuration does not import this module). `config_tests` loads configurations with them.
 //!
 //! [`graph`] and [`fetch`] read a provider's own API (Microsoft Graph, the Okta Users API).
 
