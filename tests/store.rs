@@ -1029,7 +1029,10 @@ fn plan(retention: &[(&str, &str)]) -> Plan {
     let env = retention
         .iter()
         .map(|(k, v)| (format!("IDENTIFY_BRIDGE__RETENTION__{k}"), v.to_string()));
-    Plan::from_settings(&Settings::load_with_env(None, env).expect("valid settings"))
+    Plan::from_settings(
+        &Settings::load_with_env(None, env, &identify_bridge::providers::KINDS)
+            .expect("valid settings"),
+    )
 }
 
 /// Run the plan as if it were `now`.
