@@ -867,7 +867,7 @@ fn a_mapped_activity_time_is_used_only_when_it_is_a_time() {
         ("/day", "2025-03-04T00:00:00.000Z"),
         ("/at", "2025-03-04T03:06:07.000Z"),
     ] {
-        let got = run(ProviderKind::Google, claims.clone(), None, &mapping(ptr));
+        let got = run(TestKind::Google, claims.clone(), None, &mapping(ptr));
         assert_eq!(
             got.traits.enrichment_active_at.as_deref(),
             Some(want),
