@@ -11,8 +11,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
-/// How long to wait for the server's ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the server's ready line: a ceiling (node loads oidc-provider in about
+/// a second on a quiet machine; with a release build beside the suite it once took over 30 s).
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long to wait for another test process's `npm ci`.
 const INSTALL_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -171,7 +172,7 @@ impl TestIdp {
                 panic!(
                     "test IdP did not become ready ({}); exit status: {status:?}\n--- idp stderr ---\n{}",
                     match other {
-                        Err(_) => "timed out after 30 s".to_string(),
+                        Err(_) => format!("timed out after {} s", READY_TIMEOUT.as_secs()),
                         Ok(Ok(None)) => "stdout closed".to_string(),
                         Ok(Err(e)) => format!("stdout read error: {e}"),
                         Ok(Ok(Some(_))) => unreachable!(),
