@@ -40,6 +40,10 @@ pub struct IdentifyApiSettings {
     pub rate_limit_burst: Option<u32>,
     /// Whole request body, in bytes.
     pub max_request_bytes: usize,
+    /// Requests read, checked and recorded at once on this replica; more wait their turn
+    /// (their body not yet read). Bounds the memory bodies take: about this many times
+    /// `max_request_bytes`, a few times over once parsed.
+    pub max_requests_in_flight: usize,
     /// One identify object (compact JSON), in bytes.
     pub max_object_bytes: usize,
     /// Objects in one array request.
@@ -73,6 +77,7 @@ impl Default for IdentifyApiSettings {
             rate_limit_per_minute: 600,
             rate_limit_burst: None,
             max_request_bytes: 512 * 1024,
+            max_requests_in_flight: 64,
             max_object_bytes: 32 * 1024,
             max_batch_items: 100,
             max_user_id_chars: 256,
@@ -163,6 +168,7 @@ impl IdentifyApiSettings {
         }
         for (name, value) in [
             ("max_request_bytes", self.max_request_bytes),
+            ("max_requests_in_flight", self.max_requests_in_flight),
             ("max_object_bytes", self.max_object_bytes),
             ("max_batch_items", self.max_batch_items),
             ("max_user_id_chars", self.max_user_id_chars),

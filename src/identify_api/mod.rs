@@ -51,6 +51,9 @@ struct Inner {
     /// `(caller, Idempotency-Key)` of the requests being processed on this replica: a second
     /// one with the same key meanwhile is refused (409). Bounded by the requests in flight.
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// `max_requests_in_flight` permits: a request holds one from before its body is read
+    /// until it is answered, so bodies in memory stay bounded.
+    bodies: tokio::sync::Semaphore,
 }
 
 /// A claimed `Idempotency-Key`, released when the request ends however it ends.
@@ -90,6 +93,7 @@ impl IdentifyApi {
             limiter,
             writer,
             in_flight: Mutex::default(),
+            bodies: tokio::sync::Semaphore::new(s.max_requests_in_flight),
             settings: s,
         };
         (IdentifyApi(Some(Arc::new(inner))), Some(task))
@@ -154,6 +158,12 @@ impl Inner {
         body::check_content_type(&parts.headers)?;
         let idempotency_key = idempotency_key(&parts.headers)?;
         let _claimed = self.claim(&caller.id, idempotency_key.as_deref())?;
+        // Waits while `max_requests_in_flight` others are being read or recorded.
+        let _turn = self
+            .bodies
+            .acquire()
+            .await
+            .map_err(|_| ApiError::unavailable("the server is shutting down; retry later"))?;
         let bytes = body::read_body(&parts.headers, body, s.max_request_bytes).await?;
         let now = Utc::now();
         match body::parse_payload(&bytes, s)? {

@@ -217,3 +217,48 @@ async fn shutdown_with_a_half_sent_request_finishes_within_the_grace_period() {
     read_until_closed(&mut half_header, SLACK).await;
     read_until_closed(&mut half_body, SLACK).await;
 }
+
+#[tokio::test]
+async fn beyond_max_requests_in_flight_an_identify_call_waits_unread_until_one_is_answered() {
+    let app = AppBuilder::new()
+        .toml(&format!(
+            "[server]\nbody_read_timeout_secs = 30\n[identify_api]\nrequire = [\"key\"]\n\
+             api_key_hashes = [\"{}\"]\nmax_requests_in_flight = 1\n",
+            key_hash(KEY)
+        ))
+        .start()
+        .await;
+    // The first call takes the only turn: its header is in, its body half sent.
+    let body = r#"{"user_id":"first","traits":{"enrichment_city":"Austin"}}"#;
+    let (half, rest) = body.split_at(10);
+    let mut first = connect(&app).await;
+    let head = format!(
+        "POST /api/identify HTTP/1.1\r\nHost: x\r\nKEY: {KEY}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{half}",
+        body.len()
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
+    // The second, complete, waits for a turn.
+    let url = app.url("/api/identify");
+    let second = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .header("KEY", KEY)
+            .json(&serde_json::json!({"user_id": "second"}))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!second.is_finished(), "the second call was not held back");
+    // The first finishes; then the second gets its turn.
+    first.write_all(rest.as_bytes()).await.unwrap();
+    let (answer, _) = read_until_closed(&mut first, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let status = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second call is answered once the first is")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+}
