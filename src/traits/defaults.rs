@@ -287,9 +287,8 @@ fn inactive_at(c: &Map<String, Value>, area: &str) -> Option<Sourced> {
         return None;
     }
     let changed = c.get("statusChanged")?.as_str()?;
-    let t = chrono::DateTime::parse_from_rfc3339(changed.trim()).ok()?;
     Some(Sourced::given(
-        super::format_time(t.with_timezone(&chrono::Utc)),
+        super::trait_time(changed)?,
         format!("{area}:/statusChanged"),
     ))
 }

@@ -364,19 +364,8 @@ fn finish_employment(out: &mut Out, raw: &mut Raw) {
     }
 }
 
-/// `v` as a trait time (RFC 3339 UTC with milliseconds) when it is an RFC 3339 timestamp or a
-/// date (`2026-01-31`, midnight UTC); `None` for anything else.
+/// `v` as a trait time (see [`super::trait_time`]); `None` when it is no date or timestamp.
 fn as_time(mut v: Sourced) -> Option<Sourced> {
-    let text = v.value.trim();
-    let t = chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .ok()
-        .or_else(|| {
-            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|d| d.and_utc())
-        })?;
-    v.value = format_time(t);
+    v.value = super::trait_time(&v.value)?;
     Some(v)
 }

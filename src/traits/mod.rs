@@ -110,3 +110,19 @@ pub fn map_traits(input: &MappingInput) -> MappedTraits {
 pub fn format_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
+
+/// A time given as text, as traits carry it ([`format_time`]): an RFC 3339 timestamp, or a date
+/// (`2026-01-31`, midnight UTC); `None` for anything else.
+fn trait_time(text: &str) -> Option<String> {
+    let text = text.trim();
+    let t = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()?
+                .and_hms_opt(0, 0, 0)
+                .map(|d| d.and_utc())
+        })?;
+    Some(format_time(t))
+}
